@@ -1,0 +1,2 @@
+//! Adapters behind the ports: embedded (SQLite, local queue, memory cache) and distributed
+//! (PostgreSQL, RabbitMQ, Redis).

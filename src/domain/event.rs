@@ -1,0 +1,130 @@
+//! Normalized events: what every provider's webhook becomes, and what travels on the queue.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::phone::PhoneNumber;
+use super::status::Status;
+use super::time::Timestamp;
+
+/// The BSP an event came from (and, later, the one a campaign sends through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Datagen,
+    Meta,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Datagen => "datagen",
+            Provider::Meta => "meta",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s {
+            "datagen" => Some(Provider::Datagen),
+            "meta" => Some(Provider::Meta),
+            _ => None,
+        }
+    }
+}
+
+/// Why a provider reported a failure, as the provider worded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventError {
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A delivery status report for one outbound message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub provider: Provider,
+    pub wamid: String,
+    pub status: Status,
+    /// Our customer's WhatsApp number: it decides which project the event belongs to.
+    pub business_number: PhoneNumber,
+    /// The end user the message went to, when the provider says.
+    pub phone: Option<PhoneNumber>,
+    pub campaign_id: Option<String>,
+    pub occurred_at: Option<Timestamp>,
+    pub error: Option<EventError>,
+    /// The provider's own JSON for this one event, kept verbatim for audit and forwarding.
+    pub raw: Box<RawValue>,
+}
+
+/// A message a WhatsApp user sent to a business number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboundMessage {
+    pub provider: Provider,
+    pub message_id: String,
+    pub business_number: PhoneNumber,
+    pub from: PhoneNumber,
+    pub profile_name: Option<String>,
+    /// The provider's message type: `text`, `image`, `button`, ...
+    pub kind: String,
+    pub text: Option<String>,
+    pub occurred_at: Option<Timestamp>,
+    pub raw: Box<RawValue>,
+}
+
+/// One unit of work for the processor. Externally tagged on purpose: serde's internally tagged
+/// enums buffer their content, which `RawValue` cannot pass through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    Status(StatusEvent),
+    Inbound(InboundMessage),
+}
+
+impl Event {
+    pub fn provider(&self) -> Provider {
+        match self {
+            Event::Status(e) => e.provider,
+            Event::Inbound(m) => m.provider,
+        }
+    }
+
+    pub fn business_number(&self) -> &PhoneNumber {
+        match self {
+            Event::Status(e) => &e.business_number,
+            Event::Inbound(m) => &m.business_number,
+        }
+    }
+
+    /// The natural key the store enforces unique: a status event is the pair (wamid, status),
+    /// an inbound message its id.
+    pub fn dedupe_key(&self) -> String {
+        match self {
+            Event::Status(e) => format!("s:{}:{}", e.wamid, e.status.as_str()),
+            Event::Inbound(m) => format!("i:{}", m.message_id),
+        }
+    }
+
+    pub fn raw(&self) -> &RawValue {
+        match self {
+            Event::Status(e) => &e.raw,
+            Event::Inbound(m) => &m.raw,
+        }
+    }
+
+    /// User messages jump the queue (the seed's priority 5 against 0 for status events): a person
+    /// is waiting on a reply, nobody waits on a `read` receipt.
+    pub fn priority(&self) -> u8 {
+        match self {
+            Event::Status(_) => 0,
+            Event::Inbound(_) => 5,
+        }
+    }
+}
+
+/// Something a provider sent that wagate could not turn into an event. Kept, never dropped.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub provider: Provider,
+    pub reason: &'static str,
+    pub raw: Box<RawValue>,
+}

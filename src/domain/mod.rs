@@ -1,0 +1,12 @@
+//! The pure core: events, statuses, providers' formats, projects. No IO, no async runtime.
+
+pub mod apply;
+pub mod breaker;
+pub mod event;
+pub mod phone;
+pub mod project;
+pub mod providers;
+pub mod signing;
+pub mod status;
+pub mod task;
+pub mod time;

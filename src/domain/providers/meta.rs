@@ -1,0 +1,400 @@
+//! Meta WhatsApp Cloud API webhooks: `entry[].changes[].value` with `statuses[]` and `messages[]`.
+//!
+//! Each status or message becomes one event whose `raw` is a minimal Cloud API envelope holding
+//! only that element (plus its `metadata`, and `contacts` for messages), so whatever consumes the
+//! forwarded event can keep using a Meta parser.
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{Parsed, non_empty, scalar_text, valid_id};
+use crate::domain::event::{Event, EventError, InboundMessage, Provider, StatusEvent};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::status::Status;
+use crate::domain::time::Timestamp;
+
+const PROVIDER: Provider = Provider::Meta;
+
+#[derive(Deserialize)]
+struct Envelope {
+    object: Option<String>,
+    #[serde(default)]
+    entry: Vec<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    changes: Vec<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Change {
+    field: Option<String>,
+    value: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct ChangeValue {
+    metadata: Option<Box<RawValue>>,
+    contacts: Option<Box<RawValue>>,
+    #[serde(default)]
+    statuses: Vec<Box<RawValue>>,
+    #[serde(default)]
+    messages: Vec<Box<RawValue>>,
+    #[serde(default)]
+    errors: Vec<Box<RawValue>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Metadata {
+    display_phone_number: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Contact {
+    wa_id: Option<String>,
+    profile: Profile,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Profile {
+    name: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawStatus {
+    id: Option<String>,
+    status: Option<String>,
+    timestamp: Value,
+    recipient_id: Option<String>,
+    errors: Vec<MetaError>,
+    /// Set by the sender when it sends through Meta; wagate puts the campaign id there.
+    biz_opaque_callback_data: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MetaError {
+    code: Value,
+    title: Option<String>,
+    message: Option<String>,
+    error_data: ErrorData,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ErrorData {
+    details: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawMessage {
+    from: Option<String>,
+    id: Option<String>,
+    timestamp: Value,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<Body>,
+    button: Option<ButtonReply>,
+    interactive: Option<Interactive>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ButtonReply {
+    text: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Interactive {
+    button_reply: Option<Titled>,
+    list_reply: Option<Titled>,
+}
+
+#[derive(Deserialize)]
+struct Titled {
+    title: Option<String>,
+}
+
+/// Parses a Cloud API webhook body.
+pub fn parse(body: &RawValue) -> Parsed {
+    let mut out = Parsed::default();
+    let envelope = match serde_json::from_str::<Envelope>(body.get()) {
+        Ok(e) if e.object.as_deref() == Some("whatsapp_business_account") && !e.entry.is_empty() => e,
+        _ => {
+            out.reject(PROVIDER, "unknown_shape", body);
+            return out;
+        }
+    };
+    for raw_entry in &envelope.entry {
+        let Ok(entry) = serde_json::from_str::<Entry>(raw_entry.get()) else {
+            out.reject(PROVIDER, "unknown_shape", raw_entry);
+            continue;
+        };
+        for raw_change in &entry.changes {
+            parse_change(&entry.id, raw_change, &mut out);
+        }
+    }
+    out
+}
+
+fn parse_change(entry_id: &Value, raw_change: &RawValue, out: &mut Parsed) {
+    let Ok(change) = serde_json::from_str::<Change>(raw_change.get()) else {
+        return out.reject(PROVIDER, "unknown_shape", raw_change);
+    };
+    if change.field.as_deref() != Some("messages") {
+        return out.reject(PROVIDER, "unsupported_field", raw_change);
+    }
+    let Some(value) = change
+        .value
+        .as_ref()
+        .and_then(|v| serde_json::from_str::<ChangeValue>(v.get()).ok())
+    else {
+        return out.reject(PROVIDER, "unknown_shape", raw_change);
+    };
+    let metadata: Metadata = value
+        .metadata
+        .as_ref()
+        .and_then(|m| serde_json::from_str(m.get()).ok())
+        .unwrap_or_default();
+    let business = metadata
+        .display_phone_number
+        .and_then(|n| PhoneNumber::parse(&n).ok());
+    if value.statuses.is_empty() && value.messages.is_empty() {
+        let reason = if value.errors.is_empty() { "unknown_shape" } else { "provider_error" };
+        return out.reject(PROVIDER, reason, raw_change);
+    }
+    let ctx = Context {
+        entry_id,
+        metadata: value.metadata.as_deref(),
+        contacts: value.contacts.as_deref(),
+        business: business.as_ref(),
+    };
+    for raw in &value.statuses {
+        match status_event(&ctx, raw) {
+            Ok(e) => out.events.push(Event::Status(e)),
+            Err(reason) => out.reject(PROVIDER, reason, &ctx.envelope("statuses", raw)),
+        }
+    }
+    for raw in &value.messages {
+        match inbound(&ctx, raw) {
+            Ok(m) => out.events.push(Event::Inbound(m)),
+            Err(reason) => out.reject(PROVIDER, reason, &ctx.envelope("messages", raw)),
+        }
+    }
+}
+
+struct Context<'a> {
+    entry_id: &'a Value,
+    metadata: Option<&'a RawValue>,
+    contacts: Option<&'a RawValue>,
+    business: Option<&'a PhoneNumber>,
+}
+
+impl Context<'_> {
+    /// A Cloud API body carrying just `element` under `key`.
+    fn envelope(&self, key: &str, element: &RawValue) -> Box<RawValue> {
+        let mut s = String::with_capacity(element.get().len() + 256);
+        s.push_str(r#"{"object":"whatsapp_business_account","entry":[{"id":"#);
+        s.push_str(&serde_json::to_string(self.entry_id).unwrap_or_else(|_| "null".into()));
+        s.push_str(r#","changes":[{"field":"messages","value":{"messaging_product":"whatsapp""#);
+        if let Some(m) = self.metadata {
+            s.push_str(r#","metadata":"#);
+            s.push_str(m.get());
+        }
+        if let (Some(c), "messages") = (self.contacts, key) {
+            s.push_str(r#","contacts":"#);
+            s.push_str(c.get());
+        }
+        s.push_str(",\"");
+        s.push_str(key);
+        s.push_str("\":[");
+        s.push_str(element.get());
+        s.push_str("]}}]}]}");
+        RawValue::from_string(s).expect("assembled from valid JSON fragments")
+    }
+
+    fn business(&self) -> Result<PhoneNumber, &'static str> {
+        self.business.cloned().ok_or("missing_business_number")
+    }
+}
+
+fn status_event(ctx: &Context, raw: &RawValue) -> Result<StatusEvent, &'static str> {
+    let s: RawStatus = serde_json::from_str(raw.get()).map_err(|_| "unknown_shape")?;
+    let wamid = valid_id(s.id).ok_or("missing_message_id")?;
+    let status = Status::parse_provider(s.status.as_deref().ok_or("missing_status")?)
+        .ok_or("unknown_status")?;
+    let error = s.errors.into_iter().next().map(|e| EventError {
+        code: scalar_text(&e.code),
+        message: non_empty(e.error_data.details)
+            .or(non_empty(e.message))
+            .or(non_empty(e.title)),
+    });
+    Ok(StatusEvent {
+        provider: PROVIDER,
+        wamid,
+        status,
+        business_number: ctx.business()?,
+        phone: s.recipient_id.and_then(|r| PhoneNumber::parse(&r).ok()),
+        campaign_id: non_empty(s.biz_opaque_callback_data),
+        occurred_at: Timestamp::parse_provider(&s.timestamp),
+        error,
+        raw: ctx.envelope("statuses", raw),
+    })
+}
+
+fn inbound(ctx: &Context, raw: &RawValue) -> Result<InboundMessage, &'static str> {
+    let m: RawMessage = serde_json::from_str(raw.get()).map_err(|_| "unknown_shape")?;
+    let message_id = valid_id(m.id).ok_or("missing_message_id")?;
+    let from_raw = m.from.ok_or("missing_sender")?;
+    let from = PhoneNumber::parse(&from_raw).map_err(|_| "missing_sender")?;
+    let profile_name = ctx
+        .contacts
+        .and_then(|c| serde_json::from_str::<Vec<Contact>>(c.get()).ok())
+        .and_then(|contacts| {
+            contacts
+                .into_iter()
+                .find(|c| c.wa_id.as_deref() == Some(from_raw.as_str()))
+                .and_then(|c| non_empty(c.profile.name))
+        });
+    let text = non_empty(
+        m.text
+            .and_then(|t| t.body)
+            .or(m.button.and_then(|b| b.text))
+            .or(m.interactive.and_then(|i| i.button_reply.or(i.list_reply).and_then(|t| t.title))),
+    );
+    Ok(InboundMessage {
+        provider: PROVIDER,
+        message_id,
+        business_number: ctx.business()?,
+        from,
+        profile_name,
+        kind: non_empty(m.kind).unwrap_or_else(|| "unknown".into()),
+        text,
+        occurred_at: Timestamp::parse_provider(&m.timestamp),
+        raw: ctx.envelope("messages", raw),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::providers::raw_json;
+
+    fn fixture(name: &str) -> Parsed {
+        let path = format!(
+            "{}/src/domain/providers/fixtures/meta/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        parse(&raw_json(&std::fs::read(path).unwrap()).unwrap())
+    }
+
+    fn statuses(p: &Parsed) -> Vec<&StatusEvent> {
+        p.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Status(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sent_status() {
+        let p = fixture("status_sent.json");
+        assert!(p.rejected.is_empty());
+        let s = statuses(&p);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].status, Status::Sent);
+        assert_eq!(s[0].business_number.as_str(), "+15550783881");
+        assert_eq!(s[0].phone.as_ref().unwrap().as_str(), "+16505551234");
+        assert_eq!(s[0].occurred_at, Some(Timestamp::from_millis(1_732_700_300_000)));
+    }
+
+    #[test]
+    fn read_and_failed_in_one_body() {
+        let p = fixture("status_read_and_failed.json");
+        let s = statuses(&p);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].status, Status::Read);
+        assert_eq!(s[1].status, Status::Failed);
+        let err = s[1].error.as_ref().unwrap();
+        assert_eq!(err.code.as_deref(), Some("131026"));
+        assert_eq!(
+            err.message.as_deref(),
+            Some("Receiver is incapable of receiving this message")
+        );
+        // Each event's raw is a Cloud API body holding only that status.
+        let raw: Value = serde_json::from_str(s[1].raw.get()).unwrap();
+        let value = &raw["entry"][0]["changes"][0]["value"];
+        assert_eq!(value["statuses"].as_array().unwrap().len(), 1);
+        assert_eq!(value["statuses"][0]["status"], "failed");
+        assert_eq!(value["metadata"]["phone_number_id"], "106540352242922");
+        assert_eq!(raw["entry"][0]["id"], "102290129340398");
+    }
+
+    #[test]
+    fn inbound_text_with_profile() {
+        let p = fixture("inbound_text.json");
+        let Event::Inbound(m) = &p.events[0] else {
+            panic!("expected inbound")
+        };
+        assert_eq!(m.from.as_str(), "+16505551234");
+        assert_eq!(m.profile_name.as_deref(), Some("Sheena Nelson"));
+        assert_eq!(m.text.as_deref(), Some("Where is my order?"));
+        assert_eq!(m.kind, "text");
+        let raw: Value = serde_json::from_str(m.raw.get()).unwrap();
+        assert_eq!(raw["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"], "16505551234");
+    }
+
+    #[test]
+    fn interactive_reply_text() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+            "messaging_product":"whatsapp","metadata":{"display_phone_number":"+1 555-078-3881","phone_number_id":"1"},
+            "messages":[{"from":"16505551234","id":"wamid.I","timestamp":"1732700400","type":"interactive",
+            "interactive":{"type":"button_reply","button_reply":{"id":"yes","title":"Yes please"}}}]}}]}]}"#;
+        let p = parse(&raw_json(body.as_bytes()).unwrap());
+        let Event::Inbound(m) = &p.events[0] else {
+            panic!("expected inbound")
+        };
+        assert_eq!(m.text.as_deref(), Some("Yes please"));
+        assert_eq!(m.business_number.as_str(), "+15550783881");
+    }
+
+    #[test]
+    fn quarantines_other_fields_and_unknown_statuses() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+            {"field":"message_template_status_update","value":{"event":"APPROVED"}},
+            {"field":"messages","value":{"metadata":{"display_phone_number":"15550783881"},
+              "statuses":[{"id":"wamid.A","status":"deleted","timestamp":"1"},{"id":"wamid.B","status":"delivered","timestamp":"1"}]}},
+            {"field":"messages","value":{"metadata":{"display_phone_number":"15550783881"},"errors":[{"code":131000}]}}
+        ]}]}"#;
+        let p = parse(&raw_json(body.as_bytes()).unwrap());
+        assert_eq!(p.events.len(), 1);
+        let reasons: Vec<_> = p.rejected.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, ["unsupported_field", "unknown_status", "provider_error"]);
+    }
+
+    #[test]
+    fn not_a_meta_body() {
+        for body in [r#"{"object":"page","entry":[]}"#, r#"[]"#, r#"{"entry":"x"}"#] {
+            let p = parse(&raw_json(body.as_bytes()).unwrap());
+            assert!(p.events.is_empty());
+            assert_eq!(p.rejected[0].reason, "unknown_shape", "{body}");
+        }
+    }
+}

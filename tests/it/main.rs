@@ -1,0 +1,7 @@
+//! The one integration-test binary: port conformance suites, HTTP end-to-end tests, crash tests.
+//!
+//! Tests needing PostgreSQL, RabbitMQ or Redis find them through `WAGATE_TEST_*_URL` (defaults:
+//! the local services). When one is unreachable they skip, unless
+//! `WAGATE_TEST_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns the skip into a failure.
+
+mod support;
