@@ -194,8 +194,12 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let explicit = file.map(Path::to_path_buf).or_else(|| env("WAGATE_CONFIG").map(PathBuf::from));
-        let path = explicit.clone().unwrap_or_else(|| PathBuf::from("wagate.toml"));
+        let explicit = file
+            .map(Path::to_path_buf)
+            .or_else(|| env("WAGATE_CONFIG").map(PathBuf::from));
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("wagate.toml"));
         let mut cfg = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str::<Config>(&text).map_err(|e| ConfigError::File {
                 path: path.clone(),
@@ -237,7 +241,9 @@ impl Config {
             })
         };
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
         {
             return invalid("database_url", "must start with sqlite: or postgres://");
         }
@@ -269,7 +275,10 @@ impl Config {
             }
         }
         if self.processor_prefetch == 0 || self.store_pool_size == 0 || self.max_attempts == 0 {
-            return invalid("processor_prefetch/store_pool_size/max_attempts", "must be at least 1");
+            return invalid(
+                "processor_prefetch/store_pool_size/max_attempts",
+                "must be at least 1",
+            );
         }
         if self.admin_token.as_deref().is_some_and(|t| t.len() < 8) {
             return invalid("admin_token", "must be at least 8 characters");
@@ -299,8 +308,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -308,7 +319,10 @@ mod tests {
     fn defaults_are_embedded() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.toml");
-        assert!(Config::load(Some(&missing), env(&[])).is_err(), "a named file must exist");
+        assert!(
+            Config::load(Some(&missing), env(&[])).is_err(),
+            "a named file must exist"
+        );
         let empty = dir.path().join("empty.toml");
         std::fs::write(&empty, "").unwrap();
         let cfg = Config::load(Some(&empty), env(&[])).unwrap();
@@ -324,13 +338,20 @@ mod tests {
         std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nprocessor_batch_size = 50\nredis_url = \"redis://127.0.0.1/\"\n").unwrap();
         let cfg = Config::load(
             Some(&file),
-            env(&[("WAGATE_PROCESSOR_BATCH_SIZE", "75"), ("WAGATE_REDIS_URL", ""), ("WAGATE_ROLES", "ingress,processor")]),
+            env(&[
+                ("WAGATE_PROCESSOR_BATCH_SIZE", "75"),
+                ("WAGATE_REDIS_URL", ""),
+                ("WAGATE_ROLES", "ingress,processor"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.processor_batch_size, 75, "env beats file");
         assert_eq!(cfg.redis_url, None, "empty env unsets");
-        assert_eq!(cfg.roles, [Role::Ingress, Role::Processor].into_iter().collect());
+        assert_eq!(
+            cfg.roles,
+            [Role::Ingress, Role::Processor].into_iter().collect()
+        );
         assert!(cfg.is_embedded_store());
         assert!(cfg.database_url().ends_with("wagate-data/wagate.db"));
     }
@@ -347,9 +368,15 @@ mod tests {
             ("WAGATE_ROLES", "api,cook"),
             ("WAGATE_ADMIN_TOKEN", "short"),
         ] {
-            assert!(Config::load(Some(&file), env(&[(k, v)])).is_err(), "{k}={v}");
+            assert!(
+                Config::load(Some(&file), env(&[(k, v)])).is_err(),
+                "{k}={v}"
+            );
         }
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
-        assert!(Config::load(Some(&file), env(&[])).is_err(), "unknown keys are typos");
+        assert!(
+            Config::load(Some(&file), env(&[])).is_err(),
+            "unknown keys are typos"
+        );
     }
 }

@@ -111,22 +111,82 @@ impl Metrics {
             cache_hit_ratio: Family::default(),
             store_seconds: Family::new_with_constructor(latency_histogram),
         };
-        r.register("ingress_events_accepted", "Events durably enqueued by ingress", m.ingress_accepted.clone());
+        r.register(
+            "ingress_events_accepted",
+            "Events durably enqueued by ingress",
+            m.ingress_accepted.clone(),
+        );
         r.register("ingress_rejected", "Requests or events ingress refused (invalid JSON, bad signature, too large, queue unavailable)", m.ingress_rejected.clone());
-        r.register("quarantined", "Payloads or events kept in quarantine because they could not be interpreted", m.quarantined.clone());
-        r.register("ingress_publish_events", "Events carried by one queue message (ingress micro-batching)", m.ingress_publish_events.clone());
-        r.register("ingress_publish_seconds", "Time to make one micro-batch durable", m.ingress_publish_seconds.clone());
-        r.register("queue_depth", "Messages ready or in flight in a queue", m.queue_depth.clone());
-        r.register("queue_dead_letters", "Messages parked in a queue's dead-letter store", m.queue_dead.clone());
-        r.register("queue_dead_lettered", "Messages moved to a dead-letter store by this process", m.dead_lettered.clone());
-        r.register("processing_lag_seconds", "From ingress receive to the processor's commit", m.processing_lag_seconds.clone());
-        r.register("processor_batch_events", "Events applied in one store transaction", m.processor_batch_events.clone());
-        r.register("processor_applied", "Events the processor applied, new or already known", m.processor_applied.clone());
-        r.register("processor_retries", "Batches the processor retried after a store failure", m.processor_retries.clone());
-        r.register("dedupe_hits", "Duplicate events recognised, by the layer that recognised them", m.dedupe_hits.clone());
-        r.register("cache_lookups", "Cache lookups by cache, layer and hit/miss", m.cache_lookups.clone());
-        r.register("cache_hit_ratio", "Hits over lookups since start, by cache and layer", m.cache_hit_ratio.clone());
-        r.register("store_operation_seconds", "Store call latency by operation", m.store_seconds.clone());
+        r.register(
+            "quarantined",
+            "Payloads or events kept in quarantine because they could not be interpreted",
+            m.quarantined.clone(),
+        );
+        r.register(
+            "ingress_publish_events",
+            "Events carried by one queue message (ingress micro-batching)",
+            m.ingress_publish_events.clone(),
+        );
+        r.register(
+            "ingress_publish_seconds",
+            "Time to make one micro-batch durable",
+            m.ingress_publish_seconds.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Messages ready or in flight in a queue",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "queue_dead_letters",
+            "Messages parked in a queue's dead-letter store",
+            m.queue_dead.clone(),
+        );
+        r.register(
+            "queue_dead_lettered",
+            "Messages moved to a dead-letter store by this process",
+            m.dead_lettered.clone(),
+        );
+        r.register(
+            "processing_lag_seconds",
+            "From ingress receive to the processor's commit",
+            m.processing_lag_seconds.clone(),
+        );
+        r.register(
+            "processor_batch_events",
+            "Events applied in one store transaction",
+            m.processor_batch_events.clone(),
+        );
+        r.register(
+            "processor_applied",
+            "Events the processor applied, new or already known",
+            m.processor_applied.clone(),
+        );
+        r.register(
+            "processor_retries",
+            "Batches the processor retried after a store failure",
+            m.processor_retries.clone(),
+        );
+        r.register(
+            "dedupe_hits",
+            "Duplicate events recognised, by the layer that recognised them",
+            m.dedupe_hits.clone(),
+        );
+        r.register(
+            "cache_lookups",
+            "Cache lookups by cache, layer and hit/miss",
+            m.cache_lookups.clone(),
+        );
+        r.register(
+            "cache_hit_ratio",
+            "Hits over lookups since start, by cache and layer",
+            m.cache_hit_ratio.clone(),
+        );
+        r.register(
+            "store_operation_seconds",
+            "Store call latency by operation",
+            m.store_seconds.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             ..m
@@ -136,7 +196,11 @@ impl Metrics {
     pub fn cache_lookup(&self, cache: &'static str, layer: &'static str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.cache_lookups
-            .get_or_create(&CacheResultLabel { cache, layer, result })
+            .get_or_create(&CacheResultLabel {
+                cache,
+                layer,
+                result,
+            })
             .inc();
     }
 
@@ -146,7 +210,11 @@ impl Metrics {
             for layer in ["memory", "redis"] {
                 let count = |result| {
                     self.cache_lookups
-                        .get(&CacheResultLabel { cache, layer, result })
+                        .get(&CacheResultLabel {
+                            cache,
+                            layer,
+                            result,
+                        })
                         .map(|c| c.get())
                         .unwrap_or(0)
                 };
@@ -172,11 +240,19 @@ mod tests {
     #[test]
     fn renders_names_and_ratios() {
         let m = Metrics::new();
-        m.ingress_accepted.get_or_create(&ProviderLabel { provider: "meta" }).inc_by(3);
+        m.ingress_accepted
+            .get_or_create(&ProviderLabel { provider: "meta" })
+            .inc_by(3);
         m.cache_lookup("project_lookup", "memory", true);
         m.cache_lookup("project_lookup", "memory", false);
         let text = m.render();
-        assert!(text.contains("wagate_ingress_events_accepted_total{provider=\"meta\"} 3"), "{text}");
-        assert!(text.contains("wagate_cache_hit_ratio{cache=\"project_lookup\",layer=\"memory\"} 0.5"), "{text}");
+        assert!(
+            text.contains("wagate_ingress_events_accepted_total{provider=\"meta\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wagate_cache_hit_ratio{cache=\"project_lookup\",layer=\"memory\"} 0.5"),
+            "{text}"
+        );
     }
 }

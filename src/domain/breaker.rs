@@ -92,8 +92,14 @@ mod tests {
         b.failure(t0);
         assert_eq!(b.state(), BreakerState::Open);
         assert!(!b.allow(t0 + Duration::from_secs(29)));
-        assert!(b.allow(t0 + Duration::from_secs(30)), "one probe after cooldown");
-        assert!(!b.allow(t0 + Duration::from_secs(30)), "only one probe at a time");
+        assert!(
+            b.allow(t0 + Duration::from_secs(30)),
+            "one probe after cooldown"
+        );
+        assert!(
+            !b.allow(t0 + Duration::from_secs(30)),
+            "only one probe at a time"
+        );
         b.failure(t0 + Duration::from_secs(31));
         assert_eq!(b.state(), BreakerState::Open);
         assert!(b.allow(t0 + Duration::from_secs(61)));

@@ -58,7 +58,12 @@ mod tests {
     #[test]
     fn spellings_of_one_number_agree() {
         let want = PhoneNumber::parse("+919812345678").unwrap();
-        for s in ["919812345678", "+91 98123 45678", "+91-98123-45678", " (91) 9812345678 "] {
+        for s in [
+            "919812345678",
+            "+91 98123 45678",
+            "+91-98123-45678",
+            " (91) 9812345678 ",
+        ] {
             assert_eq!(PhoneNumber::parse(s).unwrap(), want, "{s}");
         }
         assert_eq!(want.as_str(), "+919812345678");
@@ -66,7 +71,14 @@ mod tests {
 
     #[test]
     fn rejects_non_numbers() {
-        for s in ["", "+", "12345", "+0919812345678", "91981234567x", "1234567890123456"] {
+        for s in [
+            "",
+            "+",
+            "12345",
+            "+0919812345678",
+            "91981234567x",
+            "1234567890123456",
+        ] {
             assert!(PhoneNumber::parse(s).is_err(), "{s}");
         }
     }

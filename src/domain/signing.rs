@@ -51,8 +51,16 @@ mod tests {
         assert!(!verify_meta_signature(b"other", body, Some(&good)));
         assert!(!verify_meta_signature(b"app-secret", b"{}", Some(&good)));
         assert!(!verify_meta_signature(b"app-secret", body, None));
-        assert!(!verify_meta_signature(b"app-secret", body, Some("sha256=zz")));
-        assert!(!verify_meta_signature(b"app-secret", body, Some(&good[7..])));
+        assert!(!verify_meta_signature(
+            b"app-secret",
+            body,
+            Some("sha256=zz")
+        ));
+        assert!(!verify_meta_signature(
+            b"app-secret",
+            body,
+            Some(&good[7..])
+        ));
     }
 
     #[test]

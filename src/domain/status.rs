@@ -17,7 +17,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Sent, Status::Failed, Status::Delivered, Status::Read];
+    pub const ALL: [Status; 4] = [
+        Status::Sent,
+        Status::Failed,
+        Status::Delivered,
+        Status::Read,
+    ];
 
     /// The integer stored in the database; the store merges with `GREATEST`/`MAX` over it.
     pub fn rank(self) -> i16 {

@@ -80,7 +80,10 @@ mod tests {
         let secs = Timestamp::from_millis(1_732_700_300_000);
         assert_eq!(Timestamp::parse_provider(&json!("1732700300")), Some(secs));
         assert_eq!(Timestamp::parse_provider(&json!(1732700300)), Some(secs));
-        assert_eq!(Timestamp::parse_provider(&json!("1732700300000")), Some(secs));
+        assert_eq!(
+            Timestamp::parse_provider(&json!("1732700300000")),
+            Some(secs)
+        );
         assert_eq!(
             Timestamp::parse_provider(&json!("2024-11-27T09:38:20Z")),
             Some(secs)

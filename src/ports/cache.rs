@@ -23,7 +23,8 @@ pub trait Cache: Send + Sync + 'static {
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError>;
 
-    async fn set_many(&self, entries: &[(String, String)], ttl: Duration) -> Result<(), CacheError>;
+    async fn set_many(&self, entries: &[(String, String)], ttl: Duration)
+    -> Result<(), CacheError>;
 
     /// Sets only if absent; `true` when this call set it.
     async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, CacheError>;

@@ -77,8 +77,11 @@ pub trait Queue: Send + Sync + 'static {
 pub trait Consumer: Send {
     /// Waits up to `wait` (forever if `None`) for a first delivery, then returns it with whatever
     /// else is ready, up to `max` in all. An empty result means the wait ran out.
-    async fn receive(&mut self, max: usize, wait: Option<Duration>)
-    -> Result<Vec<Delivery>, QueueError>;
+    async fn receive(
+        &mut self,
+        max: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<Delivery>, QueueError>;
 
     /// Done with these: they will not be delivered again.
     async fn ack(&mut self, ids: &[DeliveryId]) -> Result<(), QueueError>;

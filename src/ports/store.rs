@@ -65,6 +65,8 @@ pub struct MessageQuery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundView {
+    /// Position in the project's inbound stream; the pagination cursor.
+    pub seq: i64,
     pub message_id: String,
     pub provider: String,
     pub business_number: String,
@@ -120,8 +122,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn project_by_key(&self, key: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError>;
 
-    async fn project_by_number(&self, number: &PhoneNumber)
-    -> Result<Option<ProjectId>, StoreError>;
+    async fn project_by_number(
+        &self,
+        number: &PhoneNumber,
+    ) -> Result<Option<ProjectId>, StoreError>;
 
     /// Applies a batch in one transaction: history rows inserted unless present, messages
     /// created or merged (status = max), inbound messages inserted unless present.
@@ -140,11 +144,11 @@ pub trait Store: Send + Sync + 'static {
         query: &MessageQuery,
     ) -> Result<Vec<MessageView>, StoreError>;
 
-    /// Ordered by receive time, then id; `after` is the last `message_id` seen.
+    /// In arrival order; `after` is the last `seq` seen.
     async fn inbound(
         &self,
         project: &ProjectId,
-        after: Option<&str>,
+        after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<InboundView>, StoreError>;
 

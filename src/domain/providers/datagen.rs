@@ -154,12 +154,16 @@ fn status_event(p: Payload, raw: &RawValue) -> Result<StatusEvent, &'static str>
 
 fn inbound(p: Payload, raw: &RawValue) -> Result<InboundMessage, &'static str> {
     let m = p.event_content.message;
-    let message_id = valid_id(m.id).or(valid_id(p.events.mid)).ok_or("missing_message_id")?;
+    let message_id = valid_id(m.id)
+        .or(valid_id(p.events.mid))
+        .ok_or("missing_message_id")?;
     // For user messages the roles swap: the business is the recipient.
     let business_number = phone(p.recipient.to)
         .or_else(|| phone(m.to))
         .ok_or("missing_business_number")?;
-    let from = phone(m.from).or_else(|| phone(p.sender.from)).ok_or("missing_sender")?;
+    let from = phone(m.from)
+        .or_else(|| phone(p.sender.from))
+        .ok_or("missing_sender")?;
     Ok(InboundMessage {
         provider: PROVIDER,
         message_id,
@@ -234,7 +238,10 @@ mod tests {
                 message: Some("Message undeliverable".into())
             })
         );
-        assert_eq!(e.occurred_at, Some(Timestamp::from_millis(1_732_700_100_000)));
+        assert_eq!(
+            e.occurred_at,
+            Some(Timestamp::from_millis(1_732_700_100_000))
+        );
     }
 
     #[test]
@@ -265,7 +272,9 @@ mod tests {
         let body = r#"{"events":{"eventType":"delivery events","mid":"wamid.X","timestamp":1732700000},
             "notificationAttributes":{"status":"DELIVERED"},"sender":{"from":"+91 98123 45678"},
             "recipient":{"to":"919876543210","extra":{"nested":true}},"unknownTopLevel":[1,2]}"#;
-        let e = only_status(parse(&crate::domain::providers::raw_json(body.as_bytes()).unwrap()));
+        let e = only_status(parse(
+            &crate::domain::providers::raw_json(body.as_bytes()).unwrap(),
+        ));
         assert_eq!(e.status, Status::Delivered);
         assert_eq!(e.business_number.as_str(), "+919812345678");
         assert!(e.campaign_id.is_none());
@@ -300,7 +309,11 @@ mod tests {
             assert_eq!(p.rejected.len(), 1, "{body}");
             assert_eq!(p.rejected[0].reason, reason, "{body}");
             let element = if body == "[1]" { "1" } else { body };
-            assert_eq!(p.rejected[0].raw.get(), element, "each element is kept verbatim");
+            assert_eq!(
+                p.rejected[0].raw.get(),
+                element,
+                "each element is kept verbatim"
+            );
         }
     }
 

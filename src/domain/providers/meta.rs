@@ -134,7 +134,11 @@ struct Titled {
 pub fn parse(body: &RawValue) -> Parsed {
     let mut out = Parsed::default();
     let envelope = match serde_json::from_str::<Envelope>(body.get()) {
-        Ok(e) if e.object.as_deref() == Some("whatsapp_business_account") && !e.entry.is_empty() => e,
+        Ok(e)
+            if e.object.as_deref() == Some("whatsapp_business_account") && !e.entry.is_empty() =>
+        {
+            e
+        }
         _ => {
             out.reject(PROVIDER, "unknown_shape", body);
             return out;
@@ -175,7 +179,11 @@ fn parse_change(entry_id: &Value, raw_change: &RawValue, out: &mut Parsed) {
         .display_phone_number
         .and_then(|n| PhoneNumber::parse(&n).ok());
     if value.statuses.is_empty() && value.messages.is_empty() {
-        let reason = if value.errors.is_empty() { "unknown_shape" } else { "provider_error" };
+        let reason = if value.errors.is_empty() {
+            "unknown_shape"
+        } else {
+            "provider_error"
+        };
         return out.reject(PROVIDER, reason, raw_change);
     }
     let ctx = Context {
@@ -275,7 +283,9 @@ fn inbound(ctx: &Context, raw: &RawValue) -> Result<InboundMessage, &'static str
         m.text
             .and_then(|t| t.body)
             .or(m.button.and_then(|b| b.text))
-            .or(m.interactive.and_then(|i| i.button_reply.or(i.list_reply).and_then(|t| t.title))),
+            .or(m
+                .interactive
+                .and_then(|i| i.button_reply.or(i.list_reply).and_then(|t| t.title))),
     );
     Ok(InboundMessage {
         provider: PROVIDER,
@@ -322,7 +332,10 @@ mod tests {
         assert_eq!(s[0].status, Status::Sent);
         assert_eq!(s[0].business_number.as_str(), "+15550783881");
         assert_eq!(s[0].phone.as_ref().unwrap().as_str(), "+16505551234");
-        assert_eq!(s[0].occurred_at, Some(Timestamp::from_millis(1_732_700_300_000)));
+        assert_eq!(
+            s[0].occurred_at,
+            Some(Timestamp::from_millis(1_732_700_300_000))
+        );
     }
 
     #[test]
@@ -358,7 +371,10 @@ mod tests {
         assert_eq!(m.text.as_deref(), Some("Where is my order?"));
         assert_eq!(m.kind, "text");
         let raw: Value = serde_json::from_str(m.raw.get()).unwrap();
-        assert_eq!(raw["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"], "16505551234");
+        assert_eq!(
+            raw["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"],
+            "16505551234"
+        );
     }
 
     #[test]
@@ -386,12 +402,19 @@ mod tests {
         let p = parse(&raw_json(body.as_bytes()).unwrap());
         assert_eq!(p.events.len(), 1);
         let reasons: Vec<_> = p.rejected.iter().map(|r| r.reason).collect();
-        assert_eq!(reasons, ["unsupported_field", "unknown_status", "provider_error"]);
+        assert_eq!(
+            reasons,
+            ["unsupported_field", "unknown_status", "provider_error"]
+        );
     }
 
     #[test]
     fn not_a_meta_body() {
-        for body in [r#"{"object":"page","entry":[]}"#, r#"[]"#, r#"{"entry":"x"}"#] {
+        for body in [
+            r#"{"object":"page","entry":[]}"#,
+            r#"[]"#,
+            r#"{"entry":"x"}"#,
+        ] {
             let p = parse(&raw_json(body.as_bytes()).unwrap());
             assert!(p.events.is_empty());
             assert_eq!(p.rejected[0].reason, "unknown_shape", "{body}");

@@ -16,9 +16,13 @@ fn required() -> bool {
 /// Skips (returns `None`) or fails, as `WAGATE_TEST_REQUIRE_SERVICES` says.
 fn unavailable(service: &str, url: &str, err: impl std::fmt::Display) -> Option<String> {
     if required() {
-        panic!("{service} at {url} is required (WAGATE_TEST_REQUIRE_SERVICES=1) but unreachable: {err}");
+        panic!(
+            "{service} at {url} is required (WAGATE_TEST_REQUIRE_SERVICES=1) but unreachable: {err}"
+        );
     }
-    eprintln!("SKIPPED: {service} at {url} unreachable ({err}); set WAGATE_TEST_REQUIRE_SERVICES=1 to fail instead");
+    eprintln!(
+        "SKIPPED: {service} at {url} unreachable ({err}); set WAGATE_TEST_REQUIRE_SERVICES=1 to fail instead"
+    );
     None
 }
 
@@ -29,7 +33,10 @@ fn env_or(key: &str, default: &str) -> String {
 /// A URL to a new, empty PostgreSQL database of this test's own.
 pub async fn postgres_url() -> Option<String> {
     use sqlx::Connection;
-    let admin = env_or("WAGATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
+    let admin = env_or(
+        "WAGATE_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    );
     let connect = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin));
     let mut conn = match connect.await {
         Ok(Ok(c)) => c,
@@ -48,7 +55,10 @@ pub async fn postgres_url() -> Option<String> {
 /// The RabbitMQ URL, if the broker answers. Tests isolate themselves with a unique
 /// `amqp_prefix` and an `x-expires` on their queues.
 pub async fn amqp_url() -> Option<String> {
-    let url = env_or("WAGATE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
+    let url = env_or(
+        "WAGATE_TEST_AMQP_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+    );
     match tokio::time::timeout(
         Duration::from_secs(5),
         lapin::Connection::connect(&url, lapin::ConnectionProperties::default()),
@@ -78,3 +88,4 @@ pub async fn redis_url() -> Option<String> {
         Err(e) => unavailable("Redis", &url, e),
     }
 }
+pub mod events;

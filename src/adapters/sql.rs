@@ -1,0 +1,253 @@
+//! What both SQL stores share: error classification, migrations, row-to-view assembly.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::domain::event::EventError;
+use crate::domain::project::ProjectId;
+use crate::domain::status::Status;
+use crate::domain::time::Timestamp;
+use crate::ports::StoreError;
+use crate::ports::store::{HistoryView, InboundView, MessageView, ProjectStats, QuarantineView};
+
+/// Sorts a database error into "try again later" and "this data will never go in". The split
+/// decides whether the processor retries a batch or bisects it to find a poison event.
+pub fn classify(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.message().to_owned());
+            }
+            let code = db.code().unwrap_or_default();
+            let transient = match code.as_ref() {
+                // SQLite: BUSY, LOCKED, IOERR, FULL, and their extended codes.
+                c if c
+                    .parse::<u32>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13)) =>
+                {
+                    true
+                }
+                // PostgreSQL classes: connection, transaction rollback (deadlock, serialization),
+                // insufficient resources, operator intervention, system error.
+                c => ["08", "40", "53", "57", "58"]
+                    .iter()
+                    .any(|class| c.starts_with(class)),
+            };
+            if transient {
+                StoreError::Unavailable(db.message().to_owned())
+            } else {
+                StoreError::Rejected(format!("{} ({code})", db.message()))
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Rejected(e.to_string()),
+    }
+}
+
+/// Builds a migrator from SQL files compiled into the binary, so `wagate migrate` needs no
+/// files on disk.
+pub fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = files
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Decodes columns the same way from SQLite and PostgreSQL rows.
+pub trait Columns: Row + Sized {
+    fn col<'r, T>(&'r self, column: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: Decode<'r, Self::Database> + Type<Self::Database>;
+}
+
+impl<R> Columns for R
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+{
+    fn col<'r, T>(&'r self, column: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: Decode<'r, Self::Database> + Type<Self::Database>,
+    {
+        self.try_get(column)
+    }
+}
+
+pub fn message_row<R: Columns>(r: &R) -> Result<MessageRow, sqlx::Error>
+where
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(MessageRow {
+        wamid: r.col("wamid")?,
+        project_id: r.col("project_id")?,
+        provider: r.col("provider")?,
+        status_rank: r.col("status_rank")?,
+        business_number: r.col("business_number")?,
+        phone: r.col("phone")?,
+        campaign_id: r.col("campaign_id")?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
+    })
+}
+
+pub fn history_row<R: Columns>(r: &R) -> Result<HistoryRow, sqlx::Error>
+where
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(HistoryRow {
+        wamid: r.col("wamid")?,
+        status_rank: r.col("status_rank")?,
+        occurred_at: r.col("occurred_at")?,
+        received_at: r.col("received_at")?,
+        error_code: r.col("error_code")?,
+        error_message: r.col("error_message")?,
+    })
+}
+
+pub fn inbound_row<R: Columns>(r: &R) -> Result<InboundView, sqlx::Error>
+where
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(InboundView {
+        seq: r.col("seq")?,
+        message_id: r.col("message_id")?,
+        provider: r.col("provider")?,
+        business_number: r.col("business_number")?,
+        from: r.col("from_phone")?,
+        profile_name: r.col("profile_name")?,
+        kind: r.col("kind")?,
+        text: r.col("body")?,
+        occurred_at: r
+            .col::<Option<i64>>("occurred_at")?
+            .map(Timestamp::from_millis),
+        received_at: Timestamp::from_millis(r.col("received_at")?),
+    })
+}
+
+pub fn quarantine_row<R: Columns>(r: &R) -> Result<QuarantineView, sqlx::Error>
+where
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(QuarantineView {
+        id: r.col("id")?,
+        provider: r.col("provider")?,
+        reason: r.col("reason")?,
+        body: r.col("body")?,
+        received_at: Timestamp::from_millis(r.col("received_at")?),
+    })
+}
+
+/// Per-status message counts, as `(rank, count)` rows, into the port's shape.
+pub fn stats(by_status: Vec<(i32, i64)>, history: i64, inbound: i64) -> ProjectStats {
+    ProjectStats {
+        messages_by_status: by_status
+            .into_iter()
+            .filter_map(|(r, n)| Some((rank(r)?, n as u64)))
+            .collect(),
+        history_events: history as u64,
+        inbound_messages: inbound as u64,
+    }
+}
+
+/// A `messages` row before its history is attached.
+pub struct MessageRow {
+    pub wamid: String,
+    pub project_id: String,
+    pub provider: Option<String>,
+    pub status_rank: i32,
+    pub business_number: Option<String>,
+    pub phone: Option<String>,
+    pub campaign_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A `message_events` row as the API shows it.
+pub struct HistoryRow {
+    pub wamid: String,
+    pub status_rank: i32,
+    pub occurred_at: Option<i64>,
+    pub received_at: i64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// Joins messages with their history (rows for any of the messages, in any order), sorting each
+/// history oldest first by provider time, then receive time, then status.
+pub fn assemble(messages: Vec<MessageRow>, history: Vec<HistoryRow>) -> Vec<MessageView> {
+    let mut by_wamid: std::collections::HashMap<String, Vec<HistoryRow>> = Default::default();
+    for h in history {
+        by_wamid.entry(h.wamid.clone()).or_default().push(h);
+    }
+    messages
+        .into_iter()
+        .map(|m| {
+            let mut rows = by_wamid.remove(&m.wamid).unwrap_or_default();
+            rows.sort_by_key(|h| {
+                (
+                    h.occurred_at.unwrap_or(h.received_at),
+                    h.received_at,
+                    h.status_rank,
+                )
+            });
+            MessageView {
+                events: rows
+                    .into_iter()
+                    .filter_map(|h| {
+                        Some(HistoryView {
+                            status: rank(h.status_rank)?,
+                            occurred_at: h.occurred_at.map(Timestamp::from_millis),
+                            received_at: Timestamp::from_millis(h.received_at),
+                            error: (h.error_code.is_some() || h.error_message.is_some()).then_some(
+                                EventError {
+                                    code: h.error_code,
+                                    message: h.error_message,
+                                },
+                            ),
+                        })
+                    })
+                    .collect(),
+                status: rank(m.status_rank).unwrap_or(Status::Sent),
+                wamid: m.wamid,
+                project_id: ProjectId::from_trusted(m.project_id),
+                phone: m.phone,
+                business_number: m.business_number,
+                campaign_id: m.campaign_id,
+                provider: m.provider,
+                created_at: Timestamp::from_millis(m.created_at),
+                updated_at: Timestamp::from_millis(m.updated_at),
+            }
+        })
+        .collect()
+}
+
+fn rank(r: i32) -> Option<Status> {
+    Status::from_rank(i16::try_from(r).ok()?)
+}

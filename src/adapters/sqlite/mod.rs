@@ -1,0 +1,78 @@
+//! The embedded backend: one SQLite file (WAL mode) holding the store and the local queue.
+
+mod queue;
+mod store;
+
+pub use queue::LocalQueue;
+pub use store::SqliteStore;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::sql::{classify, migrator};
+use crate::ports::StoreError;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// Two pools on one file: writes go through a single connection, so writers in this process
+/// queue in memory instead of spinning on SQLite's lock; reads use several connections, which
+/// WAL lets run beside the writer.
+#[derive(Clone)]
+pub struct SqliteDb {
+    pub(crate) write: SqlitePool,
+    pub(crate) read: SqlitePool,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`), and migrates it.
+    pub async fn open(url: &str, synchronous_full: bool) -> Result<SqliteDb, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad sqlite url {url}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536");
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .map_err(classify)?;
+        migrator(MIGRATIONS)
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(classify)?;
+        Ok(SqliteDb { write, read })
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}

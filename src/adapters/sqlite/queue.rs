@@ -1,0 +1,291 @@
+//! The durable local queue: jobs are rows in the SQLite file, claimed with a visibility timeout.
+//!
+//! A receive claims rows by pushing their `visible_at` into the future; ack deletes them. A
+//! consumer that dies leaves its rows to reappear when the timeout passes, with `attempt`
+//! counting each claim, so a job that keeps killing its consumer is parked after
+//! `max_attempts` instead of looping forever.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use tokio::sync::Notify;
+
+use super::SqliteDb;
+use crate::domain::time::Timestamp;
+use crate::ports::{Consumer, Delivery, DeliveryId, Outgoing, Queue, QueueError};
+
+/// How often an idle consumer looks for jobs whose delay ran out or that another process
+/// published (in-process publishes wake it at once).
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(Clone)]
+pub struct LocalQueue {
+    db: SqliteDb,
+    visibility: Duration,
+    max_attempts: u32,
+    wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+}
+
+fn unavailable(e: sqlx::Error) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    Timestamp::now().millis()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl LocalQueue {
+    pub fn new(db: SqliteDb, visibility: Duration, max_attempts: u32) -> LocalQueue {
+        LocalQueue {
+            db,
+            visibility,
+            max_attempts,
+            wakers: Arc::default(),
+        }
+    }
+
+    /// Moves a job to the dead-letter table, in one transaction.
+    async fn park(&self, id: DeliveryId, reason: &str) -> Result<(), QueueError> {
+        let mut tx = self
+            .db
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO queue_dead (queue, priority, payload, attempt, reason, failed_at) \
+             SELECT queue, priority, payload, attempt, ?, ? FROM queue_jobs WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id.0 as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        sqlx::query("DELETE FROM queue_jobs WHERE id = ?")
+            .bind(id.0 as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    fn waker(&self, queue: &str) -> Arc<Notify> {
+        let mut map = self.wakers.lock().expect("waker map lock");
+        map.entry(queue.to_owned()).or_default().clone()
+    }
+}
+
+#[async_trait]
+impl Queue for LocalQueue {
+    fn backend(&self) -> &'static str {
+        "local"
+    }
+
+    async fn publish(&self, queue: &str, messages: &[Outgoing]) -> Result<(), QueueError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO queue_jobs (queue, priority, payload, visible_at, attempt, enqueued_at) ",
+        );
+        q.push_values(messages, |mut b, m| {
+            b.push_bind(queue)
+                .push_bind(i64::from(m.priority))
+                .push_bind(m.payload.as_slice())
+                .push_bind(now + millis(m.delay))
+                .push_bind(0i64)
+                .push_bind(now);
+        });
+        q.build()
+            .execute(&self.db.write)
+            .await
+            .map_err(unavailable)?;
+        self.waker(queue).notify_waiters();
+        Ok(())
+    }
+
+    async fn consumer(&self, queue: &str, _prefetch: u16) -> Result<Box<dyn Consumer>, QueueError> {
+        Ok(Box::new(LocalConsumer {
+            queue: self.clone(),
+            name: queue.to_owned(),
+            waker: self.waker(queue),
+        }))
+    }
+
+    async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_jobs WHERE queue = ?")
+            .bind(queue)
+            .fetch_one(&self.db.read)
+            .await
+            .map_err(unavailable)?;
+        Ok(n as u64)
+    }
+
+    async fn dead_count(&self, queue: &str) -> Result<u64, QueueError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_dead WHERE queue = ?")
+            .bind(queue)
+            .fetch_one(&self.db.read)
+            .await
+            .map_err(unavailable)?;
+        Ok(n as u64)
+    }
+
+    async fn redrive(&self, queue: &str, limit: u64) -> Result<u64, QueueError> {
+        let mut tx = self
+            .db
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM queue_dead WHERE queue = ? ORDER BY id LIMIT ?")
+                .bind(queue)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        let now = now_ms();
+        for id in &ids {
+            sqlx::query(
+                "INSERT INTO queue_jobs (queue, priority, payload, visible_at, attempt, enqueued_at) \
+                 SELECT queue, priority, payload, ?, 0, ? FROM queue_dead WHERE id = ?",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            sqlx::query("DELETE FROM queue_dead WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        self.waker(queue).notify_waiters();
+        Ok(ids.len() as u64)
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.db.read)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+struct LocalConsumer {
+    queue: LocalQueue,
+    name: String,
+    waker: Arc<Notify>,
+}
+
+impl LocalConsumer {
+    /// Claims up to `max` visible jobs, highest priority first, and parks any that have been
+    /// claimed too often.
+    async fn claim(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE queue_jobs SET visible_at = ?, attempt = attempt + 1 WHERE id IN \
+             (SELECT id FROM queue_jobs WHERE queue = ? AND visible_at <= ? \
+              ORDER BY priority DESC, id LIMIT ?) \
+             RETURNING id, priority, payload, attempt",
+        )
+        .bind(now + millis(self.queue.visibility))
+        .bind(&self.name)
+        .bind(now)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.queue.db.write)
+        .await
+        .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let d = Delivery {
+                id: DeliveryId(r.try_get::<i64, _>("id").map_err(unavailable)? as u64),
+                priority: r.try_get::<i64, _>("priority").map_err(unavailable)? as u8,
+                payload: Bytes::from(r.try_get::<Vec<u8>, _>("payload").map_err(unavailable)?),
+                attempt: r.try_get::<i64, _>("attempt").map_err(unavailable)? as u32,
+            };
+            if d.attempt > self.queue.max_attempts {
+                self.queue
+                    .park(d.id, "delivered too many times without an ack")
+                    .await?;
+            } else {
+                out.push(d);
+            }
+        }
+        out.sort_by_key(|d| (std::cmp::Reverse(d.priority), d.id));
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Consumer for LocalConsumer {
+    async fn receive(
+        &mut self,
+        max: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        loop {
+            // Register for wake-ups before looking, so a publish between the look and the wait
+            // is not missed.
+            let notified = self.waker.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = self.claim(max).await?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+            let now = tokio::time::Instant::now();
+            let nap = match deadline {
+                Some(d) if d <= now => return Ok(Vec::new()),
+                Some(d) => (d - now).min(POLL),
+                None => POLL,
+            };
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+    }
+
+    async fn ack(&mut self, ids: &[DeliveryId]) -> Result<(), QueueError> {
+        for chunk in ids.chunks(1000) {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM queue_jobs WHERE id IN (");
+            let mut sep = q.separated(",");
+            for id in chunk {
+                sep.push_bind(id.0 as i64);
+            }
+            q.push(")");
+            q.build()
+                .execute(&self.queue.db.write)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn retry(&mut self, d: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        sqlx::query("UPDATE queue_jobs SET visible_at = ? WHERE id = ?")
+            .bind(now_ms() + millis(delay))
+            .bind(d.id.0 as i64)
+            .execute(&self.queue.db.write)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn dead_letter(&mut self, d: &Delivery, reason: &str) -> Result<(), QueueError> {
+        self.queue.park(d.id, reason).await
+    }
+}
