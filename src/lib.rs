@@ -23,6 +23,6 @@ pub mod domain;
 //pub mod http;
 pub mod metrics;
 pub mod ports;
-//pub mod services;
+pub mod services;
 //pub mod telemetry;
 //pub mod workers;

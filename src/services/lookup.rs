@@ -1,0 +1,95 @@
+//! Which project a business number or an API key belongs to: memory → Redis → store, with
+//! negative caching (the seed's ProjectLookupCache).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::Tiers;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::project::{ApiKeyHash, ProjectId};
+use crate::ports::{Store, StoreError};
+
+/// Cached "no such project", so a stream of webhooks for an unregistered number does not
+/// become a stream of store queries. Short-lived so a project created later is found soon.
+const ABSENT: &str = "";
+
+pub struct ProjectLookup {
+    store: std::sync::Arc<dyn Store>,
+    tiers: Tiers,
+    negative_ttl: Duration,
+}
+
+fn number_key(n: &PhoneNumber) -> String {
+    format!("num:{n}")
+}
+
+fn api_key_key(h: &ApiKeyHash) -> String {
+    format!("key:{}", h.as_str())
+}
+
+impl ProjectLookup {
+    pub fn new(store: std::sync::Arc<dyn Store>, tiers: Tiers, negative_ttl: Duration) -> ProjectLookup {
+        ProjectLookup {
+            store,
+            tiers,
+            negative_ttl,
+        }
+    }
+
+    /// Resolves many numbers at once: one round trip per cache layer, then the store for what
+    /// no layer knew.
+    pub async fn by_numbers(
+        &self,
+        numbers: &[&PhoneNumber],
+    ) -> Result<HashMap<PhoneNumber, Option<ProjectId>>, StoreError> {
+        let keys: Vec<String> = numbers.iter().map(|n| number_key(n)).collect();
+        let cached = self.tiers.get_many("project_lookup", &keys).await;
+        let mut out = HashMap::with_capacity(numbers.len());
+        let (mut found, mut absent) = (Vec::new(), Vec::new());
+        for ((n, key), hit) in numbers.iter().zip(keys).zip(cached) {
+            let project = match hit {
+                Some(v) if v == ABSENT => None,
+                Some(v) => Some(ProjectId::from_trusted(v)),
+                None => {
+                    let p = self.store.project_by_number(n).await?;
+                    match &p {
+                        Some(id) => found.push((key, id.to_string())),
+                        None => absent.push((key, ABSENT.to_owned())),
+                    }
+                    p
+                }
+            };
+            out.insert((*n).clone(), project);
+        }
+        self.tiers.set_many(&found, None).await;
+        self.tiers.set_many(&absent, Some(self.negative_ttl)).await;
+        Ok(out)
+    }
+
+    pub async fn by_key(&self, hash: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
+        let key = api_key_key(hash);
+        let cached = self.tiers.get_many("api_key", std::slice::from_ref(&key)).await;
+        match cached.into_iter().next().flatten() {
+            Some(v) if v == ABSENT => Ok(None),
+            Some(v) => Ok(Some(ProjectId::from_trusted(v))),
+            None => {
+                let p = self.store.project_by_key(hash).await?;
+                let (value, ttl) = match &p {
+                    Some(id) => (id.to_string(), None),
+                    None => (ABSENT.to_owned(), Some(self.negative_ttl)),
+                };
+                self.tiers.set_many(&[(key, value)], ttl).await;
+                Ok(p)
+            }
+        }
+    }
+
+    /// Drops cached answers for these numbers and this key (a project was just created: a
+    /// cached "absent" must not hide it).
+    pub async fn forget(&self, numbers: &[PhoneNumber], key: &ApiKeyHash) {
+        for n in numbers {
+            self.tiers.delete(&number_key(n)).await;
+        }
+        self.tiers.delete(&api_key_key(key)).await;
+    }
+}
