@@ -1,2 +1,6 @@
 //! Adapters behind the ports: embedded (SQLite, local queue, memory cache) and distributed
 //! (PostgreSQL, RabbitMQ, Redis).
+
+pub mod guarded_cache;
+pub mod memory_cache;
+pub mod redis_cache;
