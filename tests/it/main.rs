@@ -4,4 +4,6 @@
 //! the local services). When one is unreachable they skip, unless
 //! `WAGATE_TEST_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns the skip into a failure.
 
+mod cache_conformance;
+mod cache_recovery;
 mod support;
