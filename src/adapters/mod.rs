@@ -1,6 +1,9 @@
 //! Adapters behind the ports: embedded (SQLite, local queue, memory cache) and distributed
 //! (PostgreSQL, RabbitMQ, Redis).
 
+pub mod guarded_cache;
+pub mod memory_cache;
 pub mod postgres;
+pub mod redis_cache;
 pub mod sql;
 pub mod sqlite;
