@@ -24,7 +24,11 @@ fn cache_key(natural: &str) -> String {
 impl Dedupe {
     pub fn new(tiers: Tiers, ttl: Duration) -> Dedupe {
         let metrics = tiers.metrics.clone();
-        Dedupe { tiers, ttl, metrics }
+        Dedupe {
+            tiers,
+            ttl,
+            metrics,
+        }
     }
 
     /// For each natural key, whether it was applied before.

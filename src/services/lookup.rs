@@ -28,7 +28,11 @@ fn api_key_key(h: &ApiKeyHash) -> String {
 }
 
 impl ProjectLookup {
-    pub fn new(store: std::sync::Arc<dyn Store>, tiers: Tiers, negative_ttl: Duration) -> ProjectLookup {
+    pub fn new(
+        store: std::sync::Arc<dyn Store>,
+        tiers: Tiers,
+        negative_ttl: Duration,
+    ) -> ProjectLookup {
         ProjectLookup {
             store,
             tiers,
@@ -68,7 +72,10 @@ impl ProjectLookup {
 
     pub async fn by_key(&self, hash: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
         let key = api_key_key(hash);
-        let cached = self.tiers.get_many("api_key", std::slice::from_ref(&key)).await;
+        let cached = self
+            .tiers
+            .get_many("api_key", std::slice::from_ref(&key))
+            .await;
         match cached.into_iter().next().flatten() {
             Some(v) if v == ABSENT => Ok(None),
             Some(v) => Ok(Some(ProjectId::from_trusted(v))),

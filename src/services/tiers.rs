@@ -30,7 +30,9 @@ impl Tiers {
         for f in &found {
             self.metrics.cache_lookup(cache, "memory", f.is_some());
         }
-        let Some(shared) = &self.shared else { return found };
+        let Some(shared) = &self.shared else {
+            return found;
+        };
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
         if missing.is_empty() {
             return found;
