@@ -1,0 +1,97 @@
+//! Request extractors with JSON errors: bodies, query strings, and the two kinds of auth.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::project::{ApiKeyHash, ProjectId};
+use crate::domain::signing::constant_time_eq;
+
+/// The raw body, or 413/400 as JSON.
+pub struct Body(pub Bytes);
+
+pub fn body_error(r: BytesRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the size limit")
+    } else {
+        ApiError::bad_request("bad_request", r.body_text())
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state).await.map(Body).map_err(body_error)
+    }
+}
+
+/// A JSON body of type `T`: 400 `invalid_json` if it is not JSON, 422 `invalid_request` if it
+/// is JSON of the wrong shape. Any content type is accepted.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Body(bytes) = Body::from_request(req, state).await?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            if e.is_data() {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
+            } else {
+                ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+            }
+        })
+    }
+}
+
+/// A query string of type `T`, or 400 `invalid_query`.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The project whose API key authenticated the request.
+pub struct ProjectAuth(pub ProjectId);
+
+impl FromRequestParts<AppState> for ProjectAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key>`"))?;
+        match state.lookup.by_key(&ApiKeyHash::of(token)).await? {
+            Some(project) => Ok(ProjectAuth(project)),
+            None => Err(ApiError::unauthorized("unknown API key")),
+        }
+    }
+}
+
+/// The request carries the admin token.
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <admin token>`"))?;
+        if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::unauthorized("wrong admin token"))
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! BSP webhooks in: parse, quarantine what cannot be read, make the rest durable, then 200.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Body, QueryParams};
+use crate::domain::event::Provider;
+use crate::domain::providers::{self, Parsed};
+use crate::domain::signing::{constant_time_eq, verify_meta_signature};
+use crate::domain::time::Timestamp;
+use crate::metrics::{ProviderLabel, ReasonLabel};
+use crate::ports::store::Quarantined;
+
+/// `POST /datagen-webhook` and `POST /v1/ingest/datagen`.
+pub async fn datagen(State(s): State<AppState>, body: Result<Body, ApiError>) -> Result<Json<Value>, ApiError> {
+    let body = rejected(&s, Provider::Datagen, body)?;
+    let raw = parse_json(&s, Provider::Datagen, &body.0)?;
+    ingest(&s, Provider::Datagen, providers::datagen::parse(&raw)).await
+}
+
+/// `POST /v1/ingest/meta`, signature-checked when an app secret is configured.
+pub async fn meta(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Body, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let body = rejected(&s, Provider::Meta, body)?;
+    if let Some(secret) = &s.meta_app_secret {
+        let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+        if !verify_meta_signature(secret.as_bytes(), &body.0, signature) {
+            count_rejected(&s, Provider::Meta, "bad_signature");
+            return Err(ApiError::unauthorized("missing or wrong X-Hub-Signature-256"));
+        }
+    }
+    let raw = parse_json(&s, Provider::Meta, &body.0)?;
+    ingest(&s, Provider::Meta, providers::meta::parse(&raw)).await
+}
+
+#[derive(Deserialize)]
+pub struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// `GET /v1/ingest/meta`: Meta's subscription check; echo the challenge if the token matches.
+pub async fn meta_handshake(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<Handshake>,
+) -> Result<Response, ApiError> {
+    let Some(expected) = &s.meta_verify_token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "verification_disabled",
+            "set WAGATE_META_VERIFY_TOKEN to enable Meta's webhook verification",
+        ));
+    };
+    let token_ok = q
+        .verify_token
+        .as_deref()
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()));
+    match (q.mode.as_deref(), token_ok, q.challenge) {
+        (Some("subscribe"), true, Some(challenge)) => Ok((StatusCode::OK, challenge).into_response()),
+        _ => Err(ApiError::new(StatusCode::FORBIDDEN, "verification_failed", "hub.mode, hub.verify_token or hub.challenge is wrong")),
+    }
+}
+
+pub async fn unknown_provider(Path(provider): Path<String>) -> ApiError {
+    ApiError::not_found(format!("unknown provider `{provider}` (known: datagen, meta)"))
+}
+
+fn rejected(s: &AppState, provider: Provider, body: Result<Body, ApiError>) -> Result<Body, ApiError> {
+    body.inspect_err(|e| {
+        let reason = if e.status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
+        count_rejected(s, provider, reason);
+    })
+}
+
+fn parse_json(s: &AppState, provider: Provider, body: &[u8]) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+    providers::raw_json(body).map_err(|e| {
+        count_rejected(s, provider, "invalid_json");
+        ApiError::bad_request("invalid_json", e.to_string())
+    })
+}
+
+fn count_rejected(s: &AppState, provider: Provider, reason: &'static str) {
+    s.metrics
+        .ingress_rejected
+        .get_or_create(&ReasonLabel { provider: provider.as_str(), reason })
+        .inc();
+}
+
+/// Quarantines the unreadable parts and enqueues the events; answers only when both are durable.
+async fn ingest(s: &AppState, provider: Provider, parsed: Parsed) -> Result<Json<Value>, ApiError> {
+    let publisher = s.publisher.as_ref().ok_or_else(|| ApiError::unavailable("ingress_disabled", "this process does not run the ingress role"))?;
+    let received_at = Timestamp::now();
+    let accepted = parsed.events.len();
+    let quarantined: Vec<Quarantined> = parsed
+        .rejected
+        .iter()
+        .map(|r| Quarantined {
+            provider: r.provider.as_str().to_owned(),
+            reason: r.reason.to_owned(),
+            body: r.raw.get().to_owned(),
+            dedupe_key: None,
+            received_at,
+        })
+        .collect();
+    let (queued, kept) = tokio::join!(
+        publisher.submit(parsed.events, received_at),
+        s.store.quarantine(&quarantined)
+    );
+    if let Err(e) = queued {
+        count_rejected(s, provider, "queue_unavailable");
+        return Err(e.into());
+    }
+    kept?;
+    let p = provider.as_str();
+    if accepted > 0 {
+        s.metrics.ingress_accepted.get_or_create(&ProviderLabel { provider: p }).inc_by(accepted as u64);
+    }
+    for r in &parsed.rejected {
+        s.metrics.quarantined.get_or_create(&ReasonLabel { provider: p, reason: r.reason }).inc();
+    }
+    Ok(Json(json!({"accepted": accepted, "quarantined": quarantined.len()})))
+}

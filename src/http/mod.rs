@@ -1,0 +1,69 @@
+//! The HTTP surface: ops probes on every process, then ingress and API routes by role.
+
+mod admin;
+mod error;
+mod extract;
+mod ingress;
+mod messages;
+mod ops;
+mod projects;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::config::Role;
+use crate::metrics::Metrics;
+use crate::ports::{Cache, Queue, Store};
+use crate::services::ProjectLookup;
+use crate::workers::publisher::Publisher;
+
+/// What handlers share. Cloned per request, so everything inside is cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub shared_cache: Option<Arc<dyn Cache>>,
+    pub lookup: Arc<ProjectLookup>,
+    /// Present when this process runs the ingress role.
+    pub publisher: Option<Publisher>,
+    pub metrics: Metrics,
+    pub admin_token: Arc<str>,
+    pub meta_app_secret: Option<Arc<str>>,
+    pub meta_verify_token: Option<Arc<str>>,
+}
+
+pub fn router(state: AppState, roles: &BTreeSet<Role>, body_limit: usize) -> Router {
+    let mut app = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    if roles.contains(&Role::Ingress) {
+        app = app
+            .route("/datagen-webhook", post(ingress::datagen))
+            .route("/v1/ingest/datagen", post(ingress::datagen))
+            .route("/v1/ingest/meta", post(ingress::meta).get(ingress::meta_handshake))
+            .route("/v1/ingest/{provider}", post(ingress::unknown_provider));
+    }
+    if roles.contains(&Role::Api) {
+        app = app
+            .route("/v1/projects", post(projects::create))
+            .route("/v1/project", get(projects::me))
+            .route("/v1/messages", get(messages::list))
+            .route("/v1/messages/{wamid}", get(messages::one))
+            .route("/v1/stats", get(messages::stats))
+            .route("/v1/inbound", get(messages::inbound))
+            .route("/v1/admin/quarantine", get(admin::quarantine))
+            .route("/v1/admin/queues/{queue}", get(admin::queue))
+            .route("/v1/admin/queues/{queue}/redrive", post(admin::redrive));
+    }
+    app.fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,81 @@
+//! `/healthz`, `/readyz`, `/metrics`, and the JSON 404/405.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The process is up and serving HTTP.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn probe<E: std::fmt::Display>(f: impl std::future::Future<Output = Result<(), E>>) -> Result<(), String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, f).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+    }
+}
+
+/// 200 when the store and the queue answer; 503 naming the one that does not. Redis is
+/// reported but never makes the process unready: without it wagate reads through to the store.
+pub async fn readyz(State(s): State<AppState>) -> Response {
+    let (store, queue) = tokio::join!(probe(s.store.ping()), probe(s.queue.ping()));
+    let cache = match &s.shared_cache {
+        Some(c) => Some((c.layer(), probe(c.ping()).await)),
+        None => None,
+    };
+    let check = |backend: &str, r: &Result<(), String>| match r {
+        Ok(()) => json!({"backend": backend, "status": "ok"}),
+        Err(e) => json!({"backend": backend, "status": "down", "error": e}),
+    };
+    let mut checks = json!({
+        "store": check(s.store.backend(), &store),
+        "queue": check(s.queue.backend(), &queue),
+    });
+    checks["cache"] = match &cache {
+        None => json!({"backend": "memory", "status": "ok"}),
+        Some((name, Ok(()))) => json!({"backend": name, "status": "ok"}),
+        Some((name, Err(e))) => json!({"backend": name, "status": "degraded", "error": e}),
+    };
+    let down: Vec<String> = [("store", s.store.backend(), &store), ("queue", s.queue.backend(), &queue)]
+        .into_iter()
+        .filter(|(_, _, r)| r.is_err())
+        .map(|(role, backend, _)| format!("{role} ({backend})"))
+        .collect();
+    if down.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "ready", "checks": checks}))).into_response()
+    } else {
+        let body = json!({
+            "status": "unavailable",
+            "error": {"code": "backend_unavailable", "message": format!("unreachable: {}", down.join(", "))},
+            "checks": checks,
+        });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+}
