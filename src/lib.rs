@@ -17,7 +17,7 @@
 
 pub mod adapters;
 //pub mod app;
-//pub mod bench;
+pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod http;
