@@ -16,7 +16,7 @@
 //! - [`bench`]: the `wagate bench` load tool.
 
 pub mod adapters;
-//pub mod app;
+pub mod app;
 pub mod bench;
 pub mod config;
 pub mod domain;
@@ -24,5 +24,5 @@ pub mod http;
 pub mod metrics;
 pub mod ports;
 pub mod services;
-//pub mod telemetry;
+pub mod telemetry;
 pub mod workers;

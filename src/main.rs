@@ -1,1 +1,83 @@
-fn main() {}
+//! The `wagate` binary: `serve`, `migrate` and `bench`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use wagate::app::App;
+use wagate::config::{Config, parse_roles};
+
+#[derive(Parser)]
+#[command(name = "wagate", version, about = "WhatsApp Business messaging gateway")]
+struct Cli {
+    /// Configuration file (default: ./wagate.toml if present; also WAGATE_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: every role, or those given with --roles.
+    Serve {
+        /// Address to listen on (overrides WAGATE_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Comma-separated subset of api,ingress,processor (overrides WAGATE_ROLES).
+        #[arg(long)]
+        roles: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load tools that measure and verify a running server.
+    Bench(wagate::bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Bench(args) => wagate::bench::run(args).await,
+            Command::Migrate => {
+                let config = load(cli.config.as_deref())?;
+                wagate::telemetry::init(&config.log_format);
+                let (store, _) = wagate::adapters::build::store(&config).await.context("migrating")?;
+                tracing::info!(store = store.backend(), "migrations applied");
+                Ok(())
+            }
+            Command::Serve { listen, roles } => {
+                let mut config = load(cli.config.as_deref())?;
+                if let Some(listen) = listen {
+                    config.listen = listen;
+                }
+                if let Some(roles) = roles {
+                    config.roles = parse_roles(&roles)?;
+                }
+                wagate::telemetry::init(&config.log_format);
+                let app = App::build(config).await?;
+                let shutdown = CancellationToken::new();
+                tokio::spawn(on_signal(shutdown.clone()));
+                app.run(shutdown).await
+            }
+        }
+    })
+}
+
+fn load(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(file, |k| std::env::var(k).ok())?)
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (Ctrl-C) starts a graceful shutdown.
+async fn on_signal(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -7,3 +7,7 @@ pub mod postgres;
 pub mod redis_cache;
 pub mod sql;
 pub mod sqlite;
+pub mod build;
+pub mod instrumented;
+
+pub use build::{Backends, build};

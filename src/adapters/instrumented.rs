@@ -1,0 +1,77 @@
+//! A `Store` decorator that times every call into `wagate_store_operation_seconds{op}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use crate::domain::apply::Plan;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::project::{ApiKeyHash, NewProject, Project, ProjectId};
+use crate::domain::time::Timestamp;
+use crate::metrics::{Metrics, OpLabel};
+use crate::ports::store::{
+    Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineView, Quarantined,
+};
+use crate::ports::{Store, StoreError};
+
+pub struct Instrumented {
+    inner: Arc<dyn Store>,
+    metrics: Metrics,
+}
+
+impl Instrumented {
+    pub fn wrap(inner: Arc<dyn Store>, metrics: Metrics) -> Arc<dyn Store> {
+        Arc::new(Instrumented { inner, metrics })
+    }
+
+    async fn timed<T>(&self, op: &'static str, f: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = f.await;
+        self.metrics
+            .store_seconds
+            .get_or_create(&OpLabel { op })
+            .observe(started.elapsed().as_secs_f64());
+        out
+    }
+}
+
+#[async_trait]
+impl Store for Instrumented {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.inner.ping()).await
+    }
+    async fn create_project(&self, p: &NewProject, k: &ApiKeyHash, now: Timestamp) -> Result<Project, StoreError> {
+        self.timed("create_project", self.inner.create_project(p, k, now)).await
+    }
+    async fn project_by_key(&self, k: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
+        self.timed("project_by_key", self.inner.project_by_key(k)).await
+    }
+    async fn project_by_number(&self, n: &PhoneNumber) -> Result<Option<ProjectId>, StoreError> {
+        self.timed("project_by_number", self.inner.project_by_number(n)).await
+    }
+    async fn apply(&self, plan: &Plan<'_>) -> Result<Applied, StoreError> {
+        self.timed("apply", self.inner.apply(plan)).await
+    }
+    async fn message(&self, p: &ProjectId, wamid: &str) -> Result<Option<MessageView>, StoreError> {
+        self.timed("message", self.inner.message(p, wamid)).await
+    }
+    async fn messages(&self, p: &ProjectId, q: &MessageQuery) -> Result<Vec<MessageView>, StoreError> {
+        self.timed("messages", self.inner.messages(p, q)).await
+    }
+    async fn inbound(&self, p: &ProjectId, after: Option<i64>, limit: u32) -> Result<Vec<InboundView>, StoreError> {
+        self.timed("inbound", self.inner.inbound(p, after, limit)).await
+    }
+    async fn stats(&self, p: &ProjectId) -> Result<ProjectStats, StoreError> {
+        self.timed("stats", self.inner.stats(p)).await
+    }
+    async fn quarantine(&self, items: &[Quarantined]) -> Result<(), StoreError> {
+        self.timed("quarantine", self.inner.quarantine(items)).await
+    }
+    async fn quarantined(&self, before: Option<i64>, limit: u32) -> Result<Vec<QuarantineView>, StoreError> {
+        self.timed("quarantined", self.inner.quarantined(before, limit)).await
+    }
+}

@@ -1,0 +1,167 @@
+//! Builds the adapters and the roles the config asks for, serves HTTP, and drains on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::adapters::{Backends, build};
+use crate::config::{Config, Role};
+use crate::domain::task::queues;
+use crate::http::{self, AppState};
+use crate::metrics::{Metrics, QueueLabel};
+use crate::services::{Dedupe, ProjectLookup, Tiers};
+use crate::workers::processor::{Processor, ProcessorConfig};
+use crate::workers::publisher::{Publisher, PublisherConfig};
+
+/// A built, not yet running, wagate process.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    processor: Option<Arc<Processor>>,
+    backends: Backends,
+    metrics: Metrics,
+    tracker: TaskTracker,
+    stop_workers: CancellationToken,
+    drain_timeout: Duration,
+}
+
+impl App {
+    /// Connects the backends (migrating the store), binds the listener and wires the roles.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let metrics = Metrics::new();
+        let backends = build(&config, &metrics).await.context("connecting backends")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let tiers = Tiers {
+            memory: backends.memory.clone(),
+            shared: backends.shared.clone(),
+            memory_ttl: Duration::from_secs(config.cache_memory_ttl_secs),
+            shared_ttl: Duration::from_secs(config.cache_redis_ttl_secs),
+            metrics: metrics.clone(),
+        };
+        let lookup = Arc::new(ProjectLookup::new(
+            backends.store.clone(),
+            tiers.clone(),
+            Duration::from_secs(config.cache_negative_ttl_secs),
+        ));
+        let tracker = TaskTracker::new();
+        let stop_workers = CancellationToken::new();
+        let publisher = config.roles.contains(&Role::Ingress).then(|| {
+            Publisher::spawn(
+                backends.queue.clone(),
+                PublisherConfig {
+                    max_events: config.ingress_batch_max,
+                    inflight: config.ingress_inflight,
+                    timeout: Config::ms(config.ingress_publish_timeout_ms),
+                },
+                metrics.clone(),
+                &tracker,
+            )
+        });
+        let processor = config.roles.contains(&Role::Processor).then(|| {
+            Arc::new(Processor {
+                store: backends.store.clone(),
+                queue: backends.queue.clone(),
+                lookup: lookup.clone(),
+                dedupe: Arc::new(Dedupe::new(tiers.clone(), Duration::from_secs(config.dedupe_ttl_secs))),
+                metrics: metrics.clone(),
+                config: ProcessorConfig {
+                    batch_size: config.processor_batch_size,
+                    flush: Config::ms(config.processor_flush_ms),
+                    concurrency: config.processor_concurrency,
+                    prefetch: config.processor_prefetch,
+                },
+                shutdown: stop_workers.clone(),
+            })
+        });
+        let admin_token = config.admin_token.clone().unwrap_or_else(|| {
+            let token = crate::domain::project::ApiKey::generate().as_str().replacen("wgk_", "wga_", 1);
+            tracing::warn!(%token, "WAGATE_ADMIN_TOKEN is not set; generated an admin token for this process");
+            token
+        });
+        let state = AppState {
+            store: backends.store.clone(),
+            queue: backends.queue.clone(),
+            shared_cache: backends.shared.clone(),
+            lookup,
+            publisher,
+            metrics: metrics.clone(),
+            admin_token: admin_token.into(),
+            meta_app_secret: config.meta_app_secret.as_deref().map(Into::into),
+            meta_verify_token: config.meta_verify_token.as_deref().map(Into::into),
+        };
+        let router = http::router(state, &config.roles, config.body_limit_bytes);
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            roles = ?config.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            store = backends.store.backend(),
+            queue = backends.queue.backend(),
+            cache = if backends.shared.is_some() { "memory+redis" } else { "memory" },
+            "wagate ready"
+        );
+        Ok(App {
+            listener,
+            router,
+            processor,
+            backends,
+            metrics,
+            tracker,
+            stop_workers,
+            drain_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` fires, then: stops accepting, finishes in-flight requests (each
+    /// either durably enqueued or refused), lets the processor finish its batch, closes pools.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if let Some(p) = &self.processor {
+            p.clone().spawn(&self.tracker);
+        }
+        self.tracker.spawn(refresh_queue_gauges(
+            self.backends.queue.clone(),
+            self.metrics.clone(),
+            self.stop_workers.clone(),
+        ));
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let served = serve.await;
+        tracing::info!("HTTP stopped; draining workers");
+        // The publisher stops when the router (holding its last handle) is gone; the
+        // processor when told to.
+        self.stop_workers.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(self.drain_timeout, self.tracker.wait()).await.is_err() {
+            tracing::warn!(timeout = ?self.drain_timeout, "workers did not drain in time; unacked work will be redelivered");
+        }
+        self.backends.close().await;
+        tracing::info!("stopped");
+        served.context("HTTP server")
+    }
+}
+
+/// Keeps the queue-depth gauges current for `/metrics`.
+async fn refresh_queue_gauges(queue: Arc<dyn crate::ports::Queue>, metrics: Metrics, stop: CancellationToken) {
+    let label = QueueLabel { queue: queues::EVENTS };
+    loop {
+        if let Ok(n) = queue.depth(queues::EVENTS).await {
+            metrics.queue_depth.get_or_create(&label).set(n as i64);
+        }
+        if let Ok(n) = queue.dead_count(queues::EVENTS).await {
+            metrics.queue_dead.get_or_create(&label).set(n as i64);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
