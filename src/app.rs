@@ -34,22 +34,22 @@ impl App {
     /// Connects the backends (migrating the store), binds the listener and wires the roles.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let metrics = Metrics::new();
-        let backends = build(&config, &metrics).await.context("connecting backends")?;
+        let backends = build(&config, &metrics)
+            .await
+            .context("connecting backends")?;
+        App::build_with(config, backends, metrics).await
+    }
+
+    /// Builds on backends made elsewhere (tests use this to put a failing adapter in).
+    pub async fn build_with(
+        config: Config,
+        backends: Backends,
+        metrics: Metrics,
+    ) -> anyhow::Result<App> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let tiers = Tiers {
-            memory: backends.memory.clone(),
-            shared: backends.shared.clone(),
-            memory_ttl: Duration::from_secs(config.cache_memory_ttl_secs),
-            shared_ttl: Duration::from_secs(config.cache_redis_ttl_secs),
-            metrics: metrics.clone(),
-        };
-        let lookup = Arc::new(ProjectLookup::new(
-            backends.store.clone(),
-            tiers.clone(),
-            Duration::from_secs(config.cache_negative_ttl_secs),
-        ));
+        let (_, lookup) = services(&config, &backends, &metrics);
         let tracker = TaskTracker::new();
         let stop_workers = CancellationToken::new();
         let publisher = config.roles.contains(&Role::Ingress).then(|| {
@@ -65,20 +65,12 @@ impl App {
             )
         });
         let processor = config.roles.contains(&Role::Processor).then(|| {
-            Arc::new(Processor {
-                store: backends.store.clone(),
-                queue: backends.queue.clone(),
-                lookup: lookup.clone(),
-                dedupe: Arc::new(Dedupe::new(tiers.clone(), Duration::from_secs(config.dedupe_ttl_secs))),
-                metrics: metrics.clone(),
-                config: ProcessorConfig {
-                    batch_size: config.processor_batch_size,
-                    flush: Config::ms(config.processor_flush_ms),
-                    concurrency: config.processor_concurrency,
-                    prefetch: config.processor_prefetch,
-                },
-                shutdown: stop_workers.clone(),
-            })
+            Arc::new(processor(
+                &config,
+                &backends,
+                &metrics,
+                stop_workers.clone(),
+            ))
         });
         let admin_token = config.admin_token.clone().unwrap_or_else(|| {
             let token = crate::domain::project::ApiKey::generate().as_str().replacen("wgk_", "wga_", 1);
@@ -118,7 +110,9 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` fires, then: stops accepting, finishes in-flight requests (each
@@ -140,7 +134,10 @@ impl App {
         // processor when told to.
         self.stop_workers.cancel();
         self.tracker.close();
-        if tokio::time::timeout(self.drain_timeout, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(self.drain_timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(timeout = ?self.drain_timeout, "workers did not drain in time; unacked work will be redelivered");
         }
         self.backends.close().await;
@@ -149,9 +146,63 @@ impl App {
     }
 }
 
+/// The cache tiers and the project lookup every role shares.
+fn services(
+    config: &Config,
+    backends: &Backends,
+    metrics: &Metrics,
+) -> (Tiers, Arc<ProjectLookup>) {
+    let tiers = Tiers {
+        memory: backends.memory.clone(),
+        shared: backends.shared.clone(),
+        memory_ttl: Duration::from_secs(config.cache_memory_ttl_secs),
+        shared_ttl: Duration::from_secs(config.cache_redis_ttl_secs),
+        metrics: metrics.clone(),
+    };
+    let lookup = Arc::new(ProjectLookup::new(
+        backends.store.clone(),
+        tiers.clone(),
+        Duration::from_secs(config.cache_negative_ttl_secs),
+    ));
+    (tiers, lookup)
+}
+
+/// A processor on these backends; `App` spawns its loops, tests drive it with `step`.
+pub fn processor(
+    config: &Config,
+    backends: &Backends,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> Processor {
+    let (tiers, lookup) = services(config, backends, metrics);
+    Processor {
+        store: backends.store.clone(),
+        queue: backends.queue.clone(),
+        lookup,
+        dedupe: Arc::new(Dedupe::new(
+            tiers,
+            Duration::from_secs(config.dedupe_ttl_secs),
+        )),
+        metrics: metrics.clone(),
+        config: ProcessorConfig {
+            batch_size: config.processor_batch_size,
+            flush: Config::ms(config.processor_flush_ms),
+            concurrency: config.processor_concurrency,
+            prefetch: config.processor_prefetch,
+        },
+        shutdown,
+    }
+}
+
 /// Keeps the queue-depth gauges current for `/metrics`.
-async fn refresh_queue_gauges(queue: Arc<dyn crate::ports::Queue>, metrics: Metrics, stop: CancellationToken) {
-    let label = QueueLabel { queue: queues::EVENTS };
+async fn refresh_queue_gauges(
+    queue: Arc<dyn crate::ports::Queue>,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let label = QueueLabel {
+        queue: queues::EVENTS,
+    };
     loop {
         if let Ok(n) = queue.depth(queues::EVENTS).await {
             metrics.queue_depth.get_or_create(&label).set(n as i64);

@@ -9,7 +9,11 @@ use wagate::app::App;
 use wagate::config::{Config, parse_roles};
 
 #[derive(Parser)]
-#[command(name = "wagate", version, about = "WhatsApp Business messaging gateway")]
+#[command(
+    name = "wagate",
+    version,
+    about = "WhatsApp Business messaging gateway"
+)]
 struct Cli {
     /// Configuration file (default: ./wagate.toml if present; also WAGATE_CONFIG).
     #[arg(long, global = true)]
@@ -37,14 +41,18 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Bench(args) => wagate::bench::run(args).await,
             Command::Migrate => {
                 let config = load(cli.config.as_deref())?;
                 wagate::telemetry::init(&config.log_format);
-                let (store, _) = wagate::adapters::build::store(&config).await.context("migrating")?;
+                let (store, _) = wagate::adapters::build::store(&config)
+                    .await
+                    .context("migrating")?;
                 tracing::info!(store = store.backend(), "migrations applied");
                 Ok(())
             }

@@ -26,6 +26,24 @@ pub struct Backends {
     closers: Vec<Closer>,
 }
 
+impl Backends {
+    /// Backends assembled by hand; nothing to close.
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        memory: Arc<dyn Cache>,
+        shared: Option<Arc<dyn Cache>>,
+    ) -> Backends {
+        Backends {
+            store,
+            queue,
+            memory,
+            shared,
+            closers: Vec::new(),
+        }
+    }
+}
+
 enum Closer {
     Sqlite(SqliteDb),
     Postgres(PgStore),
@@ -60,7 +78,10 @@ pub async fn store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<SqliteDb>), Buil
         let db = SqliteDb::open(&url, cfg.sqlite_synchronous == "full").await?;
         Ok((Arc::new(SqliteStore::new(db.clone())), vec![db]))
     } else {
-        Ok((Arc::new(PgStore::connect(&url, cfg.store_pool_size).await?), Vec::new()))
+        Ok((
+            Arc::new(PgStore::connect(&url, cfg.store_pool_size).await?),
+            Vec::new(),
+        ))
     }
 }
 
@@ -90,12 +111,18 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
                 Some(db) => db,
                 None => {
                     let path = cfg.data_dir.join("queue.db");
-                    let db = SqliteDb::open(&format!("sqlite://{}", path.display()), synchronous_full).await?;
+                    let db =
+                        SqliteDb::open(&format!("sqlite://{}", path.display()), synchronous_full)
+                            .await?;
                     closers.push(Closer::Sqlite(db.clone()));
                     db
                 }
             };
-            Arc::new(LocalQueue::new(db, Config::ms(cfg.queue_visibility_timeout_ms), cfg.max_attempts))
+            Arc::new(LocalQueue::new(
+                db,
+                Config::ms(cfg.queue_visibility_timeout_ms),
+                cfg.max_attempts,
+            ))
         }
     };
     let memory: Arc<dyn Cache> = Arc::new(MemoryCache::new(MEMORY_CACHE_ENTRIES));

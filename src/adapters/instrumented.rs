@@ -44,14 +44,22 @@ impl Store for Instrumented {
     async fn ping(&self) -> Result<(), StoreError> {
         self.timed("ping", self.inner.ping()).await
     }
-    async fn create_project(&self, p: &NewProject, k: &ApiKeyHash, now: Timestamp) -> Result<Project, StoreError> {
-        self.timed("create_project", self.inner.create_project(p, k, now)).await
+    async fn create_project(
+        &self,
+        p: &NewProject,
+        k: &ApiKeyHash,
+        now: Timestamp,
+    ) -> Result<Project, StoreError> {
+        self.timed("create_project", self.inner.create_project(p, k, now))
+            .await
     }
     async fn project_by_key(&self, k: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
-        self.timed("project_by_key", self.inner.project_by_key(k)).await
+        self.timed("project_by_key", self.inner.project_by_key(k))
+            .await
     }
     async fn project_by_number(&self, n: &PhoneNumber) -> Result<Option<ProjectId>, StoreError> {
-        self.timed("project_by_number", self.inner.project_by_number(n)).await
+        self.timed("project_by_number", self.inner.project_by_number(n))
+            .await
     }
     async fn apply(&self, plan: &Plan<'_>) -> Result<Applied, StoreError> {
         self.timed("apply", self.inner.apply(plan)).await
@@ -59,11 +67,21 @@ impl Store for Instrumented {
     async fn message(&self, p: &ProjectId, wamid: &str) -> Result<Option<MessageView>, StoreError> {
         self.timed("message", self.inner.message(p, wamid)).await
     }
-    async fn messages(&self, p: &ProjectId, q: &MessageQuery) -> Result<Vec<MessageView>, StoreError> {
+    async fn messages(
+        &self,
+        p: &ProjectId,
+        q: &MessageQuery,
+    ) -> Result<Vec<MessageView>, StoreError> {
         self.timed("messages", self.inner.messages(p, q)).await
     }
-    async fn inbound(&self, p: &ProjectId, after: Option<i64>, limit: u32) -> Result<Vec<InboundView>, StoreError> {
-        self.timed("inbound", self.inner.inbound(p, after, limit)).await
+    async fn inbound(
+        &self,
+        p: &ProjectId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InboundView>, StoreError> {
+        self.timed("inbound", self.inner.inbound(p, after, limit))
+            .await
     }
     async fn stats(&self, p: &ProjectId) -> Result<ProjectStats, StoreError> {
         self.timed("stats", self.inner.stats(p)).await
@@ -71,7 +89,12 @@ impl Store for Instrumented {
     async fn quarantine(&self, items: &[Quarantined]) -> Result<(), StoreError> {
         self.timed("quarantine", self.inner.quarantine(items)).await
     }
-    async fn quarantined(&self, before: Option<i64>, limit: u32) -> Result<Vec<QuarantineView>, StoreError> {
-        self.timed("quarantined", self.inner.quarantined(before, limit)).await
+    async fn quarantined(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<QuarantineView>, StoreError> {
+        self.timed("quarantined", self.inner.quarantined(before, limit))
+            .await
     }
 }

@@ -1,13 +1,13 @@
 //! Adapters behind the ports: embedded (SQLite, local queue, memory cache) and distributed
 //! (PostgreSQL, RabbitMQ, Redis).
 
+pub mod build;
 pub mod guarded_cache;
+pub mod instrumented;
 pub mod memory_cache;
 pub mod postgres;
 pub mod redis_cache;
 pub mod sql;
 pub mod sqlite;
-pub mod build;
-pub mod instrumented;
 
 pub use build::{Backends, build};

@@ -25,7 +25,9 @@ pub async fn quarantine(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let page = s.store.quarantined(q.before, limit).await?;
-    let next = (page.len() == limit as usize).then(|| page.last().map(|r| r.id)).flatten();
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|r| r.id))
+        .flatten();
     let data: Vec<Value> = page
         .into_iter()
         .map(|r| {
@@ -54,11 +56,17 @@ fn known_queue(name: &str) -> Result<&'static str, ApiError> {
 }
 
 /// `GET /v1/admin/queues/{queue}`: messages waiting and dead letters.
-pub async fn queue(State(s): State<AppState>, _admin: AdminAuth, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn queue(
+    State(s): State<AppState>,
+    _admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let q = known_queue(&name)?;
     let depth = s.queue.depth(q).await?;
     let dead = s.queue.dead_count(q).await?;
-    Ok(Json(json!({"queue": q, "backend": s.queue.backend(), "depth": depth, "dead_letters": dead})))
+    Ok(Json(
+        json!({"queue": q, "backend": s.queue.backend(), "depth": depth, "dead_letters": dead}),
+    ))
 }
 
 #[derive(Deserialize)]

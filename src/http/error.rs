@@ -57,7 +57,11 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Rejected(msg) => {
                 tracing::error!(error = %msg, "store rejected a request");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }
@@ -66,6 +70,9 @@ impl From<StoreError> for ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> ApiError {
         tracing::warn!(error = %e, "queue unavailable");
-        ApiError::unavailable("queue_unavailable", "the queue cannot take events right now; retry later")
+        ApiError::unavailable(
+            "queue_unavailable",
+            "the queue cannot take events right now; retry later",
+        )
     }
 }

@@ -17,7 +17,11 @@ pub struct Body(pub Bytes);
 
 pub fn body_error(r: BytesRejection) -> ApiError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the size limit")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body exceeds the size limit",
+        )
     } else {
         ApiError::bad_request("bad_request", r.body_text())
     }
@@ -26,7 +30,10 @@ pub fn body_error(r: BytesRejection) -> ApiError {
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state).await.map(Body).map_err(body_error)
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(body_error)
     }
 }
 
@@ -40,9 +47,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let Body(bytes) = Body::from_request(req, state).await?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             if e.is_data() {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    e.to_string(),
+                )
             } else {
-                ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("request body is not valid JSON: {e}"),
+                )
             }
         })
     }
@@ -62,7 +76,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -73,7 +91,8 @@ pub struct ProjectAuth(pub ProjectId);
 impl FromRequestParts<AppState> for ProjectAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key>`"))?;
+        let token = bearer(parts)
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key>`"))?;
         match state.lookup.by_key(&ApiKeyHash::of(token)).await? {
             Some(project) => Ok(ProjectAuth(project)),
             None => Err(ApiError::unauthorized("unknown API key")),
@@ -87,7 +106,9 @@ pub struct AdminAuth;
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <admin token>`"))?;
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("missing `Authorization: Bearer <admin token>`")
+        })?;
         if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
             Ok(AdminAuth)
         } else {

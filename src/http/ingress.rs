@@ -18,7 +18,10 @@ use crate::metrics::{ProviderLabel, ReasonLabel};
 use crate::ports::store::Quarantined;
 
 /// `POST /datagen-webhook` and `POST /v1/ingest/datagen`.
-pub async fn datagen(State(s): State<AppState>, body: Result<Body, ApiError>) -> Result<Json<Value>, ApiError> {
+pub async fn datagen(
+    State(s): State<AppState>,
+    body: Result<Body, ApiError>,
+) -> Result<Json<Value>, ApiError> {
     let body = rejected(&s, Provider::Datagen, body)?;
     let raw = parse_json(&s, Provider::Datagen, &body.0)?;
     ingest(&s, Provider::Datagen, providers::datagen::parse(&raw)).await
@@ -32,10 +35,14 @@ pub async fn meta(
 ) -> Result<Json<Value>, ApiError> {
     let body = rejected(&s, Provider::Meta, body)?;
     if let Some(secret) = &s.meta_app_secret {
-        let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+        let signature = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
         if !verify_meta_signature(secret.as_bytes(), &body.0, signature) {
             count_rejected(&s, Provider::Meta, "bad_signature");
-            return Err(ApiError::unauthorized("missing or wrong X-Hub-Signature-256"));
+            return Err(ApiError::unauthorized(
+                "missing or wrong X-Hub-Signature-256",
+            ));
         }
     }
     let raw = parse_json(&s, Provider::Meta, &body.0)?;
@@ -69,23 +76,43 @@ pub async fn meta_handshake(
         .as_deref()
         .is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()));
     match (q.mode.as_deref(), token_ok, q.challenge) {
-        (Some("subscribe"), true, Some(challenge)) => Ok((StatusCode::OK, challenge).into_response()),
-        _ => Err(ApiError::new(StatusCode::FORBIDDEN, "verification_failed", "hub.mode, hub.verify_token or hub.challenge is wrong")),
+        (Some("subscribe"), true, Some(challenge)) => {
+            Ok((StatusCode::OK, challenge).into_response())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "verification_failed",
+            "hub.mode, hub.verify_token or hub.challenge is wrong",
+        )),
     }
 }
 
 pub async fn unknown_provider(Path(provider): Path<String>) -> ApiError {
-    ApiError::not_found(format!("unknown provider `{provider}` (known: datagen, meta)"))
+    ApiError::not_found(format!(
+        "unknown provider `{provider}` (known: datagen, meta)"
+    ))
 }
 
-fn rejected(s: &AppState, provider: Provider, body: Result<Body, ApiError>) -> Result<Body, ApiError> {
+fn rejected(
+    s: &AppState,
+    provider: Provider,
+    body: Result<Body, ApiError>,
+) -> Result<Body, ApiError> {
     body.inspect_err(|e| {
-        let reason = if e.status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
+        let reason = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_body"
+        };
         count_rejected(s, provider, reason);
     })
 }
 
-fn parse_json(s: &AppState, provider: Provider, body: &[u8]) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+fn parse_json(
+    s: &AppState,
+    provider: Provider,
+    body: &[u8],
+) -> Result<Box<serde_json::value::RawValue>, ApiError> {
     providers::raw_json(body).map_err(|e| {
         count_rejected(s, provider, "invalid_json");
         ApiError::bad_request("invalid_json", e.to_string())
@@ -95,13 +122,21 @@ fn parse_json(s: &AppState, provider: Provider, body: &[u8]) -> Result<Box<serde
 fn count_rejected(s: &AppState, provider: Provider, reason: &'static str) {
     s.metrics
         .ingress_rejected
-        .get_or_create(&ReasonLabel { provider: provider.as_str(), reason })
+        .get_or_create(&ReasonLabel {
+            provider: provider.as_str(),
+            reason,
+        })
         .inc();
 }
 
 /// Quarantines the unreadable parts and enqueues the events; answers only when both are durable.
 async fn ingest(s: &AppState, provider: Provider, parsed: Parsed) -> Result<Json<Value>, ApiError> {
-    let publisher = s.publisher.as_ref().ok_or_else(|| ApiError::unavailable("ingress_disabled", "this process does not run the ingress role"))?;
+    let publisher = s.publisher.as_ref().ok_or_else(|| {
+        ApiError::unavailable(
+            "ingress_disabled",
+            "this process does not run the ingress role",
+        )
+    })?;
     let received_at = Timestamp::now();
     let accepted = parsed.events.len();
     let quarantined: Vec<Quarantined> = parsed
@@ -126,10 +161,21 @@ async fn ingest(s: &AppState, provider: Provider, parsed: Parsed) -> Result<Json
     kept?;
     let p = provider.as_str();
     if accepted > 0 {
-        s.metrics.ingress_accepted.get_or_create(&ProviderLabel { provider: p }).inc_by(accepted as u64);
+        s.metrics
+            .ingress_accepted
+            .get_or_create(&ProviderLabel { provider: p })
+            .inc_by(accepted as u64);
     }
     for r in &parsed.rejected {
-        s.metrics.quarantined.get_or_create(&ReasonLabel { provider: p, reason: r.reason }).inc();
+        s.metrics
+            .quarantined
+            .get_or_create(&ReasonLabel {
+                provider: p,
+                reason: r.reason,
+            })
+            .inc();
     }
-    Ok(Json(json!({"accepted": accepted, "quarantined": quarantined.len()})))
+    Ok(Json(
+        json!({"accepted": accepted, "quarantined": quarantined.len()}),
+    ))
 }

@@ -18,7 +18,10 @@ fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_LIMIT}"))),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -81,7 +84,9 @@ pub async fn list(
         limit,
     };
     let page = s.store.messages(&project, &query).await?;
-    let next = (page.len() == limit as usize).then(|| page.last().map(|m| m.wamid.clone())).flatten();
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|m| m.wamid.clone()))
+        .flatten();
     Ok(Json(json!({
         "data": page.iter().map(message_json).collect::<Vec<_>>(),
         "next_cursor": next,
@@ -92,15 +97,27 @@ fn parse_status(word: &str) -> Result<Status, ApiError> {
     Status::ALL
         .into_iter()
         .find(|s| s.as_str() == word)
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "status must be one of sent, failed, delivered, read"))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "status must be one of sent, failed, delivered, read",
+            )
+        })
 }
 
 /// `GET /v1/stats`: counts for the caller's project.
-pub async fn stats(State(s): State<AppState>, ProjectAuth(project): ProjectAuth) -> Result<Json<Value>, ApiError> {
+pub async fn stats(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+) -> Result<Json<Value>, ApiError> {
     let st = s.store.stats(&project).await?;
     let mut messages = json!({"total": st.messages_by_status.iter().map(|(_, n)| n).sum::<u64>()});
     for status in Status::ALL {
-        let n = st.messages_by_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+        let n = st
+            .messages_by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
         messages[status.as_str()] = json!(n);
     }
     Ok(Json(json!({
@@ -139,7 +156,9 @@ pub async fn inbound(
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit(q.limit)?;
     let page = s.store.inbound(&project, q.after, limit).await?;
-    let next = (page.len() == limit as usize).then(|| page.last().map(|m| m.seq)).flatten();
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|m| m.seq))
+        .flatten();
     Ok(Json(json!({
         "data": page.iter().map(inbound_json).collect::<Vec<_>>(),
         "next_cursor": next,

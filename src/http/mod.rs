@@ -47,7 +47,10 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, body_limit: usize) -> Rou
         app = app
             .route("/datagen-webhook", post(ingress::datagen))
             .route("/v1/ingest/datagen", post(ingress::datagen))
-            .route("/v1/ingest/meta", post(ingress::meta).get(ingress::meta_handshake))
+            .route(
+                "/v1/ingest/meta",
+                post(ingress::meta).get(ingress::meta_handshake),
+            )
             .route("/v1/ingest/{provider}", post(ingress::unknown_provider));
     }
     if roles.contains(&Role::Api) {

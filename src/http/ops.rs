@@ -18,7 +18,9 @@ pub async fn healthz() -> Json<Value> {
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn probe<E: std::fmt::Display>(f: impl std::future::Future<Output = Result<(), E>>) -> Result<(), String> {
+async fn probe<E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
     match tokio::time::timeout(PROBE_TIMEOUT, f).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -47,13 +49,20 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
         Some((name, Ok(()))) => json!({"backend": name, "status": "ok"}),
         Some((name, Err(e))) => json!({"backend": name, "status": "degraded", "error": e}),
     };
-    let down: Vec<String> = [("store", s.store.backend(), &store), ("queue", s.queue.backend(), &queue)]
-        .into_iter()
-        .filter(|(_, _, r)| r.is_err())
-        .map(|(role, backend, _)| format!("{role} ({backend})"))
-        .collect();
+    let down: Vec<String> = [
+        ("store", s.store.backend(), &store),
+        ("queue", s.queue.backend(), &queue),
+    ]
+    .into_iter()
+    .filter(|(_, _, r)| r.is_err())
+    .map(|(role, backend, _)| format!("{role} ({backend})"))
+    .collect();
     if down.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready", "checks": checks}))).into_response()
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "checks": checks})),
+        )
+            .into_response()
     } else {
         let body = json!({
             "status": "unavailable",
@@ -66,7 +75,10 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
 
 pub async fn metrics(State(s): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.render(),
     )
         .into_response()
@@ -77,5 +89,9 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }

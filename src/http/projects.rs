@@ -26,10 +26,17 @@ pub async fn create(
     JsonBody(p): JsonBody<ProjectIn>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = NewProject::parse(&p.id, &p.name, &p.phone_numbers).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.to_string(),
+        )
     })?;
     let key = ApiKey::generate();
-    let project = s.store.create_project(&new, &key.hash(), Timestamp::now()).await?;
+    let project = s
+        .store
+        .create_project(&new, &key.hash(), Timestamp::now())
+        .await?;
     // A cached "no project for this number" must not outlive the project's creation.
     s.lookup.forget(&project.phone_numbers, &key.hash()).await;
     Ok((

@@ -9,9 +9,10 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, ProjectId};
 use crate::ports::{Store, StoreError};
 
-/// Cached "no such project", so a stream of webhooks for an unregistered number does not
-/// become a stream of store queries. Short-lived so a project created later is found soon.
-const ABSENT: &str = "";
+/// Absences are cached too, so a stream of webhooks for an unregistered number does not
+/// become a stream of store queries. Short-lived, and with Redis kept only there, where the
+/// process that creates the project can delete them.
+const ABSENT: &str = Tiers::ABSENT;
 
 pub struct ProjectLookup {
     store: std::sync::Arc<dyn Store>,
@@ -66,7 +67,9 @@ impl ProjectLookup {
             out.insert((*n).clone(), project);
         }
         self.tiers.set_many(&found, None).await;
-        self.tiers.set_many(&absent, Some(self.negative_ttl)).await;
+        self.tiers
+            .set_invalidatable(&absent, Some(self.negative_ttl))
+            .await;
         Ok(out)
     }
 
@@ -81,11 +84,15 @@ impl ProjectLookup {
             Some(v) => Ok(Some(ProjectId::from_trusted(v))),
             None => {
                 let p = self.store.project_by_key(hash).await?;
-                let (value, ttl) = match &p {
-                    Some(id) => (id.to_string(), None),
-                    None => (ABSENT.to_owned(), Some(self.negative_ttl)),
-                };
-                self.tiers.set_many(&[(key, value)], ttl).await;
+                match &p {
+                    Some(id) => self.tiers.set_many(&[(key, id.to_string())], None).await,
+                    None => {
+                        let absent = [(key, ABSENT.to_owned())];
+                        self.tiers
+                            .set_invalidatable(&absent, Some(self.negative_ttl))
+                            .await
+                    }
+                }
                 Ok(p)
             }
         }

@@ -20,6 +20,9 @@ pub struct Tiers {
 }
 
 impl Tiers {
+    /// The value of a cached absence ("looked, nothing there").
+    pub const ABSENT: &'static str = "";
+
     /// One slot per key, `None` where no layer had it. `cache` names the use in metrics.
     pub async fn get_many(&self, cache: &'static str, keys: &[String]) -> Vec<Option<String>> {
         let mut found = self
@@ -49,6 +52,9 @@ impl Tiers {
                 found[i] = Some(v);
             }
         }
+        // Shared hits are copied into memory, except cached absences, which must stay where
+        // another process's invalidation reaches them.
+        promote.retain(|(_, v)| v != Tiers::ABSENT);
         if !promote.is_empty() {
             let _ = self.memory.set_many(&promote, self.memory_ttl).await;
         }
@@ -57,11 +63,24 @@ impl Tiers {
 
     /// Writes to every layer; `ttl` caps both layers' own TTLs (negative entries are short).
     pub async fn set_many(&self, entries: &[(String, String)], ttl: Option<Duration>) {
+        self.set_in(entries, ttl, true).await;
+    }
+
+    /// Writes to the shared layer only, or to memory when there is no shared layer: for
+    /// entries that another process may invalidate (a cached "absent"), which only the shared
+    /// layer sees.
+    pub async fn set_invalidatable(&self, entries: &[(String, String)], ttl: Option<Duration>) {
+        self.set_in(entries, ttl, self.shared.is_none()).await;
+    }
+
+    async fn set_in(&self, entries: &[(String, String)], ttl: Option<Duration>, memory: bool) {
         if entries.is_empty() {
             return;
         }
         let cap = |t: Duration| ttl.map_or(t, |c| c.min(t));
-        let _ = self.memory.set_many(entries, cap(self.memory_ttl)).await;
+        if memory {
+            let _ = self.memory.set_many(entries, cap(self.memory_ttl)).await;
+        }
         if let Some(shared) = &self.shared {
             let _ = shared.set_many(entries, cap(self.shared_ttl)).await;
         }

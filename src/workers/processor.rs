@@ -72,7 +72,11 @@ impl Processor {
     async fn worker(self: Arc<Self>, n: usize) {
         let mut backoff = Backoff::default();
         'connect: while !self.shutdown.is_cancelled() {
-            let mut consumer = match self.queue.consumer(queues::EVENTS, self.config.prefetch).await {
+            let mut consumer = match self
+                .queue
+                .consumer(queues::EVENTS, self.config.prefetch)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(worker = n, error = %e, "processor cannot consume; retrying");
@@ -136,7 +140,12 @@ impl Processor {
         let mut report = BatchReport::default();
         for (d, reason) in poison {
             consumer.dead_letter(&d, &reason).await?;
-            self.metrics.dead_lettered.get_or_create(&QueueLabel { queue: queues::EVENTS }).inc();
+            self.metrics
+                .dead_lettered
+                .get_or_create(&QueueLabel {
+                    queue: queues::EVENTS,
+                })
+                .inc();
             report.dead_lettered += 1;
         }
         Ok(Some(self.handle(consumer, batch, report).await))
@@ -150,7 +159,10 @@ impl Processor {
         poison: &mut Vec<(Delivery, String)>,
     ) {
         match Task::decode(&d.payload) {
-            Ok(Task::EventsV1 { received_at, events: evs }) => {
+            Ok(Task::EventsV1 {
+                received_at,
+                events: evs,
+            }) => {
                 *events += evs.len();
                 batch.push(Received {
                     delivery: d,
@@ -165,7 +177,12 @@ impl Processor {
         }
     }
 
-    async fn handle(&self, consumer: &mut dyn Consumer, batch: Vec<Received>, mut report: BatchReport) -> BatchReport {
+    async fn handle(
+        &self,
+        consumer: &mut dyn Consumer,
+        batch: Vec<Received>,
+        mut report: BatchReport,
+    ) -> BatchReport {
         report.deliveries = batch.len() + report.dead_lettered;
         report.events = batch.iter().map(|r| r.events.len()).sum();
         let mut backoff = Backoff::default();
@@ -194,16 +211,23 @@ impl Processor {
                 self.metrics.processing_lag_seconds.observe(lag);
             }
         }
-        self.metrics.processor_batch_events.observe(report.events as f64);
+        self.metrics
+            .processor_batch_events
+            .observe(report.events as f64);
         report
     }
 
     /// Everything between decoding and acking; any error leaves the batch to be retried whole.
     async fn apply(&self, batch: &[Received], report: &mut BatchReport) -> Result<(), StoreError> {
-        let all: Vec<(&crate::domain::event::Event, Timestamp)> =
-            batch.iter().flat_map(|r| r.events.iter().map(move |e| (e, r.received_at))).collect();
+        let all: Vec<(&crate::domain::event::Event, Timestamp)> = batch
+            .iter()
+            .flat_map(|r| r.events.iter().map(move |e| (e, r.received_at)))
+            .collect();
         let numbers: BTreeSet<_> = all.iter().map(|(e, _)| e.business_number()).collect();
-        let projects = self.lookup.by_numbers(&numbers.into_iter().collect::<Vec<_>>()).await?;
+        let projects = self
+            .lookup
+            .by_numbers(&numbers.into_iter().collect::<Vec<_>>())
+            .await?;
         let mut known = Vec::with_capacity(all.len());
         let mut quarantine = Vec::new();
         for (event, received_at) in all {
@@ -244,7 +268,10 @@ impl Processor {
 
     /// Applies `items`; if the store refuses the data, halves the set until the refused events
     /// are isolated, and returns them for quarantine instead.
-    async fn apply_isolating(&self, items: &[Incoming]) -> Result<(Applied, Vec<Quarantined>), StoreError> {
+    async fn apply_isolating(
+        &self,
+        items: &[Incoming],
+    ) -> Result<(Applied, Vec<Quarantined>), StoreError> {
         let mut total = Applied::default();
         let mut refused = Vec::new();
         let mut pending: Vec<&[Incoming]> = vec![items];
@@ -285,7 +312,9 @@ impl Processor {
         let m = &self.metrics;
         let inc = |kind, result, n| {
             if n > 0 {
-                m.processor_applied.get_or_create(&AppliedLabel { kind, result }).inc_by(n);
+                m.processor_applied
+                    .get_or_create(&AppliedLabel { kind, result })
+                    .inc_by(n);
             }
         };
         inc("status", "new", a.new_history);
@@ -294,12 +323,21 @@ impl Processor {
         inc("inbound", "duplicate", a.duplicate_inbound);
         let dups = a.duplicate_history + a.duplicate_inbound;
         if dups > 0 {
-            m.dedupe_hits.get_or_create(&LayerLabel { layer: "store" }).inc_by(dups);
+            m.dedupe_hits
+                .get_or_create(&LayerLabel { layer: "store" })
+                .inc_by(dups);
         }
         for q in quarantine {
-            let reason = if q.reason == "store_rejected" { "store_rejected" } else { "unknown_business_number" };
-            let provider = crate::domain::event::Provider::parse(&q.provider).map_or("unknown", |p| p.as_str());
-            m.quarantined.get_or_create(&ReasonLabel { provider, reason }).inc();
+            let reason = if q.reason == "store_rejected" {
+                "store_rejected"
+            } else {
+                "unknown_business_number"
+            };
+            let provider = crate::domain::event::Provider::parse(&q.provider)
+                .map_or("unknown", |p| p.as_str());
+            m.quarantined
+                .get_or_create(&ReasonLabel { provider, reason })
+                .inc();
         }
     }
 }

@@ -56,7 +56,11 @@ impl Publisher {
     }
 
     /// Returns once the events are durable on the queue.
-    pub async fn submit(&self, events: Vec<Event>, received_at: Timestamp) -> Result<(), QueueError> {
+    pub async fn submit(
+        &self,
+        events: Vec<Event>,
+        received_at: Timestamp,
+    ) -> Result<(), QueueError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -83,7 +87,11 @@ async fn batch_loop(
     let slots = Arc::new(Semaphore::new(config.inflight));
     loop {
         // Wait for a free slot before collecting: jobs arriving meanwhile join this batch.
-        let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let Some(first) = rx.recv().await else { break };
         let mut batch = Batch::default();
         batch.add(first);
@@ -100,7 +108,9 @@ async fn batch_loop(
             let started = Instant::now();
             let count = batch.events.len();
             let result = publish(&*queue, batch.events, batch.received_at, timeout).await;
-            metrics.ingress_publish_seconds.observe(started.elapsed().as_secs_f64());
+            metrics
+                .ingress_publish_seconds
+                .observe(started.elapsed().as_secs_f64());
             metrics.ingress_publish_events.observe(count as f64);
             for done in batch.waiting {
                 let _ = done.send(result.clone());
@@ -120,7 +130,10 @@ struct Batch {
 impl Batch {
     fn add(&mut self, job: Job) {
         self.events.extend(job.events);
-        self.received_at = Some(self.received_at.map_or(job.received_at, |t| t.min(job.received_at)));
+        self.received_at = Some(
+            self.received_at
+                .map_or(job.received_at, |t| t.min(job.received_at)),
+        );
         self.waiting.push(job.done);
     }
 }
@@ -144,11 +157,20 @@ async fn publish(
     let messages: Vec<Outgoing> = lanes
         .into_iter()
         .map(|(priority, events)| {
-            Outgoing::new(Task::EventsV1 { received_at, events }.encode(), priority)
+            Outgoing::new(
+                Task::EventsV1 {
+                    received_at,
+                    events,
+                }
+                .encode(),
+                priority,
+            )
         })
         .collect();
     match tokio::time::timeout(timeout, queue.publish(queues::EVENTS, &messages)).await {
         Ok(r) => r,
-        Err(_) => Err(QueueError::Unavailable(format!("publish took longer than {timeout:?}"))),
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "publish took longer than {timeout:?}"
+        ))),
     }
 }

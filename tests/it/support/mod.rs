@@ -88,4 +88,5 @@ pub async fn redis_url() -> Option<String> {
         Err(e) => unavailable("Redis", &url, e),
     }
 }
+pub mod app;
 pub mod events;

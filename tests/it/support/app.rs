@@ -1,0 +1,174 @@
+//! `TestApp`: a real wagate on 127.0.0.1:0 with ingress and API, plus a processor the test
+//! drives step by step, on either backend set.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use wagate::app::{App, processor};
+use wagate::config::{Config, Role};
+use wagate::metrics::Metrics;
+use wagate::ports::Consumer;
+use wagate::workers::processor::Processor;
+
+pub const ADMIN: &str = "test-admin-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite store + local queue + memory cache.
+    Embedded,
+    /// PostgreSQL + RabbitMQ + Redis.
+    Distributed,
+}
+
+/// A config for `backend` with fresh isolation (temp dir, database, queue and key prefixes);
+/// `None` when a service is missing (and not required).
+pub async fn config(backend: Backend) -> Option<(Config, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        admin_token: Some(ADMIN.into()),
+        sqlite_synchronous: "normal".into(),
+        processor_flush_ms: 5,
+        ..Config::default()
+    };
+    if backend == Backend::Distributed {
+        c.database_url = Some(super::postgres_url().await?);
+        c.amqp_url = Some(super::amqp_url().await?);
+        c.redis_url = Some(super::redis_url().await?);
+        c.amqp_prefix = super::unique("t");
+        c.amqp_queue_expires_ms = Some(120_000);
+        c.redis_prefix = format!("{}:", super::unique("t"));
+    }
+    Some((c, dir))
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub config: Config,
+    processor: Processor,
+    consumer: Mutex<Option<Box<dyn Consumer>>>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts ingress + API with `tweak` applied to the config; the processor does not run
+    /// until the test calls `process`.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        let (mut config, dir) = config(backend).await?;
+        config.roles = [Role::Api, Role::Ingress].into_iter().collect();
+        tweak(&mut config);
+        // One set of backends, as in one `wagate serve` process: the processor shares the
+        // app's caches.
+        let metrics = Metrics::new();
+        let backends = wagate::adapters::build(&config, &metrics)
+            .await
+            .expect("backends");
+        let processor = processor(&config, &backends, &metrics, CancellationToken::new());
+        let app = App::build_with(config.clone(), backends, metrics)
+            .await
+            .expect("app builds");
+        let addr = app.local_addr();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run(shutdown.clone()));
+        Some(TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            config,
+            processor,
+            consumer: Mutex::new(None),
+            shutdown,
+            server,
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Runs the processor until the queue has nothing more; returns the events it handled.
+    pub async fn process(&self) -> usize {
+        let mut slot = self.consumer.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.processor.queue.consumer("events", 200).await.unwrap());
+        }
+        let consumer = slot.as_mut().unwrap();
+        let mut events = 0;
+        while let Some(report) = self
+            .processor
+            .step(&mut **consumer, Some(Duration::from_millis(300)))
+            .await
+            .unwrap()
+        {
+            events += report.events;
+        }
+        events
+    }
+
+    pub async fn create_project(&self, id: &str, numbers: &[&str]) -> String {
+        let (status, body) = self
+            .send(
+                self.client
+                    .post(self.url("/v1/projects"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({
+                        "id": id, "name": format!("Project {id}"), "phone_numbers": numbers,
+                    })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.send(self.client.get(self.url(path)).bearer_auth(key))
+            .await
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+pub fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/src/domain/providers/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
