@@ -143,7 +143,7 @@ impl Default for Config {
             processor_concurrency: 2,
             processor_prefetch: 200,
             max_attempts: 10,
-            queue_visibility_timeout_ms: 60_000,
+            queue_visibility_timeout_ms: 30_000,
             cache_memory_ttl_secs: 300,
             cache_redis_ttl_secs: 3600,
             cache_negative_ttl_secs: 30,

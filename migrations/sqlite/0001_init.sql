@@ -77,6 +77,8 @@ CREATE TABLE queue_jobs (
     payload     BLOB NOT NULL,
     visible_at  INTEGER NOT NULL,
     attempt     INTEGER NOT NULL DEFAULT 0,
+    -- 1 while a consumer holds the job (visible_at is then its lease's end), 0 when waiting.
+    claimed     INTEGER NOT NULL DEFAULT 0,
     enqueued_at INTEGER NOT NULL
 );
 CREATE INDEX queue_jobs_ready ON queue_jobs (queue, priority DESC, id);

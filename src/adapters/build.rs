@@ -118,11 +118,19 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
                     db
                 }
             };
-            Arc::new(LocalQueue::new(
+            let local = LocalQueue::new(
                 db,
                 Config::ms(cfg.queue_visibility_timeout_ms),
                 cfg.max_attempts,
-            ))
+            );
+            let released = local.release_claims().await?;
+            if released > 0 {
+                tracing::info!(
+                    jobs = released,
+                    "released jobs a previous process held when it stopped"
+                );
+            }
+            Arc::new(local)
         }
     };
     let memory: Arc<dyn Cache> = Arc::new(MemoryCache::new(MEMORY_CACHE_ENTRIES));

@@ -6,6 +6,7 @@
 
 mod cache_conformance;
 mod cache_recovery;
+mod crash;
 mod http;
 mod queue_conformance;
 mod store_conformance;

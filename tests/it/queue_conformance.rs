@@ -264,3 +264,29 @@ async fn two_consumers_share_without_duplicates(q: Arc<dyn Queue>) {
     assert_eq!(all.len(), n, "each message delivered once");
     assert_eq!(distinct.len(), n);
 }
+
+/// The embedded queue's start-up recovery: claims left by a crashed process are released at
+/// once, delayed retries are not.
+#[tokio::test]
+async fn local_release_claims_frees_held_jobs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("q.db").display());
+    let db = SqliteDb::open(&url, false).await.unwrap();
+    let q = LocalQueue::new(db, Duration::from_secs(3600), 5);
+    q.publish("q1", &[msg("held", 0), msg("retried", 0)])
+        .await
+        .unwrap();
+    let mut c = q.consumer("q1", 10).await.unwrap();
+    let got = receive_n(&mut c, 2).await;
+    let retried = got.iter().find(|d| &d.payload[..] == b"retried").unwrap();
+    c.retry(retried, Duration::from_secs(3600)).await.unwrap();
+    drop(c);
+    assert_eq!(q.release_claims().await.unwrap(), 1);
+    let mut c = q.consumer("q1", 10).await.unwrap();
+    let again = c
+        .receive(10, Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&again), ["held"]);
+    assert_eq!(again[0].attempt, 2);
+}

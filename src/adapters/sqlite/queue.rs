@@ -78,6 +78,19 @@ impl LocalQueue {
         tx.commit().await.map_err(unavailable)
     }
 
+    /// Makes every claimed job visible again. Called at start-up: the embedded queue belongs
+    /// to one process, so claims found then are a crashed predecessor's, and waiting out their
+    /// visibility timeout would only delay recovery. (If another live process shares the file,
+    /// its jobs may be handled twice, which the idempotent processor tolerates.)
+    pub async fn release_claims(&self) -> Result<u64, QueueError> {
+        let r = sqlx::query("UPDATE queue_jobs SET visible_at = ?, claimed = 0 WHERE claimed = 1")
+            .bind(now_ms())
+            .execute(&self.db.write)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.rows_affected())
+    }
+
     fn waker(&self, queue: &str) -> Arc<Notify> {
         let mut map = self.wakers.lock().expect("waker map lock");
         map.entry(queue.to_owned()).or_default().clone()
@@ -198,7 +211,7 @@ impl LocalConsumer {
     async fn claim(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let now = now_ms();
         let rows = sqlx::query(
-            "UPDATE queue_jobs SET visible_at = ?, attempt = attempt + 1 WHERE id IN \
+            "UPDATE queue_jobs SET visible_at = ?, attempt = attempt + 1, claimed = 1 WHERE id IN \
              (SELECT id FROM queue_jobs WHERE queue = ? AND visible_at <= ? \
               ORDER BY priority DESC, id LIMIT ?) \
              RETURNING id, priority, payload, attempt",
@@ -276,7 +289,7 @@ impl Consumer for LocalConsumer {
     }
 
     async fn retry(&mut self, d: &Delivery, delay: Duration) -> Result<(), QueueError> {
-        sqlx::query("UPDATE queue_jobs SET visible_at = ? WHERE id = ?")
+        sqlx::query("UPDATE queue_jobs SET visible_at = ?, claimed = 0 WHERE id = ?")
             .bind(now_ms() + millis(delay))
             .bind(d.id.0 as i64)
             .execute(&self.queue.db.write)
