@@ -76,7 +76,7 @@ async fn env_for(backend: Backend) -> Option<(Vec<(String, String)>, tempfile::T
 fn event(i: usize) -> String {
     json!({
         "events": {"eventType": "DELIVERY EVENTS", "mid": format!("wamid.crash{i:06}"), "timestamp": "1732700000"},
-        "notificationAttributes": {"status": if i % 3 == 0 { "read" } else { "delivered" }},
+        "notificationAttributes": {"status": if i.is_multiple_of(3) { "read" } else { "delivered" }},
         "recipient": {"to": "919876543210"},
         "sender": {"from": "919812345678"},
     })
@@ -234,7 +234,7 @@ async fn kill_mid_load(backend: Backend, signal: &str) {
         .iter()
         .copied()
         .filter(|i| {
-            let want = if i % 3 == 0 { "read" } else { "delivered" };
+            let want = if i.is_multiple_of(3) { "read" } else { "delivered" };
             statuses
                 .get(&format!("wamid.crash{i:06}"))
                 .map(String::as_str)
