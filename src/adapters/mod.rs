@@ -2,5 +2,6 @@
 //! (PostgreSQL, RabbitMQ, Redis).
 
 pub mod postgres;
+pub mod rabbitmq;
 pub mod sql;
 pub mod sqlite;

@@ -5,5 +5,6 @@
 //! `WAGATE_TEST_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns the skip into a failure.
 
 mod queue_conformance;
+mod rabbitmq;
 mod store_conformance;
 mod support;

@@ -89,3 +89,4 @@ pub async fn redis_url() -> Option<String> {
     }
 }
 pub mod events;
+pub mod proxy;
