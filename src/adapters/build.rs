@@ -7,6 +7,7 @@ use super::guarded_cache::GuardedCache;
 use super::instrumented::Instrumented;
 use super::memory_cache::MemoryCache;
 use super::postgres::PgStore;
+use super::rabbitmq::{RabbitOptions, RabbitQueue};
 use super::redis_cache::RedisCache;
 use super::sqlite::{LocalQueue, SqliteDb, SqliteStore};
 use crate::config::Config;
@@ -99,11 +100,7 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
         (Arc::new(pg), None)
     };
     let queue: Arc<dyn Queue> = match &cfg.amqp_url {
-        Some(_amqp) => {
-            return Err(BuildError::Queue(crate::ports::QueueError::Unavailable(
-                "RabbitMQ adapter pending merge".into(),
-            )));
-        }
+        Some(amqp) => Arc::new(RabbitQueue::connect(amqp, rabbit_options(cfg)).await?),
         None => {
             // The local queue lives in the SQLite store's file, or in its own file when the
             // store is PostgreSQL but no broker is configured.
@@ -148,4 +145,13 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
         shared,
         closers,
     })
+}
+
+fn rabbit_options(cfg: &Config) -> RabbitOptions {
+    RabbitOptions {
+        prefix: cfg.amqp_prefix.clone(),
+        max_attempts: cfg.max_attempts,
+        queue_expires: cfg.amqp_queue_expires_ms.map(Duration::from_millis),
+        connection_name: format!("wagate-{}", std::process::id()),
+    }
 }

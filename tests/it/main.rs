@@ -9,5 +9,6 @@ mod cache_recovery;
 mod crash;
 mod http;
 mod queue_conformance;
+mod rabbitmq;
 mod store_conformance;
 mod support;

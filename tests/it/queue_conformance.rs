@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wagate::adapters::rabbitmq::{RabbitOptions, RabbitQueue};
 use wagate::adapters::sqlite::{LocalQueue, SqliteDb};
 use wagate::ports::{Delivery, Outgoing, Queue};
 
@@ -28,6 +29,23 @@ pub async fn local() -> Subject {
     }
 }
 
+/// A RabbitMQ queue under a fresh prefix, whose queues expire a minute after the test.
+pub async fn rabbitmq() -> Option<Subject> {
+    let url = crate::support::amqp_url().await?;
+    let prefix = crate::support::unique("t");
+    let options = RabbitOptions {
+        connection_name: format!("wagate-test {prefix}"),
+        prefix,
+        max_attempts: MAX_ATTEMPTS,
+        queue_expires: Some(Duration::from_secs(60)),
+    };
+    let queue = RabbitQueue::connect(&url, options).await.unwrap();
+    Some(Subject {
+        queue: Arc::new(queue),
+        _guard: Box::new(()),
+    })
+}
+
 macro_rules! queue_suite {
     ($backend:ident: $($case:ident),* $(,)?) => {
         mod $backend {
@@ -43,6 +61,7 @@ macro_rules! queue_suite {
 async fn subject(backend: &str) -> Option<Subject> {
     match backend {
         "local" => Some(local().await),
+        "rabbitmq" => rabbitmq().await,
         other => panic!("unknown backend {other}"),
     }
 }
@@ -57,6 +76,7 @@ macro_rules! all_cases {
             delayed_publish,
             dead_letter_and_redrive,
             repeated_crashes_park_the_message,
+            retries_past_max_attempts_are_parked,
             queues_are_separate,
             two_consumers_share_without_duplicates,
         );
@@ -64,6 +84,7 @@ macro_rules! all_cases {
 }
 
 all_cases!(local);
+all_cases!(rabbitmq);
 
 fn msg(body: &str, priority: u8) -> Outgoing {
     Outgoing::new(body.as_bytes().to_vec(), priority)
@@ -219,6 +240,34 @@ async fn repeated_crashes_park_the_message(q: Arc<dyn Queue>) {
             .is_empty()
     );
     assert_eq!(q.dead_count("q1").await.unwrap(), 1);
+}
+
+/// Retries count toward the same limit as crashes: the delivery that would be attempt
+/// MAX_ATTEMPTS + 1 is parked instead.
+async fn retries_past_max_attempts_are_parked(q: Arc<dyn Queue>) {
+    q.publish("q1", &[msg("flaky", 0)]).await.unwrap();
+    let mut c = q.consumer("q1", 10).await.unwrap();
+    for attempt in 1..=MAX_ATTEMPTS {
+        let got = receive_n(&mut c, 1).await;
+        assert_eq!(got.len(), 1, "attempt {attempt}");
+        assert_eq!(got[0].attempt, attempt);
+        c.retry(&got[0], Duration::ZERO).await.unwrap();
+    }
+    assert!(
+        c.receive(10, Some(VISIBILITY * 2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(q.dead_count("q1").await.unwrap(), 1);
+    assert_eq!(q.redrive("q1", 10).await.unwrap(), 1);
+    let back = receive_n(&mut c, 1).await;
+    assert_eq!(bodies(&back), ["flaky"]);
+    assert_eq!(
+        back[0].attempt, 1,
+        "a redriven message starts counting again"
+    );
+    c.ack(&[back[0].id]).await.unwrap();
 }
 
 async fn queues_are_separate(q: Arc<dyn Queue>) {

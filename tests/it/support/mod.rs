@@ -90,3 +90,4 @@ pub async fn redis_url() -> Option<String> {
 }
 pub mod app;
 pub mod events;
+pub mod proxy;
