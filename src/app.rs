@@ -57,7 +57,7 @@ impl App {
                 backends.queue.clone(),
                 PublisherConfig {
                     max_events: config.ingress_batch_max,
-                    inflight: config.ingress_inflight,
+                    inflight: config.ingress_inflight(),
                     timeout: Config::ms(config.ingress_publish_timeout_ms),
                 },
                 metrics.clone(),
@@ -187,7 +187,7 @@ pub fn processor(
         config: ProcessorConfig {
             batch_size: config.processor_batch_size,
             flush: Config::ms(config.processor_flush_ms),
-            concurrency: config.processor_concurrency,
+            concurrency: config.processor_concurrency(),
             prefetch: config.processor_prefetch,
         },
         shutdown,

@@ -101,10 +101,13 @@ pub struct Config {
     /// crash but not power loss.
     pub sqlite_synchronous: String,
     pub ingress_batch_max: usize,
+    /// Micro-batches being made durable at once; 0 = by backend (2 on the local queue, whose
+    /// commits serialize anyway, 8 on RabbitMQ, which pipelines confirms).
     pub ingress_inflight: usize,
     pub ingress_publish_timeout_ms: u64,
     pub processor_batch_size: usize,
     pub processor_flush_ms: u64,
+    /// Processor loops; 0 = by backend (1 on SQLite, which has one writer, 2 on PostgreSQL).
     pub processor_concurrency: usize,
     pub processor_prefetch: u16,
     pub max_attempts: u32,
@@ -136,11 +139,11 @@ impl Default for Config {
             store_pool_size: 8,
             sqlite_synchronous: "full".into(),
             ingress_batch_max: 512,
-            ingress_inflight: 8,
+            ingress_inflight: 0,
             ingress_publish_timeout_ms: 10_000,
             processor_batch_size: 2000,
             processor_flush_ms: 20,
-            processor_concurrency: 2,
+            processor_concurrency: 0,
             processor_prefetch: 200,
             max_attempts: 10,
             queue_visibility_timeout_ms: 30_000,
@@ -265,9 +268,7 @@ impl Config {
         }
         for (key, v) in [
             ("ingress_batch_max", self.ingress_batch_max),
-            ("ingress_inflight", self.ingress_inflight),
             ("processor_batch_size", self.processor_batch_size),
-            ("processor_concurrency", self.processor_concurrency),
             ("body_limit_bytes", self.body_limit_bytes),
         ] {
             if v == 0 {
@@ -295,6 +296,24 @@ impl Config {
 
     pub fn is_embedded_store(&self) -> bool {
         self.database_url().starts_with("sqlite:")
+    }
+
+    /// `ingress_inflight`, with 0 resolved for the configured queue.
+    pub fn ingress_inflight(&self) -> usize {
+        match (self.ingress_inflight, self.amqp_url.is_some()) {
+            (0, true) => 8,
+            (0, false) => 2,
+            (n, _) => n,
+        }
+    }
+
+    /// `processor_concurrency`, with 0 resolved for the configured store.
+    pub fn processor_concurrency(&self) -> usize {
+        match (self.processor_concurrency, self.is_embedded_store()) {
+            (0, true) => 1,
+            (0, false) => 2,
+            (n, _) => n,
+        }
     }
 
     pub fn ms(v: u64) -> Duration {

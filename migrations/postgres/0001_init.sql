@@ -22,6 +22,9 @@ CREATE TABLE messages (
     business_number TEXT,
     phone           TEXT,
     campaign_id     TEXT,
+    -- Rows in message_events for this wamid, kept in step by `apply`, so counting a project's
+    -- history needs no index on message_events.
+    event_count     BIGINT NOT NULL DEFAULT 0,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 ) WITH (fillfactor = 80); -- room for in-place (HOT) status updates
@@ -41,7 +44,6 @@ CREATE TABLE message_events (
     raw           TEXT NOT NULL,
     PRIMARY KEY (wamid, status_rank)
 );
-CREATE INDEX message_events_by_project ON message_events (project_id);
 
 CREATE TABLE inbound_messages (
     seq             BIGSERIAL PRIMARY KEY,

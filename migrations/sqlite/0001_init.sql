@@ -14,6 +14,8 @@ CREATE TABLE business_numbers (
 );
 CREATE INDEX business_numbers_by_project ON business_numbers (project_id);
 
+-- WITHOUT ROWID: the wamid is the clustering key, one B-tree instead of table + index. Writes
+-- land on random pages (wamids are random), so every tree fewer is pages fewer per commit.
 CREATE TABLE messages (
     wamid           TEXT PRIMARY KEY,
     project_id      TEXT NOT NULL,
@@ -22,9 +24,12 @@ CREATE TABLE messages (
     business_number TEXT,
     phone           TEXT,
     campaign_id     TEXT,
+    -- Rows in message_events for this wamid, kept in step by `apply`, so counting a project's
+    -- history needs no index on message_events.
+    event_count     INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX messages_by_project ON messages (project_id, wamid);
 CREATE INDEX messages_by_campaign ON messages (project_id, campaign_id, wamid);
 
@@ -40,8 +45,8 @@ CREATE TABLE message_events (
     error_message TEXT,
     raw           TEXT NOT NULL,
     PRIMARY KEY (wamid, status_rank)
-);
-CREATE INDEX message_events_by_project ON message_events (project_id);
+); -- a rowid table on purpose: rows (with raw) are large, and appending them beats splitting
+   -- pages of a wamid-ordered tree; only the small primary-key index takes random inserts.
 
 CREATE TABLE inbound_messages (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,12 +74,12 @@ CREATE TABLE quarantine (
     received_at INTEGER NOT NULL
 );
 
--- The durable local queue.
+-- The durable local queue. Payloads sit in their own table so that claiming a job (which
+-- updates its row) does not rewrite its payload.
 CREATE TABLE queue_jobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     queue       TEXT NOT NULL,
     priority    INTEGER NOT NULL,
-    payload     BLOB NOT NULL,
     visible_at  INTEGER NOT NULL,
     attempt     INTEGER NOT NULL DEFAULT 0,
     -- 1 while a consumer holds the job (visible_at is then its lease's end), 0 when waiting.
@@ -82,6 +87,11 @@ CREATE TABLE queue_jobs (
     enqueued_at INTEGER NOT NULL
 );
 CREATE INDEX queue_jobs_ready ON queue_jobs (queue, priority DESC, id);
+
+CREATE TABLE queue_payloads (
+    id      INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL
+);
 
 CREATE TABLE queue_dead (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,

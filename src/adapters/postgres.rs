@@ -1,5 +1,6 @@
 //! `Store` on PostgreSQL: batches go in as arrays through `unnest`, one statement per table.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -79,13 +80,15 @@ impl PgStore {
     async fn apply_once(&self, plan: &Plan<'_>) -> Result<Applied, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let mut applied = Applied::default();
+        let mut new: HashSet<(String, i32)> = HashSet::with_capacity(plan.history.len());
         if !plan.history.is_empty() {
             let h = &plan.history;
-            let inserted = sqlx::query(
+            let rows: Vec<(String, i32)> = sqlx::query_as(
                 "INSERT INTO message_events (wamid, status_rank, project_id, provider, occurred_at, \
                  received_at, error_code, error_message, raw) \
                  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int8[], \
-                 $6::int8[], $7::text[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING",
+                 $6::int8[], $7::text[], $8::text[], $9::text[]) \
+                 ON CONFLICT DO NOTHING RETURNING wamid, status_rank",
             )
             .bind(h.iter().map(|r| r.event.wamid.as_str()).collect::<Vec<_>>())
             .bind(h.iter().map(|r| i32::from(r.event.status.rank())).collect::<Vec<_>>())
@@ -96,22 +99,25 @@ impl PgStore {
             .bind(h.iter().map(|r| r.event.error.as_ref().and_then(|e| e.code.as_deref())).collect::<Vec<_>>())
             .bind(h.iter().map(|r| r.event.error.as_ref().and_then(|e| e.message.as_deref())).collect::<Vec<_>>())
             .bind(h.iter().map(|r| r.event.raw.get()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            applied.new_history = inserted;
-            applied.duplicate_history = h.len() as u64 - inserted;
+            .fetch_all(&mut *tx)
+            .await?;
+            new.extend(rows);
+            applied.new_history = new.len() as u64;
+            applied.duplicate_history = h.len() as u64 - applied.new_history;
         }
-        if !plan.messages.is_empty() {
-            let m = &plan.messages;
+        let upserts = plan.messages(|w, s| new.contains(&(w.to_owned(), i32::from(s.rank()))));
+        if !upserts.is_empty() {
+            let m = &upserts;
             // The merge rule, in SQL: status is the max rank; known fields are never erased.
             sqlx::query(
                 "INSERT INTO messages (wamid, project_id, provider, status_rank, business_number, \
-                 phone, campaign_id, created_at, updated_at) \
-                 SELECT w, p, pr, s, b, ph, c, t, t FROM unnest($1::text[], $2::text[], $3::text[], \
-                 $4::int[], $5::text[], $6::text[], $7::text[], $8::int8[]) AS u(w, p, pr, s, b, ph, c, t) \
+                 phone, campaign_id, event_count, created_at, updated_at) \
+                 SELECT w, p, pr, s, b, ph, c, n, t, t FROM unnest($1::text[], $2::text[], $3::text[], \
+                 $4::int[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[]) \
+                 AS u(w, p, pr, s, b, ph, c, t, n) \
                  ON CONFLICT (wamid) DO UPDATE SET \
                  status_rank = GREATEST(messages.status_rank, EXCLUDED.status_rank), \
+                 event_count = messages.event_count + EXCLUDED.event_count, \
                  updated_at = GREATEST(messages.updated_at, EXCLUDED.updated_at), \
                  provider = COALESCE(messages.provider, EXCLUDED.provider), \
                  business_number = COALESCE(messages.business_number, EXCLUDED.business_number), \
@@ -126,6 +132,7 @@ impl PgStore {
             .bind(m.iter().map(|r| r.phone.map(PhoneNumber::as_str)).collect::<Vec<_>>())
             .bind(m.iter().map(|r| r.campaign_id).collect::<Vec<_>>())
             .bind(m.iter().map(|r| r.updated_at.millis()).collect::<Vec<_>>())
+            .bind(m.iter().map(|r| r.new_events).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }
@@ -370,7 +377,7 @@ impl Store for PgStore {
         .await
         .map_err(classify)?;
         let (history, inbound): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM message_events WHERE project_id = $1), \
+            "SELECT (SELECT COALESCE(SUM(event_count), 0)::int8 FROM messages WHERE project_id = $1), \
                     (SELECT COUNT(*) FROM inbound_messages WHERE project_id = $1)",
         )
         .bind(project.as_str())

@@ -1,12 +1,13 @@
 //! Turns a batch of received events into the rows one store transaction writes.
 //!
-//! The store enforces the same rules with unique keys and `GREATEST`, so applying a plan twice,
-//! or two plans in either order, gives the same state; planning only removes the work a single
-//! statement cannot do twice (PostgreSQL refuses to upsert one row twice in one statement) and
-//! sorts rows so concurrent processors lock them in the same order.
+//! A store applies a plan in two steps inside one transaction: it inserts the history rows,
+//! learning which were new (the rest it already had), then merges into each message only its
+//! new events ([`Plan::messages`]). The unique key on history and the max on status make the
+//! result independent of order and repetition; planning removes the work one statement cannot
+//! do twice (PostgreSQL refuses to upsert a row twice in one statement) and sorts rows so
+//! concurrent processors lock them in the same order.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use super::event::{Event, InboundMessage, Provider, StatusEvent};
 use super::phone::PhoneNumber;
@@ -30,7 +31,7 @@ pub struct HistoryRow<'a> {
     pub received_at: Timestamp,
 }
 
-/// The merged effect of a batch on one message.
+/// The merged effect of a batch's new events on one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageUpsert<'a> {
     pub wamid: &'a str,
@@ -41,6 +42,8 @@ pub struct MessageUpsert<'a> {
     pub phone: Option<&'a PhoneNumber>,
     pub campaign_id: Option<&'a str>,
     pub updated_at: Timestamp,
+    /// History rows this batch added to the message.
+    pub new_events: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,14 +56,71 @@ pub struct InboundRow<'a> {
 /// The rows of one transaction, each list sorted by its key and free of duplicates.
 #[derive(Debug, Default)]
 pub struct Plan<'a> {
+    /// Sorted by (wamid, status); the first of several identical events is kept.
     pub history: Vec<HistoryRow<'a>>,
-    pub messages: Vec<MessageUpsert<'a>>,
     pub inbound: Vec<InboundRow<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    /// Cuts the plan into parts of at most `rows` history and inbound rows each. Every part
+    /// is a valid plan: applying the parts one after another has the effect of the whole,
+    /// because each row's effect is an insert-if-absent or a max/sum merge.
+    pub fn split(&self, rows: usize) -> Vec<Plan<'a>> {
+        let rows = rows.max(1);
+        let mut parts: Vec<Plan<'a>> = self
+            .history
+            .chunks(rows)
+            .map(|h| Plan {
+                history: h.to_vec(),
+                inbound: Vec::new(),
+            })
+            .collect();
+        for chunk in self.inbound.chunks(rows) {
+            parts.push(Plan {
+                history: Vec::new(),
+                inbound: chunk.to_vec(),
+            });
+        }
+        parts
+    }
+
+    /// The message upserts for the history rows `is_new` accepts (those the store did not
+    /// have), sorted by wamid: status is the max of the new events, `updated_at` their latest
+    /// receive time. A message whose events were all known needs no write at all.
+    pub fn messages(&self, is_new: impl Fn(&str, Status) -> bool) -> Vec<MessageUpsert<'a>> {
+        let mut out: Vec<MessageUpsert<'a>> = Vec::new();
+        for h in &self.history {
+            let e = h.event;
+            if !is_new(&e.wamid, e.status) {
+                continue;
+            }
+            match out.last_mut() {
+                Some(m) if m.wamid == e.wamid => {
+                    m.status = m.status.merge(e.status);
+                    m.updated_at = m.updated_at.max(h.received_at);
+                    m.phone = m.phone.or(e.phone.as_ref());
+                    m.campaign_id = m.campaign_id.or(e.campaign_id.as_deref());
+                    m.new_events += 1;
+                }
+                _ => out.push(MessageUpsert {
+                    wamid: &e.wamid,
+                    project_id: h.project_id,
+                    provider: e.provider,
+                    status: e.status,
+                    business_number: &e.business_number,
+                    phone: e.phone.as_ref(),
+                    campaign_id: e.campaign_id.as_deref(),
+                    updated_at: h.received_at,
+                    new_events: 1,
+                }),
+            }
+        }
+        out
+    }
 }
 
 pub fn plan(items: &[Incoming]) -> Plan<'_> {
     let mut history: BTreeMap<(&str, Status), HistoryRow> = BTreeMap::new();
-    let mut messages: BTreeMap<&str, MessageUpsert> = BTreeMap::new();
     let mut inbound: BTreeMap<&str, InboundRow> = BTreeMap::new();
     for item in items {
         match &item.event {
@@ -72,27 +132,6 @@ pub fn plan(items: &[Incoming]) -> Plan<'_> {
                         event: e,
                         received_at: item.received_at,
                     });
-                match messages.entry(e.wamid.as_str()) {
-                    Entry::Vacant(v) => {
-                        v.insert(MessageUpsert {
-                            wamid: &e.wamid,
-                            project_id: &item.project_id,
-                            provider: e.provider,
-                            status: e.status,
-                            business_number: &e.business_number,
-                            phone: e.phone.as_ref(),
-                            campaign_id: e.campaign_id.as_deref(),
-                            updated_at: item.received_at,
-                        });
-                    }
-                    Entry::Occupied(mut o) => {
-                        let m = o.get_mut();
-                        m.status = m.status.merge(e.status);
-                        m.updated_at = m.updated_at.max(item.received_at);
-                        m.phone = m.phone.or(e.phone.as_ref());
-                        m.campaign_id = m.campaign_id.or(e.campaign_id.as_deref());
-                    }
-                }
             }
             Event::Inbound(m) => {
                 inbound.entry(m.message_id.as_str()).or_insert(InboundRow {
@@ -105,7 +144,6 @@ pub fn plan(items: &[Incoming]) -> Plan<'_> {
     }
     Plan {
         history: history.into_values().collect(),
-        messages: messages.into_values().collect(),
         inbound: inbound.into_values().collect(),
     }
 }
@@ -137,10 +175,12 @@ pub(crate) mod tests {
 
     proptest! {
         /// Whatever the order and duplication inside a batch: one history row per distinct
-        /// (wamid, status), one message per wamid, and its status is the max.
+        /// (wamid, status); one upsert per wamid with a new event, whose status is the max of
+        /// the new events and whose count is their number.
         #[test]
         fn plan_is_max_and_distinct(
             raw in prop::collection::vec((0u8..4, any_status(), 0i64..1000), 1..60),
+            known in prop::collection::btree_set((0u8..4, any_status()), 0..6),
         ) {
             let project = ProjectId::parse("p").unwrap();
             let items: Vec<Incoming> = raw.iter().map(|(w, s, at)| Incoming {
@@ -154,14 +194,27 @@ pub(crate) mod tests {
             let planned: Vec<(String, Status)> =
                 p.history.iter().map(|h| (h.event.wamid.clone(), h.event.status)).collect();
             prop_assert_eq!(planned, distinct.iter().cloned().collect::<Vec<_>>());
-            for m in &p.messages {
-                let max = raw.iter().filter(|(w, ..)| format!("w{w}") == m.wamid).map(|r| r.1).max();
-                prop_assert_eq!(Some(m.status), max);
-                let latest = raw.iter().filter(|(w, ..)| format!("w{w}") == m.wamid).map(|r| r.2).max();
-                prop_assert_eq!(Some(m.updated_at.millis()), latest);
+
+            let known: BTreeSet<(String, Status)> =
+                known.into_iter().map(|(w, s)| (format!("w{w}"), s)).collect();
+            let upserts = p.messages(|w, s| !known.contains(&(w.to_owned(), s)));
+            let fresh: Vec<&(String, Status)> = distinct.iter().filter(|k| !known.contains(*k)).collect();
+            let wamids: BTreeSet<&str> = fresh.iter().map(|(w, _)| w.as_str()).collect();
+            prop_assert_eq!(upserts.iter().map(|m| m.wamid).collect::<BTreeSet<_>>(), wamids);
+            for m in &upserts {
+                let new: Vec<Status> = fresh.iter().filter(|(w, _)| w == m.wamid).map(|(_, s)| *s).collect();
+                prop_assert_eq!(Some(m.status), new.iter().copied().max());
+                prop_assert_eq!(m.new_events, new.len() as i64);
+                let latest = raw.iter()
+                    .filter(|(w, s, _)| format!("w{w}") == m.wamid && new.contains(s))
+                    .map(|r| r.2);
+                // updated_at is the receive time of a kept (first-seen) new event.
+                prop_assert!(latest.clone().any(|t| t == m.updated_at.millis()));
             }
-            let wamids: BTreeSet<&str> = p.messages.iter().map(|m| m.wamid).collect();
-            prop_assert_eq!(wamids.len(), p.messages.len());
+            prop_assert!(upserts.windows(2).all(|w| w[0].wamid < w[1].wamid), "sorted, one per wamid");
+            let parts = p.split(7);
+            prop_assert_eq!(parts.iter().map(|x| x.history.len()).sum::<usize>(), p.history.len());
+            prop_assert!(parts.iter().all(|x| x.history.len() + x.inbound.len() <= 7));
         }
     }
 }

@@ -234,7 +234,11 @@ async fn kill_mid_load(backend: Backend, signal: &str) {
         .iter()
         .copied()
         .filter(|i| {
-            let want = if i.is_multiple_of(3) { "read" } else { "delivered" };
+            let want = if i.is_multiple_of(3) {
+                "read"
+            } else {
+                "delivered"
+            };
             statuses
                 .get(&format!("wamid.crash{i:06}"))
                 .map(String::as_str)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio_util::sync::CancellationToken;
 
 use super::sql::{classify, migrator};
 use crate::ports::StoreError;
@@ -28,7 +29,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 pub struct SqliteDb {
     pub(crate) write: SqlitePool,
     pub(crate) read: SqlitePool,
+    checkpointer: SqlitePool,
+    stop: CancellationToken,
 }
+
+/// WAL size (pages) at which a committing writer checkpoints by itself.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_000;
+/// How often the background checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 impl SqliteDb {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`), and migrates it.
@@ -45,7 +53,10 @@ impl SqliteDb {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // The background checkpointer keeps the WAL short; this is only the writer's
+            // fallback, set high because a checkpoint inside a commit stalls every writer.
+            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
         if let Some(dir) = options.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {
@@ -63,16 +74,52 @@ impl SqliteDb {
             .run(&write)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(classify)?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await
             .map_err(classify)?;
-        Ok(SqliteDb { write, read })
+        let stop = CancellationToken::new();
+        tokio::spawn(checkpoint_loop(checkpointer.clone(), stop.clone()));
+        Ok(SqliteDb {
+            write,
+            read,
+            checkpointer,
+            stop,
+        })
     }
 
+    /// Stops the checkpointer, folds the WAL into the database file, closes every connection.
     pub async fn close(&self) {
+        self.stop.cancel();
         self.read.close().await;
         self.write.close().await;
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.checkpointer)
+            .await;
+        self.checkpointer.close().await;
+    }
+}
+
+/// Copies committed WAL pages into the database from its own connection, so commits never
+/// pay for it. A PASSIVE checkpoint takes no lock that writers or readers wait on; pages
+/// rewritten between runs are copied once instead of once per commit.
+async fn checkpoint_loop(pool: SqlitePool, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "background checkpoint failed; the writer's fallback remains");
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::Notify;
 
 use super::SqliteDb;
@@ -62,7 +62,8 @@ impl LocalQueue {
             .map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO queue_dead (queue, priority, payload, attempt, reason, failed_at) \
-             SELECT queue, priority, payload, attempt, ?, ? FROM queue_jobs WHERE id = ?",
+             SELECT j.queue, j.priority, p.payload, j.attempt, ?, ? \
+             FROM queue_jobs j JOIN queue_payloads p ON p.id = j.id WHERE j.id = ?",
         )
         .bind(reason)
         .bind(now_ms())
@@ -70,11 +71,7 @@ impl LocalQueue {
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        sqlx::query("DELETE FROM queue_jobs WHERE id = ?")
-            .bind(id.0 as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        delete_jobs(&mut tx, &[id]).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -108,21 +105,24 @@ impl Queue for LocalQueue {
             return Ok(());
         }
         let now = now_ms();
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO queue_jobs (queue, priority, payload, visible_at, attempt, enqueued_at) ",
-        );
-        q.push_values(messages, |mut b, m| {
-            b.push_bind(queue)
-                .push_bind(i64::from(m.priority))
-                .push_bind(m.payload.as_slice())
-                .push_bind(now + millis(m.delay))
-                .push_bind(0i64)
-                .push_bind(now);
-        });
-        q.build()
-            .execute(&self.db.write)
+        let mut tx = self
+            .db
+            .write
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
+        for m in messages {
+            insert_job(
+                &mut tx,
+                queue,
+                i64::from(m.priority),
+                &m.payload,
+                now + millis(m.delay),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
         self.waker(queue).notify_waiters();
         Ok(())
     }
@@ -169,16 +169,13 @@ impl Queue for LocalQueue {
                 .map_err(unavailable)?;
         let now = now_ms();
         for id in &ids {
-            sqlx::query(
-                "INSERT INTO queue_jobs (queue, priority, payload, visible_at, attempt, enqueued_at) \
-                 SELECT queue, priority, payload, ?, 0, ? FROM queue_dead WHERE id = ?",
-            )
-            .bind(now)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            let (priority, payload): (i64, Vec<u8>) =
+                sqlx::query_as("SELECT priority, payload FROM queue_dead WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            insert_job(&mut tx, queue, priority, &payload, now, now).await?;
             sqlx::query("DELETE FROM queue_dead WHERE id = ?")
                 .bind(id)
                 .execute(&mut *tx)
@@ -210,11 +207,11 @@ impl LocalConsumer {
     /// claimed too often.
     async fn claim(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let now = now_ms();
-        let rows = sqlx::query(
+        let claimed: Vec<(i64, i64, i64)> = sqlx::query_as(
             "UPDATE queue_jobs SET visible_at = ?, attempt = attempt + 1, claimed = 1 WHERE id IN \
              (SELECT id FROM queue_jobs WHERE queue = ? AND visible_at <= ? \
               ORDER BY priority DESC, id LIMIT ?) \
-             RETURNING id, priority, payload, attempt",
+             RETURNING id, priority, attempt",
         )
         .bind(now + millis(self.queue.visibility))
         .bind(&self.name)
@@ -223,13 +220,31 @@ impl LocalConsumer {
         .fetch_all(&self.queue.db.write)
         .await
         .map_err(unavailable)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Payloads are read off the writer: WAL readers see the committed jobs.
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT id, payload FROM queue_payloads WHERE id IN (");
+        let mut sep = q.separated(",");
+        for (id, ..) in &claimed {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        let payloads: std::collections::HashMap<i64, Vec<u8>> = q
+            .build_query_as::<(i64, Vec<u8>)>()
+            .fetch_all(&self.queue.db.read)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .collect();
+        let mut out = Vec::with_capacity(claimed.len());
+        for (id, priority, attempt) in claimed {
             let d = Delivery {
-                id: DeliveryId(r.try_get::<i64, _>("id").map_err(unavailable)? as u64),
-                priority: r.try_get::<i64, _>("priority").map_err(unavailable)? as u8,
-                payload: Bytes::from(r.try_get::<Vec<u8>, _>("payload").map_err(unavailable)?),
-                attempt: r.try_get::<i64, _>("attempt").map_err(unavailable)? as u32,
+                id: DeliveryId(id as u64),
+                priority: priority as u8,
+                payload: Bytes::from(payloads.get(&id).cloned().unwrap_or_default()),
+                attempt: attempt as u32,
             };
             if d.attempt > self.queue.max_attempts {
                 self.queue
@@ -273,19 +288,18 @@ impl Consumer for LocalConsumer {
     }
 
     async fn ack(&mut self, ids: &[DeliveryId]) -> Result<(), QueueError> {
-        for chunk in ids.chunks(1000) {
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM queue_jobs WHERE id IN (");
-            let mut sep = q.separated(",");
-            for id in chunk {
-                sep.push_bind(id.0 as i64);
-            }
-            q.push(")");
-            q.build()
-                .execute(&self.queue.db.write)
-                .await
-                .map_err(unavailable)?;
+        if ids.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let mut tx = self
+            .queue
+            .db
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        delete_jobs(&mut tx, ids).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     async fn retry(&mut self, d: &Delivery, delay: Duration) -> Result<(), QueueError> {
@@ -301,4 +315,49 @@ impl Consumer for LocalConsumer {
     async fn dead_letter(&mut self, d: &Delivery, reason: &str) -> Result<(), QueueError> {
         self.queue.park(d.id, reason).await
     }
+}
+
+type Tx = sqlx::Transaction<'static, Sqlite>;
+
+async fn insert_job(
+    tx: &mut Tx,
+    queue: &str,
+    priority: i64,
+    payload: &[u8],
+    visible_at: i64,
+    now: i64,
+) -> Result<(), QueueError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO queue_jobs (queue, priority, visible_at, attempt, enqueued_at) \
+         VALUES (?, ?, ?, 0, ?) RETURNING id",
+    )
+    .bind(queue)
+    .bind(priority)
+    .bind(visible_at)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(unavailable)?;
+    sqlx::query("INSERT INTO queue_payloads (id, payload) VALUES (?, ?)")
+        .bind(id)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+async fn delete_jobs(tx: &mut Tx, ids: &[DeliveryId]) -> Result<(), QueueError> {
+    for chunk in ids.chunks(500) {
+        for table in ["queue_jobs", "queue_payloads"] {
+            let mut q = QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE id IN ("));
+            let mut sep = q.separated(",");
+            for id in chunk {
+                sep.push_bind(id.0 as i64);
+            }
+            q.push(")");
+            q.build().execute(&mut **tx).await.map_err(unavailable)?;
+        }
+    }
+    Ok(())
 }
