@@ -57,7 +57,7 @@ impl App {
                 backends.queue.clone(),
                 PublisherConfig {
                     max_events: config.ingress_batch_max,
-                    inflight: config.ingress_inflight(),
+                    inflight: config.ingress_inflight,
                     timeout: Config::ms(config.ingress_publish_timeout_ms),
                 },
                 metrics.clone(),
@@ -180,7 +180,10 @@ pub fn processor(
         queue: backends.queue.clone(),
         lookup,
         dedupe: Arc::new(Dedupe::new(
-            tiers,
+            Tiers {
+                shared: None,
+                ..tiers
+            },
             Duration::from_secs(config.dedupe_ttl_secs),
         )),
         metrics: metrics.clone(),

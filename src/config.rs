@@ -101,8 +101,9 @@ pub struct Config {
     /// crash but not power loss.
     pub sqlite_synchronous: String,
     pub ingress_batch_max: usize,
-    /// Micro-batches being made durable at once; 0 = by backend (2 on the local queue, whose
-    /// commits serialize anyway, 8 on RabbitMQ, which pipelines confirms).
+    /// Micro-batches being made durable at once. Few is right on both backends: SQLite commits
+    /// one at a time anyway, and the broker's cost is per message, so fewer, fuller messages
+    /// beat more pipelining (measured: 1–2 beat 4 and 8 by 30–40% on RabbitMQ).
     pub ingress_inflight: usize,
     pub ingress_publish_timeout_ms: u64,
     pub processor_batch_size: usize,
@@ -139,7 +140,7 @@ impl Default for Config {
             store_pool_size: 8,
             sqlite_synchronous: "full".into(),
             ingress_batch_max: 512,
-            ingress_inflight: 0,
+            ingress_inflight: 2,
             ingress_publish_timeout_ms: 10_000,
             processor_batch_size: 2000,
             processor_flush_ms: 20,
@@ -268,6 +269,7 @@ impl Config {
         }
         for (key, v) in [
             ("ingress_batch_max", self.ingress_batch_max),
+            ("ingress_inflight", self.ingress_inflight),
             ("processor_batch_size", self.processor_batch_size),
             ("body_limit_bytes", self.body_limit_bytes),
         ] {
@@ -296,15 +298,6 @@ impl Config {
 
     pub fn is_embedded_store(&self) -> bool {
         self.database_url().starts_with("sqlite:")
-    }
-
-    /// `ingress_inflight`, with 0 resolved for the configured queue.
-    pub fn ingress_inflight(&self) -> usize {
-        match (self.ingress_inflight, self.amqp_url.is_some()) {
-            (0, true) => 8,
-            (0, false) => 2,
-            (n, _) => n,
-        }
     }
 
     /// `processor_concurrency`, with 0 resolved for the configured store.

@@ -21,19 +21,19 @@ pub fn classify(e: sqlx::Error) -> StoreError {
                 return StoreError::Conflict(db.message().to_owned());
             }
             let code = db.code().unwrap_or_default();
-            let transient = match code.as_ref() {
-                // SQLite: BUSY, LOCKED, IOERR, FULL, and their extended codes.
-                c if c
-                    .parse::<u32>()
-                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13)) =>
-                {
-                    true
-                }
-                // PostgreSQL classes: connection, transaction rollback (deadlock, serialization),
+            let transient = if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                // SQLSTATE classes: connection, transaction rollback (deadlock, serialization),
                 // insufficient resources, operator intervention, system error.
-                c => ["08", "40", "53", "57", "58"]
+                ["08", "40", "53", "57", "58"]
                     .iter()
-                    .any(|class| c.starts_with(class)),
+                    .any(|class| code.starts_with(class))
+            } else {
+                // SQLite result codes: BUSY, LOCKED, IOERR, FULL, and their extended codes.
+                code.parse::<u32>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13))
             };
             if transient {
                 StoreError::Unavailable(db.message().to_owned())

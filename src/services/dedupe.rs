@@ -3,6 +3,11 @@
 //! A key is remembered only after the store committed the event, so "seen" always means
 //! "already applied": skipping it is safe. The store's unique keys remain the real guarantee;
 //! this only saves it work on the duplicates BSPs send.
+//!
+//! The app gives it the memory tier alone. A Redis tier was measured to cost more than it
+//! saves: every event paid a Redis round trip to spare the store the ~10% that are
+//! duplicates, and ingress on PostgreSQL + RabbitMQ + Redis went from ~16.8k to ~12.9k
+//! events/s (`wagate bench ingest --events 100000 --concurrency 64`, two runs each).
 
 use std::time::Duration;
 

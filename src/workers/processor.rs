@@ -189,12 +189,33 @@ impl Processor {
         loop {
             match self.apply(&batch, &mut report).await {
                 Ok(()) => break,
-                Err(e) => {
+                Err(StoreError::Unavailable(e)) => {
                     self.metrics.processor_retries.inc();
                     tracing::warn!(error = %e, events = report.events, "store unavailable; holding the batch and retrying");
                     if !backoff.wait(&self.shutdown).await {
                         return report;
                     }
+                }
+                Err(e) => {
+                    // Not an outage: retrying the same input would fail the same way forever.
+                    // Park the messages (redrive brings them back once the cause is fixed).
+                    tracing::error!(error = %e, "batch cannot be applied; dead-lettering its messages");
+                    for r in &batch {
+                        if consumer
+                            .dead_letter(&r.delivery, &e.to_string())
+                            .await
+                            .is_ok()
+                        {
+                            self.metrics
+                                .dead_lettered
+                                .get_or_create(&QueueLabel {
+                                    queue: queues::EVENTS,
+                                })
+                                .inc();
+                            report.dead_lettered += 1;
+                        }
+                    }
+                    return report;
                 }
             }
         }
@@ -293,7 +314,8 @@ impl Processor {
                         provider: e.provider().as_str().to_owned(),
                         reason: "store_rejected".to_owned(),
                         body: e.raw().get().to_owned(),
-                        dedupe_key: Some(e.dedupe_key()),
+                        // The key may hold what the store refused (a NUL): escape it.
+                        dedupe_key: Some(e.dedupe_key().escape_debug().to_string()),
                         received_at: slice[0].received_at,
                     });
                 }

@@ -1,77 +1,13 @@
 //! The binary under load, killed: `kill -9` and SIGTERM mid-load lose nothing acknowledged.
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
-use crate::support::app::{ADMIN, Backend, config};
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `wagate serve` with the test config expressed as environment variables.
-async fn start(env: &[(String, String)]) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_wagate"))
-        .arg("serve")
-        .env_clear()
-        .envs(env.iter().cloned())
-        .env("WAGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WAGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn wagate");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server { child, base }
-}
-
-async fn env_for(backend: Backend) -> Option<(Vec<(String, String)>, tempfile::TempDir)> {
-    let (c, dir) = config(backend).await?;
-    let mut env = vec![
-        ("WAGATE_DATA_DIR".into(), c.data_dir.display().to_string()),
-        ("WAGATE_ADMIN_TOKEN".into(), ADMIN.into()),
-        // The embedded store fsyncs each commit, as in production.
-        ("WAGATE_SQLITE_SYNCHRONOUS".into(), "full".into()),
-    ];
-    if let (Some(db), Some(amqp), Some(redis)) = (c.database_url, c.amqp_url, c.redis_url) {
-        env.extend([
-            ("WAGATE_DATABASE_URL".into(), db),
-            ("WAGATE_AMQP_URL".into(), amqp),
-            ("WAGATE_REDIS_URL".into(), redis),
-            ("WAGATE_AMQP_PREFIX".into(), c.amqp_prefix),
-            ("WAGATE_AMQP_QUEUE_EXPIRES_MS".into(), "300000".into()),
-            ("WAGATE_REDIS_PREFIX".into(), c.redis_prefix),
-        ]);
-    }
-    Some((env, dir))
-}
+use crate::support::app::{ADMIN, Backend};
+use crate::support::process::{env_for, start};
 
 fn event(i: usize) -> String {
     json!({

@@ -10,5 +10,7 @@ mod crash;
 mod http;
 mod queue_conformance;
 mod rabbitmq;
+mod resilience;
+mod roles;
 mod store_conformance;
 mod support;

@@ -94,6 +94,11 @@ impl TestApp {
         })
     }
 
+    /// The queue the app publishes to (through the test processor's own connection).
+    pub fn queue(&self) -> std::sync::Arc<dyn wagate::ports::Queue> {
+        self.processor.queue.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -90,4 +90,5 @@ pub async fn redis_url() -> Option<String> {
 }
 pub mod app;
 pub mod events;
+pub mod process;
 pub mod proxy;

@@ -1,0 +1,229 @@
+//! What happens when things go wrong: a broker outage, Redis down, poison queue messages, an
+//! event the database refuses.
+
+use reqwest::StatusCode;
+use serde_json::value::RawValue;
+use std::time::{Duration, Instant};
+use wagate::domain::event::Event;
+use wagate::domain::status::Status;
+use wagate::domain::task::{Task, queues};
+use wagate::domain::time::Timestamp;
+use wagate::ports::Outgoing;
+
+use crate::support::app::{ADMIN, Backend, TestApp, fixture};
+use crate::support::events;
+use crate::support::proxy::Proxy;
+
+const WAMID_PATH: &str =
+    "/v1/messages/wamid.HBgMOTE5ODc2NTQzMjEwFQIAERgSM0E1RjQyNUE3QjE5QzA0RDQ2AA%3D%3D";
+
+/// While RabbitMQ is unreachable, ingress answers 503 (so the BSP retries) and `/readyz`
+/// names the queue; once it is back, both recover without a restart, and everything that got
+/// a 200 is applied.
+#[tokio::test]
+async fn broker_outage_answers_503_then_recovers() {
+    let Some(amqp) = crate::support::amqp_url().await else {
+        return;
+    };
+    let uri: lapin::uri::AMQPUri = amqp.parse().unwrap();
+    let upstream = tokio::net::lookup_host((uri.authority.host.as_str(), uri.authority.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = Proxy::start(upstream).await;
+    let proxied = amqp.replacen(
+        &format!("{}:{}", uri.authority.host, uri.authority.port),
+        &proxy.addr().to_string(),
+        1,
+    );
+    let Some(app) = TestApp::spawn_with(Backend::Distributed, |c| c.amqp_url = Some(proxied)).await
+    else {
+        return;
+    };
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    assert_eq!(
+        app.post_raw("/datagen-webhook", fixture("datagen/delivery_sent.json"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    proxy.down();
+    let (status, err) = app
+        .post_raw("/datagen-webhook", fixture("datagen/delivery_read.json"))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert_eq!(err["error"]["code"], "queue_unavailable");
+    let (status, ready) = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready["checks"]["queue"]["status"], "down");
+    assert!(
+        ready["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue (rabbitmq)"),
+        "{ready}"
+    );
+    assert_eq!(ready["checks"]["store"]["status"], "ok");
+
+    proxy.up().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = app
+            .post_raw("/datagen-webhook", fixture("datagen/delivery_read.json"))
+            .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ingress did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.send(app.client.get(app.url("/readyz"))).await.0,
+        StatusCode::OK
+    );
+    app.process().await;
+    let (_, m) = app.get(WAMID_PATH, &key).await;
+    assert_eq!(m["status"], "read");
+    assert_eq!(m["events"].as_array().unwrap().len(), 2, "{m}");
+    app.stop().await;
+}
+
+/// Redis unreachable from the start: lookups fall through to the store, everything works, and
+/// `/readyz` stays ready while reporting the cache as degraded.
+#[tokio::test]
+async fn redis_down_degrades_to_the_store() {
+    let Some(app) = TestApp::spawn_with(Backend::Distributed, |c| {
+        c.redis_url = Some("redis://127.0.0.1:1/".into())
+    })
+    .await
+    else {
+        return;
+    };
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    for file in ["delivery_read.json", "delivery_sent.json"] {
+        let (status, _) = app
+            .post_raw("/datagen-webhook", fixture(&format!("datagen/{file}")))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(app.process().await, 2);
+    let (status, m) = app.get(WAMID_PATH, &key).await;
+    assert_eq!(
+        (status, m["status"].as_str()),
+        (StatusCode::OK, Some("read"))
+    );
+    let (status, ready) = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["checks"]["cache"]["status"], "degraded");
+    app.stop().await;
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test]
+            async fn $case() {
+                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Embedded).await else { return };
+                super::$case(&app).await;
+                app.stop().await;
+            })*
+        }
+        mod distributed {
+            $(#[tokio::test]
+            async fn $case() {
+                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Distributed).await else { return };
+                super::$case(&app).await;
+                app.stop().await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(poison_messages_are_parked_not_blocking);
+
+/// A queue message nobody can decode goes to the dead letters; the events behind it are
+/// applied; the operator sees it and can redrive it.
+async fn poison_messages_are_parked_not_blocking(app: &TestApp) {
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    app.queue()
+        .publish(
+            queues::EVENTS,
+            &[Outgoing::new(b"\xffnot a task".to_vec(), 0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.post_raw("/datagen-webhook", fixture("datagen/delivery_read.json"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    app.process().await;
+    assert_eq!(app.get(WAMID_PATH, &key).await.1["status"], "read");
+    let queue_info = || {
+        app.send(
+            app.client
+                .get(app.url("/v1/admin/queues/events"))
+                .bearer_auth(ADMIN),
+        )
+    };
+    let (_, q) = queue_info().await;
+    assert_eq!(q["dead_letters"], 1, "{q}");
+    let (status, moved) = app
+        .send(
+            app.client
+                .post(app.url("/v1/admin/queues/events/redrive"))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+    assert_eq!((status, moved["moved"].as_u64()), (StatusCode::OK, Some(1)));
+    app.process().await;
+    assert_eq!(
+        queue_info().await.1["dead_letters"],
+        1,
+        "still poison after a redrive"
+    );
+}
+
+/// PostgreSQL refuses text with a NUL character. An event carrying one (built here directly,
+/// since the parsers strip NULs) is isolated and quarantined; the rest of its batch is applied.
+#[tokio::test]
+async fn an_event_the_database_refuses_is_quarantined_alone() {
+    let Some(app) = TestApp::spawn(Backend::Distributed).await else {
+        return;
+    };
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    let mut events: Vec<Event> = (0..9)
+        .map(|i| events::status(&format!("wamid.ok{i}"), Status::Delivered, 1))
+        .collect();
+    let mut poison = events::status("wamid.bad", Status::Read, 1);
+    if let Event::Status(s) = &mut poison {
+        s.wamid = "wamid.bad\u{0}one".into();
+        s.raw = RawValue::from_string(r#"{"mid":"wamid.bad\u0000one"}"#.into()).unwrap();
+    }
+    events.insert(4, poison);
+    let task = Task::EventsV1 {
+        received_at: Timestamp::now(),
+        events,
+    };
+    app.queue()
+        .publish(queues::EVENTS, &[Outgoing::new(task.encode(), 0)])
+        .await
+        .unwrap();
+    assert_eq!(app.process().await, 10);
+    let (_, stats) = app.get("/v1/stats", &key).await;
+    assert_eq!(stats["messages"]["delivered"], 9, "{stats}");
+    let (_, q) = app
+        .send(
+            app.client
+                .get(app.url("/v1/admin/quarantine"))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+    let rows = q["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{q}");
+    assert_eq!(rows[0]["reason"], "store_rejected");
+    app.stop().await;
+}
