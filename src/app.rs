@@ -72,11 +72,7 @@ impl App {
                 stop_workers.clone(),
             ))
         });
-        let admin_token = config.admin_token.clone().unwrap_or_else(|| {
-            let token = crate::domain::project::ApiKey::generate().as_str().replacen("wgk_", "wga_", 1);
-            tracing::warn!(%token, "WAGATE_ADMIN_TOKEN is not set; generated an admin token for this process");
-            token
-        });
+        let admin_token = admin_token(&config)?;
         let state = AppState {
             store: backends.store.clone(),
             queue: backends.queue.clone(),
@@ -144,6 +140,40 @@ impl App {
         tracing::info!("stopped");
         served.context("HTTP server")
     }
+}
+
+/// The configured admin token, or else one kept in `<data_dir>/admin-token` (made on first
+/// start), so the embedded default needs no setup and keeps its token across restarts.
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.clone());
+    }
+    let path = config.data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path)
+        && !token.trim().is_empty()
+    {
+        tracing::info!(path = %path.display(), "using the admin token kept in the data dir");
+        return Ok(token.trim().to_owned());
+    }
+    let token = crate::domain::project::ApiKey::generate()
+        .as_str()
+        .replacen("wgk_", "wga_", 1);
+    std::fs::create_dir_all(&config.data_dir)?;
+    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "WAGATE_ADMIN_TOKEN is not set; generated an admin token and saved it");
+    Ok(token)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
 }
 
 /// The cache tiers and the project lookup every role shares.
