@@ -81,6 +81,7 @@ impl App {
             publisher,
             metrics: metrics.clone(),
             admin_token: admin_token.into(),
+            ingress_token: config.ingress_token.as_deref().map(Into::into),
             meta_app_secret: config.meta_app_secret.as_deref().map(Into::into),
             meta_verify_token: config.meta_verify_token.as_deref().map(Into::into),
         };

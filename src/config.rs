@@ -87,6 +87,9 @@ pub struct Config {
     /// Unset = in-process memory cache only.
     pub redis_url: Option<String>,
     pub admin_token: Option<String>,
+    /// When set, BSP webhooks must carry it (`Authorization: Bearer …` or `?token=…`): Karix
+    /// and most BSPs sign nothing, so this is what keeps strangers from posting statuses.
+    pub ingress_token: Option<String>,
     pub meta_app_secret: Option<String>,
     pub meta_verify_token: Option<String>,
     pub body_limit_bytes: usize,
@@ -131,6 +134,7 @@ impl Default for Config {
             amqp_url: None,
             redis_url: None,
             admin_token: None,
+            ingress_token: None,
             meta_app_secret: None,
             meta_verify_token: None,
             body_limit_bytes: 1024 * 1024,
@@ -227,7 +231,7 @@ impl Config {
             cache_negative_ttl_secs, dedupe_ttl_secs, shutdown_timeout_secs, log_format,
         );
         env_optional!(cfg, env;
-            database_url, amqp_url, redis_url, admin_token, meta_app_secret, meta_verify_token,
+            database_url, amqp_url, redis_url, admin_token, ingress_token, meta_app_secret, meta_verify_token,
             amqp_queue_expires_ms,
         );
         if let Some(roles) = env("WAGATE_ROLES") {

@@ -100,6 +100,29 @@ impl FromRequestParts<AppState> for ProjectAuth {
     }
 }
 
+/// The webhook carries the ingress token, when one is configured: as a bearer token, or as
+/// `?token=` for BSPs that can only be given a URL.
+pub struct IngressAuth;
+
+impl FromRequestParts<AppState> for IngressAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.ingress_token else {
+            return Ok(IngressAuth);
+        };
+        let from_query = parts
+            .uri
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
+        let presented = bearer(parts).or(from_query).unwrap_or_default();
+        if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            Ok(IngressAuth)
+        } else {
+            Err(ApiError::unauthorized("missing or wrong ingress token"))
+        }
+    }
+}
+
 /// The request carries the admin token.
 pub struct AdminAuth;
 

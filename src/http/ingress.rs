@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Body, QueryParams};
+use super::extract::{Body, IngressAuth, QueryParams};
 use crate::domain::event::Provider;
 use crate::domain::providers::{self, Parsed};
 use crate::domain::signing::{constant_time_eq, verify_meta_signature};
@@ -20,6 +20,7 @@ use crate::ports::store::Quarantined;
 /// `POST /datagen-webhook` and `POST /v1/ingest/datagen`.
 pub async fn datagen(
     State(s): State<AppState>,
+    _auth: IngressAuth,
     body: Result<Body, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let body = rejected(&s, Provider::Datagen, body)?;
@@ -30,6 +31,7 @@ pub async fn datagen(
 /// `POST /v1/ingest/meta`, signature-checked when an app secret is configured.
 pub async fn meta(
     State(s): State<AppState>,
+    _auth: IngressAuth,
     headers: HeaderMap,
     body: Result<Body, ApiError>,
 ) -> Result<Json<Value>, ApiError> {

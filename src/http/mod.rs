@@ -34,6 +34,7 @@ pub struct AppState {
     pub publisher: Option<Publisher>,
     pub metrics: Metrics,
     pub admin_token: Arc<str>,
+    pub ingress_token: Option<Arc<str>>,
     pub meta_app_secret: Option<Arc<str>>,
     pub meta_verify_token: Option<Arc<str>>,
 }

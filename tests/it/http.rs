@@ -4,28 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wagate::domain::signing::hmac_sha256_hex;
 
-use crate::support::app::{ADMIN, Backend, TestApp, fixture};
-
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test]
-            async fn $case() {
-                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Embedded).await else { return };
-                super::$case(&app).await;
-                app.stop().await;
-            })*
-        }
-        mod distributed {
-            $(#[tokio::test]
-            async fn $case() {
-                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Distributed).await else { return };
-                super::$case(&app).await;
-                app.stop().await;
-            })*
-        }
-    };
-}
+use crate::support::app::{ADMIN, Backend, TestApp, fixture, on_both_backends};
 
 on_both_backends!(
     projects_need_the_admin_token_and_unique_numbers,
@@ -460,5 +439,54 @@ async fn meta_signature_and_handshake() {
         .client
         .get(app.url("/v1/ingest/meta?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1"));
     assert_eq!(app.send(hs).await.0, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+/// With an ingress token configured, webhooks without it are refused; both ways of passing it
+/// work (Karix can be given headers, Meta only a URL).
+#[tokio::test]
+async fn ingress_token_when_configured() {
+    let Some(app) = TestApp::spawn_with(Backend::Embedded, |c| {
+        c.ingress_token = Some("hook-secret".into())
+    })
+    .await
+    else {
+        return;
+    };
+    let body = fixture("datagen/delivery_sent.json");
+    let (status, err) = app.post_raw("/datagen-webhook", body.clone()).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    assert_eq!(
+        app.post_raw("/datagen-webhook?token=wrong", body.clone())
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post_raw("/datagen-webhook?token=hook-secret", body.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let req = app
+        .client
+        .post(app.url("/v1/ingest/datagen"))
+        .bearer_auth("hook-secret")
+        .body(body);
+    assert_eq!(app.send(req).await.0, StatusCode::OK);
+    let meta = fixture("meta/status_sent.json");
+    assert_eq!(
+        app.post_raw("/v1/ingest/meta", meta.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post_raw("/v1/ingest/meta?token=hook-secret", meta)
+            .await
+            .0,
+        StatusCode::OK
+    );
     app.stop().await;
 }

@@ -10,7 +10,7 @@ use wagate::domain::task::{Task, queues};
 use wagate::domain::time::Timestamp;
 use wagate::ports::Outgoing;
 
-use crate::support::app::{ADMIN, Backend, TestApp, fixture};
+use crate::support::app::{ADMIN, Backend, TestApp, fixture, on_both_backends};
 use crate::support::events;
 use crate::support::proxy::Proxy;
 
@@ -118,27 +118,6 @@ async fn redis_down_degrades_to_the_store() {
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["checks"]["cache"]["status"], "degraded");
     app.stop().await;
-}
-
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test]
-            async fn $case() {
-                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Embedded).await else { return };
-                super::$case(&app).await;
-                app.stop().await;
-            })*
-        }
-        mod distributed {
-            $(#[tokio::test]
-            async fn $case() {
-                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Distributed).await else { return };
-                super::$case(&app).await;
-                app.stop().await;
-            })*
-        }
-    };
 }
 
 on_both_backends!(poison_messages_are_parked_not_blocking);

@@ -177,3 +177,27 @@ pub fn fixture(path: &str) -> String {
     ))
     .unwrap()
 }
+
+/// Runs each named `async fn(&TestApp)` as two tests, `embedded::<name>` and
+/// `distributed::<name>`, each on a fresh app of that backend set.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test]
+            async fn $case() {
+                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Embedded).await else { return };
+                super::$case(&app).await;
+                app.stop().await;
+            })*
+        }
+        mod distributed {
+            $(#[tokio::test]
+            async fn $case() {
+                let Some(app) = crate::support::app::TestApp::spawn(crate::support::app::Backend::Distributed).await else { return };
+                super::$case(&app).await;
+                app.stop().await;
+            })*
+        }
+    };
+}
+pub(crate) use on_both_backends;
