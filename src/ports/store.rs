@@ -127,8 +127,11 @@ pub trait Store: Send + Sync + 'static {
         number: &PhoneNumber,
     ) -> Result<Option<ProjectId>, StoreError>;
 
-    /// Applies a batch in one transaction: history rows inserted unless present, messages
-    /// created or merged (status = max), inbound messages inserted unless present.
+    /// Applies a batch: history rows inserted unless present, messages created or merged with
+    /// their new events (status = max, counts summed), inbound messages inserted unless
+    /// present. Atomic per transaction; an adapter may use several (SQLite does, to keep its
+    /// one writer free), which is safe because every effect is idempotent. On error, applying
+    /// the same plan again completes it.
     async fn apply(&self, plan: &Plan<'_>) -> Result<Applied, StoreError>;
 
     async fn message(
