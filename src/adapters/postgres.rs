@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::sql::{self, assemble, classify, history_row, message_row, migrator};
+use super::sql::{self, assemble, classify, history_row, message_row, migrator, or_conflict};
 use crate::domain::apply::Plan;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, NewProject, Project, ProjectId};
@@ -229,24 +229,16 @@ impl Store for PgStore {
         .bind(now.millis())
         .execute(&mut *tx)
         .await
-        .map_err(|e| match classify(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("project `{}` already exists", p.id))
-            }
-            other => other,
-        })?;
+        .map_err(or_conflict(|| format!("project `{}` already exists", p.id)))?;
         for n in &p.phone_numbers {
             sqlx::query("INSERT INTO business_numbers (number, project_id) VALUES ($1, $2)")
                 .bind(n.as_str())
                 .bind(p.id.as_str())
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| match classify(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "business number {n} belongs to another project"
-                    )),
-                    other => other,
-                })?;
+                .map_err(or_conflict(|| {
+                    format!("business number {n} belongs to another project")
+                }))?;
         }
         tx.commit().await.map_err(classify)?;
         Ok(Project {

@@ -51,6 +51,14 @@ pub fn classify(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// `classify`, with a unique violation reported as `taken()` says (which key, in words).
+pub fn or_conflict(taken: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match classify(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(taken()),
+        other => other,
+    }
+}
+
 /// Builds a migrator from SQL files compiled into the binary, so `wagate migrate` needs no
 /// files on disk.
 pub fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteDb;
-use crate::adapters::sql::{self, MessageRow, assemble, classify, history_row, message_row};
+use crate::adapters::sql::{
+    self, MessageRow, assemble, classify, history_row, message_row, or_conflict,
+};
 use crate::domain::apply::{MessageUpsert, Plan};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, NewProject, Project, ProjectId};
@@ -218,24 +220,16 @@ impl Store for SqliteStore {
         .bind(now.millis())
         .execute(&mut *tx)
         .await
-        .map_err(|e| match classify(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("project `{}` already exists", p.id))
-            }
-            other => other,
-        })?;
+        .map_err(or_conflict(|| format!("project `{}` already exists", p.id)))?;
         for n in &p.phone_numbers {
             sqlx::query("INSERT INTO business_numbers (number, project_id) VALUES (?, ?)")
                 .bind(n.as_str())
                 .bind(p.id.as_str())
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| match classify(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "business number {n} belongs to another project"
-                    )),
-                    other => other,
-                })?;
+                .map_err(or_conflict(|| {
+                    format!("business number {n} belongs to another project")
+                }))?;
         }
         tx.commit().await.map_err(classify)?;
         Ok(Project {
