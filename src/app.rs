@@ -189,6 +189,7 @@ fn services(
         memory_ttl: Duration::from_secs(config.cache_memory_ttl_secs),
         shared_ttl: Duration::from_secs(config.cache_redis_ttl_secs),
         metrics: metrics.clone(),
+        single_process: config.is_embedded_store() && config.amqp_url.is_none(),
     };
     let lookup = Arc::new(ProjectLookup::new(
         backends.store.clone(),
@@ -211,8 +212,10 @@ pub fn processor(
         queue: backends.queue.clone(),
         lookup,
         dedupe: Arc::new(Dedupe::new(
+            // Marks live in memory alone (see `Dedupe`), for as long as configured.
             Tiers {
                 shared: None,
+                memory_ttl: Duration::from_secs(config.dedupe_ttl_secs),
                 ..tiers
             },
             Duration::from_secs(config.dedupe_ttl_secs),

@@ -7,11 +7,12 @@ use async_trait::async_trait;
 
 use crate::domain::apply::Plan;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::project::{ApiKeyHash, NewProject, Project, ProjectId};
+use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
 use crate::domain::time::Timestamp;
 use crate::metrics::{Metrics, OpLabel};
 use crate::ports::store::{
-    Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineView, Quarantined,
+    Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineFilter,
+    QuarantineView, Quarantined,
 };
 use crate::ports::{Store, StoreError};
 
@@ -96,5 +97,50 @@ impl Store for Instrumented {
     ) -> Result<Vec<QuarantineView>, StoreError> {
         self.timed("quarantined", self.inner.quarantined(before, limit))
             .await
+    }
+    async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        self.timed("project", self.inner.project(id)).await
+    }
+    async fn projects(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> Result<Vec<Project>, StoreError> {
+        self.timed("projects", self.inner.projects(after, limit))
+            .await
+    }
+    async fn add_number(&self, id: &ProjectId, n: &BusinessNumber) -> Result<bool, StoreError> {
+        self.timed("add_number", self.inner.add_number(id, n)).await
+    }
+    async fn remove_number(&self, id: &ProjectId, n: &PhoneNumber) -> Result<bool, StoreError> {
+        self.timed("remove_number", self.inner.remove_number(id, n))
+            .await
+    }
+    async fn rotate_key(
+        &self,
+        id: &ProjectId,
+        new: &ApiKeyHash,
+    ) -> Result<Option<ApiKeyHash>, StoreError> {
+        self.timed("rotate_key", self.inner.rotate_key(id, new))
+            .await
+    }
+    async fn claim_quarantined(
+        &self,
+        f: &QuarantineFilter,
+        token: &str,
+        limit: u32,
+    ) -> Result<Vec<QuarantineView>, StoreError> {
+        self.timed(
+            "claim_quarantined",
+            self.inner.claim_quarantined(f, token, limit),
+        )
+        .await
+    }
+    async fn release_quarantined(&self, ids: &[i64], token: &str) -> Result<u64, StoreError> {
+        self.timed(
+            "release_quarantined",
+            self.inner.release_quarantined(ids, token),
+        )
+        .await
     }
 }

@@ -6,6 +6,7 @@ pub mod guarded_cache;
 pub mod instrumented;
 pub mod memory_cache;
 pub mod postgres;
+pub mod queries;
 pub mod rabbitmq;
 pub mod redis_cache;
 pub mod sql;

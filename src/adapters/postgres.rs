@@ -1,28 +1,37 @@
 //! `Store` on PostgreSQL: batches go in as arrays through `unnest`, one statement per table.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::sql::{self, assemble, classify, history_row, message_row, migrator, or_conflict};
+use super::queries::pg as q;
+use super::sql::{self, assemble, classify, history_row, migrator};
 use crate::domain::apply::Plan;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::project::{ApiKeyHash, NewProject, Project, ProjectId};
+use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
 use crate::domain::time::Timestamp;
 use crate::ports::store::{
-    Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineView, Quarantined,
+    Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineFilter,
+    QuarantineView, Quarantined,
 };
 use crate::ports::{Store, StoreError};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "ownership_and_replay",
+        include_str!("../../migrations/postgres/0002_ownership_and_replay.sql"),
+    ),
+];
 
 /// Deadlocks and serialization failures are retried this many times inside `apply`.
 const APPLY_TRIES: u32 = 3;
@@ -80,6 +89,20 @@ impl PgStore {
     async fn apply_once(&self, plan: &Plan<'_>) -> Result<Applied, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let mut applied = Applied::default();
+        let wamids = plan.wamids();
+        let owners: HashMap<String, String> = if wamids.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as("SELECT wamid, project_id FROM messages WHERE wamid = ANY($1)")
+                .bind(&wamids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let (plan, refused) = plan.owned(|w| owners.get(w).map(String::as_str));
+        applied.mismatched = refused;
+        let plan = &plan;
         let mut new: HashSet<(String, i32)> = HashSet::with_capacity(plan.history.len());
         if !plan.history.is_empty() {
             let h = &plan.history;
@@ -109,7 +132,9 @@ impl PgStore {
         if !upserts.is_empty() {
             let m = &upserts;
             // The merge rule, in SQL: status is the max rank; known fields are never erased.
-            sqlx::query(
+            // A message another project created since the ownership check above is left as
+            // it is (the WHERE) and does not come back from RETURNING.
+            let merged: HashSet<String> = sqlx::query_scalar(
                 "INSERT INTO messages (wamid, project_id, provider, status_rank, business_number, \
                  phone, campaign_id, event_count, created_at, updated_at) \
                  SELECT w, p, pr, s, b, ph, c, n, t, t FROM unnest($1::text[], $2::text[], $3::text[], \
@@ -122,7 +147,8 @@ impl PgStore {
                  provider = COALESCE(messages.provider, EXCLUDED.provider), \
                  business_number = COALESCE(messages.business_number, EXCLUDED.business_number), \
                  phone = COALESCE(messages.phone, EXCLUDED.phone), \
-                 campaign_id = COALESCE(messages.campaign_id, EXCLUDED.campaign_id)",
+                 campaign_id = COALESCE(messages.campaign_id, EXCLUDED.campaign_id) \
+                 WHERE messages.project_id = EXCLUDED.project_id RETURNING wamid",
             )
             .bind(m.iter().map(|r| r.wamid).collect::<Vec<_>>())
             .bind(m.iter().map(|r| r.project_id.as_str()).collect::<Vec<_>>())
@@ -133,8 +159,33 @@ impl PgStore {
             .bind(m.iter().map(|r| r.campaign_id).collect::<Vec<_>>())
             .bind(m.iter().map(|r| r.updated_at.millis()).collect::<Vec<_>>())
             .bind(m.iter().map(|r| r.new_events).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            let lost: Vec<_> = m.iter().filter(|u| !merged.contains(u.wamid)).collect();
+            if !lost.is_empty() {
+                // Lost the race to own these messages: take back the history rows this
+                // transaction added for them.
+                let removed = sqlx::query(
+                    "DELETE FROM message_events e USING unnest($1::text[], $2::text[]) AS u(w, p) \
+                     WHERE e.wamid = u.w AND e.project_id = u.p",
+                )
+                .bind(lost.iter().map(|u| u.wamid).collect::<Vec<_>>())
+                .bind(
+                    lost.iter()
+                        .map(|u| u.project_id.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                applied.new_history -= removed;
+                applied.mismatched.extend(
+                    lost.iter()
+                        .map(|u| (u.wamid.to_owned(), u.project_id.clone())),
+                );
+            }
         }
         if !plan.inbound.is_empty() {
             let i = &plan.inbound;
@@ -220,56 +271,71 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<Project, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query(
-            "INSERT INTO projects (id, name, api_key_hash, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(p.id.as_str())
-        .bind(&p.name)
-        .bind(key.as_str())
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(or_conflict(|| format!("project `{}` already exists", p.id)))?;
-        for n in &p.phone_numbers {
-            sqlx::query("INSERT INTO business_numbers (number, project_id) VALUES ($1, $2)")
-                .bind(n.as_str())
-                .bind(p.id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(or_conflict(|| {
-                    format!("business number {n} belongs to another project")
-                }))?;
-        }
+        q::insert_project(&mut tx, p, key, now).await?;
         tx.commit().await.map_err(classify)?;
         Ok(Project {
             id: p.id.clone(),
             name: p.name.clone(),
-            phone_numbers: p.phone_numbers.clone(),
+            numbers: p.numbers.clone(),
             created_at: now,
         })
     }
 
     async fn project_by_key(&self, key: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM projects WHERE api_key_hash = $1")
-                .bind(key.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(classify)?;
-        Ok(id.map(ProjectId::from_trusted))
+        q::project_by_key(&self.pool, key).await.map_err(classify)
     }
 
     async fn project_by_number(
         &self,
         number: &PhoneNumber,
     ) -> Result<Option<ProjectId>, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT project_id FROM business_numbers WHERE number = $1")
-                .bind(number.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(classify)?;
-        Ok(id.map(ProjectId::from_trusted))
+        q::project_by_number(&self.pool, number)
+            .await
+            .map_err(classify)
+    }
+
+    async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        let found = q::projects(&self.pool, Some(id), None, 1).await;
+        Ok(found.map_err(classify)?.into_iter().next())
+    }
+
+    async fn projects(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> Result<Vec<Project>, StoreError> {
+        q::projects(&self.pool, None, after, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn add_number(&self, id: &ProjectId, n: &BusinessNumber) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let added = q::add_number(&mut tx, id, n).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        match added {
+            None => Ok(false),
+            Some(true) => Ok(true),
+            Some(false) => Err(StoreError::Conflict(format!(
+                "business number {} belongs to another project",
+                n.number
+            ))),
+        }
+    }
+
+    async fn remove_number(&self, id: &ProjectId, n: &PhoneNumber) -> Result<bool, StoreError> {
+        q::remove_number(&self.pool, id, n).await.map_err(classify)
+    }
+
+    async fn rotate_key(
+        &self,
+        id: &ProjectId,
+        new: &ApiKeyHash,
+    ) -> Result<Option<ApiKeyHash>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let old = q::rotate_key(&mut tx, id, new).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(old)
     }
 
     async fn apply(&self, plan: &Plan<'_>) -> Result<Applied, StoreError> {
@@ -279,12 +345,7 @@ impl Store for PgStore {
             match self.apply_once(plan).await.map_err(classify) {
                 // Rows are sorted, so deadlocks should not happen; if two processors still
                 // collide, the loser's transaction is rolled back whole and simply runs again.
-                Err(StoreError::Unavailable(msg))
-                    if tries < APPLY_TRIES
-                        && (msg.contains("deadlock") || msg.contains("serializ")) =>
-                {
-                    continue;
-                }
+                Err(StoreError::Contention(_)) if tries < APPLY_TRIES => continue,
                 other => return other,
             }
         }
@@ -295,17 +356,13 @@ impl Store for PgStore {
         project: &ProjectId,
         wamid: &str,
     ) -> Result<Option<MessageView>, StoreError> {
-        let row = sqlx::query("SELECT * FROM messages WHERE wamid = $1 AND project_id = $2")
-            .bind(wamid)
-            .bind(project.as_str())
-            .fetch_optional(&self.pool)
+        let Some(row) = q::message_one(&self.pool, project, wamid)
             .await
-            .map_err(classify)?;
-        let Some(row) = row else { return Ok(None) };
-        let views = self
-            .with_history(vec![message_row(&row).map_err(classify)?])
-            .await
-            .map_err(classify)?;
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let views = self.with_history(vec![row]).await.map_err(classify)?;
         Ok(views.into_iter().next())
     }
 
@@ -314,27 +371,8 @@ impl Store for PgStore {
         project: &ProjectId,
         query: &MessageQuery,
     ) -> Result<Vec<MessageView>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM messages WHERE project_id = ");
-        q.push_bind(project.as_str());
-        if let Some(c) = &query.campaign_id {
-            q.push(" AND campaign_id = ").push_bind(c.as_str());
-        }
-        if let Some(s) = query.status {
-            q.push(" AND status_rank = ").push_bind(i32::from(s.rank()));
-        }
-        if let Some(after) = &query.after {
-            q.push(" AND wamid > ").push_bind(after.as_str());
-        }
-        q.push(" ORDER BY wamid LIMIT ")
-            .push_bind(i64::from(query.limit));
-        let rows = q
-            .build()
-            .fetch_all(&self.pool)
+        let rows = q::message_page(&self.pool, project, query)
             .await
-            .map_err(classify)?
-            .iter()
-            .map(message_row)
-            .collect::<Result<Vec<_>, _>>()
             .map_err(classify)?;
         self.with_history(rows).await.map_err(classify)
     }
@@ -345,73 +383,17 @@ impl Store for PgStore {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<InboundView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM inbound_messages WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(project.as_str())
-        .bind(after.unwrap_or(0))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        rows.iter()
-            .map(sql::inbound_row)
-            .collect::<Result<_, _>>()
+        q::inbound(&self.pool, project, after, limit)
+            .await
             .map_err(classify)
     }
 
     async fn stats(&self, project: &ProjectId) -> Result<ProjectStats, StoreError> {
-        let by_status: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT status_rank, COUNT(*) FROM messages WHERE project_id = $1 GROUP BY status_rank",
-        )
-        .bind(project.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        let (history, inbound): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(SUM(event_count), 0)::int8 FROM messages WHERE project_id = $1), \
-                    (SELECT COUNT(*) FROM inbound_messages WHERE project_id = $1)",
-        )
-        .bind(project.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(sql::stats(by_status, history, inbound))
+        q::stats(&self.pool, project).await.map_err(classify)
     }
 
     async fn quarantine(&self, items: &[Quarantined]) -> Result<(), StoreError> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO quarantine (provider, reason, body, dedupe_key, received_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(
-            items
-                .iter()
-                .map(|i| i.provider.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(items.iter().map(|i| i.reason.as_str()).collect::<Vec<_>>())
-        .bind(items.iter().map(|i| i.body.as_str()).collect::<Vec<_>>())
-        .bind(
-            items
-                .iter()
-                .map(|i| i.dedupe_key.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|i| i.received_at.millis())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(())
+        q::quarantine(&self.pool, items).await.map_err(classify)
     }
 
     async fn quarantined(
@@ -419,18 +401,25 @@ impl Store for PgStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<QuarantineView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, provider, reason, body, received_at FROM quarantine WHERE id < $1 \
-             ORDER BY id DESC LIMIT $2",
-        )
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        rows.iter()
-            .map(sql::quarantine_row)
-            .collect::<Result<_, _>>()
+        q::quarantined(&self.pool, before, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn claim_quarantined(
+        &self,
+        filter: &QuarantineFilter,
+        token: &str,
+        limit: u32,
+    ) -> Result<Vec<QuarantineView>, StoreError> {
+        q::claim_quarantined(&self.pool, filter, token, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn release_quarantined(&self, ids: &[i64], token: &str) -> Result<u64, StoreError> {
+        q::release_quarantined(&self.pool, ids, token)
+            .await
             .map_err(classify)
     }
 }

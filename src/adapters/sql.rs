@@ -12,42 +12,66 @@ use crate::domain::time::Timestamp;
 use crate::ports::StoreError;
 use crate::ports::store::{HistoryView, InboundView, MessageView, ProjectStats, QuarantineView};
 
-/// Sorts a database error into "try again later" and "this data will never go in". The split
-/// decides whether the processor retries a batch or bisects it to find a poison event.
+/// Sorts a database error by what the caller should do (see [`StoreError`]): only data and
+/// constraint errors blame the input; anything else is an outage to wait out. The split decides
+/// whether the processor holds a batch and retries it, or bisects it to find a poison event.
 pub fn classify(e: sqlx::Error) -> StoreError {
+    let message = e.to_string();
     match &e {
         sqlx::Error::Database(db) => {
-            if db.is_unique_violation() {
-                return StoreError::Conflict(db.message().to_owned());
-            }
             let code = db.code().unwrap_or_default();
-            let transient = if db
+            let kind = if db.is_unique_violation() {
+                Kind::Conflict
+            } else if db
                 .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
                 .is_some()
             {
-                // SQLSTATE classes: connection, transaction rollback (deadlock, serialization),
-                // insufficient resources, operator intervention, system error.
-                ["08", "40", "53", "57", "58"]
-                    .iter()
-                    .any(|class| code.starts_with(class))
+                pg_kind(&code)
             } else {
-                // SQLite result codes: BUSY, LOCKED, IOERR, FULL, and their extended codes.
-                code.parse::<u32>()
-                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13))
+                code.parse::<u32>().map_or(Kind::Outage, sqlite_kind)
             };
-            if transient {
-                StoreError::Unavailable(db.message().to_owned())
-            } else {
-                StoreError::Rejected(format!("{} ({code})", db.message()))
+            match kind {
+                Kind::Conflict => StoreError::Conflict(db.message().to_owned()),
+                Kind::Data => StoreError::Rejected(format!("{} ({code})", db.message())),
+                Kind::Contention => StoreError::Contention(db.message().to_owned()),
+                Kind::Outage => StoreError::Unavailable(format!("{} ({code})", db.message())),
             }
         }
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Rejected(e.to_string()),
+        // A value sqlx cannot encode is this input's fault; every other client-side error
+        // (IO, TLS, pool, protocol, decoding what the database holds) is not.
+        sqlx::Error::Encode(_) => StoreError::Rejected(message),
+        _ => StoreError::Unavailable(message),
+    }
+}
+
+enum Kind {
+    Conflict,
+    Data,
+    Contention,
+    Outage,
+}
+
+/// PostgreSQL SQLSTATE: class 22 (data exception: bad encoding, a NUL, out of range), 23
+/// (integrity constraints) and 54 (program limits: an index row too large) refuse the data;
+/// 40001/40P01 are serialization failures and deadlocks; the rest (connection, permission,
+/// undefined table, read-only transaction, disk full, shutdown) are outages.
+fn pg_kind(code: &str) -> Kind {
+    match code {
+        "40001" | "40P01" => Kind::Contention,
+        c if ["22", "23", "54"].iter().any(|class| c.starts_with(class)) => Kind::Data,
+        _ => Kind::Outage,
+    }
+}
+
+/// SQLite primary result codes (the low byte of an extended code): CONSTRAINT (19), TOOBIG
+/// (18), MISMATCH (20) and RANGE (25) refuse the data; BUSY (5) and LOCKED (6) are contention
+/// that outlasted the busy timeout; the rest (READONLY, PERM, IOERR, FULL, a missing table's
+/// generic ERROR, CORRUPT) are outages.
+fn sqlite_kind(code: u32) -> Kind {
+    match code & 0xff {
+        18 | 19 | 20 | 25 => Kind::Data,
+        5 | 6 => Kind::Outage,
+        _ => Kind::Outage,
     }
 }
 
@@ -161,6 +185,7 @@ where
 pub fn quarantine_row<R: Columns>(r: &R) -> Result<QuarantineView, sqlx::Error>
 where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     Ok(QuarantineView {
@@ -168,9 +193,15 @@ where
         provider: r.col("provider")?,
         reason: r.col("reason")?,
         body: r.col("body")?,
+        business_number: r.col("business_number")?,
+        event: r.col("event")?,
         received_at: Timestamp::from_millis(r.col("received_at")?),
     })
 }
+
+/// The columns `quarantine_row` reads.
+pub const QUARANTINE_COLUMNS: &str =
+    "id, provider, reason, body, business_number, event, received_at";
 
 /// Per-status message counts, as `(rank, count)` rows, into the port's shape.
 pub fn stats(by_status: Vec<(i32, i64)>, history: i64, inbound: i64) -> ProjectStats {

@@ -119,6 +119,60 @@ impl<'a> Plan<'a> {
     }
 }
 
+impl<'a> Plan<'a> {
+    /// The distinct wamids of the plan's status events, sorted.
+    pub fn wamids(&self) -> Vec<&'a str> {
+        let mut w: Vec<&'a str> = self
+            .history
+            .iter()
+            .map(|h| h.event.wamid.as_str())
+            .collect();
+        w.dedup();
+        w
+    }
+
+    /// Leaves out the history rows of messages another project owns (principle 6: the project
+    /// that first recorded a wamid owns it). `owner` names a wamid's stored owner, if it has
+    /// one yet; when two projects first name a wamid in one plan, the first row's project
+    /// claims it.
+    /// Returns the plan to apply and the refused `(wamid, project)` pairs.
+    pub fn owned<'o>(
+        &self,
+        owner: impl Fn(&str) -> Option<&'o str>,
+    ) -> (Plan<'a>, Vec<(String, ProjectId)>) {
+        let mut refused: Vec<(String, ProjectId)> = Vec::new();
+        // A wamid no project owns yet goes to the project of its first row in this plan.
+        let mut claims: BTreeMap<&str, &str> = BTreeMap::new();
+        for h in &self.history {
+            claims
+                .entry(h.event.wamid.as_str())
+                .or_insert(h.project_id.as_str());
+        }
+        let history = self
+            .history
+            .iter()
+            .filter(|h| {
+                match owner(&h.event.wamid).or(claims.get(h.event.wamid.as_str()).copied()) {
+                    Some(o) if o != h.project_id.as_str() => {
+                        let pair = (h.event.wamid.clone(), h.project_id.clone());
+                        if !refused.contains(&pair) {
+                            refused.push(pair);
+                        }
+                        false
+                    }
+                    _ => true,
+                }
+            })
+            .copied()
+            .collect();
+        let plan = Plan {
+            history,
+            inbound: self.inbound.clone(),
+        };
+        (plan, refused)
+    }
+}
+
 pub fn plan(items: &[Incoming]) -> Plan<'_> {
     let mut history: BTreeMap<(&str, Status), HistoryRow> = BTreeMap::new();
     let mut inbound: BTreeMap<&str, InboundRow> = BTreeMap::new();
@@ -212,6 +266,13 @@ pub(crate) mod tests {
                 prop_assert!(latest.clone().any(|t| t == m.updated_at.millis()));
             }
             prop_assert!(upserts.windows(2).all(|w| w[0].wamid < w[1].wamid), "sorted, one per wamid");
+            let (mine, refused) = p.owned(|w| (w == "w0").then_some("other"));
+            let (unowned, none_refused) = p.owned(|_| None);
+            prop_assert_eq!(unowned.history.len(), p.history.len(), "one project claims all");
+            prop_assert!(none_refused.is_empty());
+            prop_assert!(mine.history.iter().all(|h| h.event.wamid != "w0"));
+            prop_assert_eq!(refused.is_empty(), !p.history.iter().any(|h| h.event.wamid == "w0"));
+            prop_assert_eq!(mine.history.len() + p.history.iter().filter(|h| h.event.wamid == "w0").count(), p.history.len());
             let parts = p.split(7);
             prop_assert_eq!(parts.iter().map(|x| x.history.len()).sum::<usize>(), p.history.len());
             prop_assert!(parts.iter().all(|x| x.history.len() + x.inbound.len() <= 7));

@@ -45,12 +45,50 @@ impl std::fmt::Display for ProjectId {
 pub enum ProjectError {
     #[error("project id `{0}` must be 1 to 64 characters of a-z, 0-9, '-' and '_'")]
     InvalidId(String),
-    #[error("project name must be 1 to 200 characters")]
+    #[error("project name must be 1 to 200 characters, without control characters")]
     InvalidName,
+    #[error("meta_phone_number_id must be 1 to 32 digits (the id Meta shows for the number)")]
+    InvalidMetaId,
     #[error("a project needs at least one business phone number, and at most 100")]
     NoNumbers,
     #[error(transparent)]
     InvalidPhone(#[from] InvalidPhone),
+}
+
+/// One of a project's WhatsApp business numbers. Meta's Cloud API addresses a number by its
+/// phone-number id, not by the number itself, so sending through Meta needs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BusinessNumber {
+    pub number: PhoneNumber,
+    pub meta_phone_number_id: Option<String>,
+}
+
+impl BusinessNumber {
+    pub fn parse(number: &str, meta_phone_number_id: Option<&str>) -> Result<Self, ProjectError> {
+        let number = PhoneNumber::parse(number)?;
+        let meta_phone_number_id = match meta_phone_number_id {
+            None => None,
+            Some(id)
+                if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(id.to_owned())
+            }
+            Some(_) => return Err(ProjectError::InvalidMetaId),
+        };
+        Ok(BusinessNumber {
+            number,
+            meta_phone_number_id,
+        })
+    }
+}
+
+impl From<PhoneNumber> for BusinessNumber {
+    fn from(number: PhoneNumber) -> BusinessNumber {
+        BusinessNumber {
+            number,
+            meta_phone_number_id: None,
+        }
+    }
 }
 
 /// A validated request to create a project.
@@ -58,31 +96,51 @@ pub enum ProjectError {
 pub struct NewProject {
     pub id: ProjectId,
     pub name: String,
-    pub phone_numbers: Vec<PhoneNumber>,
+    /// Sorted, one entry per number.
+    pub numbers: Vec<BusinessNumber>,
 }
 
 impl NewProject {
+    /// A project whose numbers are plain strings (no Meta ids).
     pub fn parse(id: &str, name: &str, numbers: &[String]) -> Result<NewProject, ProjectError> {
+        let numbers = numbers
+            .iter()
+            .map(|n| BusinessNumber::parse(n, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        NewProject::new(id, name, numbers)
+    }
+
+    pub fn new(
+        id: &str,
+        name: &str,
+        mut numbers: Vec<BusinessNumber>,
+    ) -> Result<NewProject, ProjectError> {
         let id = ProjectId::parse(id)?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(ProjectError::InvalidName);
-        }
+        let name = parse_name(name)?;
         if numbers.is_empty() || numbers.len() > 100 {
             return Err(ProjectError::NoNumbers);
         }
-        let mut phone_numbers = numbers
-            .iter()
-            .map(|n| PhoneNumber::parse(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        phone_numbers.sort();
-        phone_numbers.dedup();
-        Ok(NewProject {
-            id,
-            name: name.to_owned(),
-            phone_numbers,
-        })
+        numbers.sort();
+        // Two spellings of one number collapse; the one that carries a Meta id wins.
+        numbers.dedup_by(|later, kept| {
+            let same = later.number == kept.number;
+            if same && kept.meta_phone_number_id.is_none() {
+                kept.meta_phone_number_id = later.meta_phone_number_id.take();
+            }
+            same
+        });
+        Ok(NewProject { id, name, numbers })
     }
+}
+
+/// 1 to 200 characters once trimmed, none of them control characters (a NUL cannot be stored
+/// in PostgreSQL text, and a newline in a name breaks every log line that shows it).
+fn parse_name(name: &str) -> Result<String, ProjectError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ProjectError::InvalidName);
+    }
+    Ok(name.to_owned())
 }
 
 /// A project as stored.
@@ -90,7 +148,8 @@ impl NewProject {
 pub struct Project {
     pub id: ProjectId,
     pub name: String,
-    pub phone_numbers: Vec<PhoneNumber>,
+    /// Sorted by number.
+    pub numbers: Vec<BusinessNumber>,
     pub created_at: super::time::Timestamp,
 }
 
@@ -123,6 +182,11 @@ impl ApiKeyHash {
         ApiKeyHash(hex::encode(Sha256::digest(presented.as_bytes())))
     }
 
+    /// A hash read back from the store.
+    pub fn from_stored(hash: String) -> ApiKeyHash {
+        ApiKeyHash(hash)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -141,7 +205,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.name, "Acme");
-        assert_eq!(p.phone_numbers.len(), 1, "spellings of one number collapse");
+        assert_eq!(p.numbers.len(), 1, "spellings of one number collapse");
+        assert!(NewProject::parse("a", "x\0y", &["+919812345678".into()]).is_err());
+        let with_id = vec![
+            BusinessNumber::parse("+919812345678", None).unwrap(),
+            BusinessNumber::parse("919812345678", Some("106540352242922")).unwrap(),
+        ];
+        let p = NewProject::new("a", "x", with_id).unwrap();
+        assert_eq!(p.numbers.len(), 1);
+        assert_eq!(
+            p.numbers[0].meta_phone_number_id.as_deref(),
+            Some("106540352242922")
+        );
+        assert!(BusinessNumber::parse("+919812345678", Some("12ab")).is_err());
         assert!(NewProject::parse("Acme", "x", &["+919812345678".into()]).is_err());
         assert!(NewProject::parse("a", "", &["+919812345678".into()]).is_err());
         assert!(NewProject::parse("a", "x", &[]).is_err());

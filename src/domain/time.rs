@@ -21,6 +21,14 @@ impl Timestamp {
         Timestamp(i64::try_from(now.as_millis()).unwrap_or(i64::MAX))
     }
 
+    /// An RFC 3339 time, as API callers write one.
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let t = OffsetDateTime::parse(s.trim(), &Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+
     pub fn millis(self) -> i64 {
         self.0
     }

@@ -1,4 +1,4 @@
-//! Operator endpoints (admin token): quarantine, queue depth and dead-letter redrive.
+//! Operator endpoints (admin token): quarantine and its replay, queue depth, dead-letter redrive.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -8,8 +8,13 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{AdminAuth, QueryParams};
+use super::extract::{AdminAuth, JsonBody, QueryParams};
+use crate::domain::phone::PhoneNumber;
 use crate::domain::task::queues;
+use crate::domain::time::Timestamp;
+use crate::ports::store::QuarantineFilter;
+use crate::services::Replayer;
+use crate::services::replay::ReplayError;
 
 #[derive(Deserialize)]
 pub struct QuarantineQuery {
@@ -40,12 +45,83 @@ pub async fn quarantine(
                 "id": r.id,
                 "provider": r.provider,
                 "reason": r.reason,
+                "business_number": r.business_number,
                 "body": body,
                 "received_at": r.received_at.to_rfc3339(),
             })
         })
         .collect();
     Ok(Json(json!({"data": data, "next_cursor": next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayIn {
+    reason: Option<String>,
+    business_number: Option<String>,
+    /// RFC 3339; items received at or after.
+    from: Option<String>,
+    /// RFC 3339; items received before.
+    to: Option<String>,
+    limit: Option<u64>,
+}
+
+fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    v.map(|t| {
+        Timestamp::parse_rfc3339(t).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("`{field}` must be an RFC 3339 time, like 2026-01-31T09:00:00Z"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// `POST /v1/admin/quarantine/replay` `{"reason"?, "business_number"?, "from"?, "to"?,
+/// "limit"?}`: queues matching items again, oldest first. Replaying an event that was applied
+/// meanwhile changes nothing; one that still cannot be applied is quarantined again.
+pub async fn replay(
+    State(s): State<AppState>,
+    _admin: AdminAuth,
+    JsonBody(r): JsonBody<ReplayIn>,
+) -> Result<Json<Value>, ApiError> {
+    let numbers = match &r.business_number {
+        Some(n) => vec![
+            PhoneNumber::parse(n)
+                .map_err(|e| {
+                    ApiError::new(
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_request",
+                        e.to_string(),
+                    )
+                })?
+                .to_string(),
+        ],
+        None => Vec::new(),
+    };
+    let filter = QuarantineFilter {
+        reason: r.reason,
+        business_numbers: numbers,
+        from: time("from", r.from.as_deref())?,
+        to: time("to", r.to.as_deref())?,
+        after_id: 0,
+    };
+    let replayer = Replayer {
+        store: s.store.clone(),
+        queue: s.queue.clone(),
+    };
+    let report = replayer
+        .replay(filter, r.limit.unwrap_or(10_000).max(1))
+        .await
+        .map_err(|e| match e {
+            ReplayError::Store(e) => ApiError::from(e),
+            ReplayError::Queue(e) => ApiError::from(e),
+        })?;
+    Ok(Json(
+        json!({"replayed": report.replayed, "unreadable": report.unreadable}),
+    ))
 }
 
 fn known_queue(name: &str) -> Result<&'static str, ApiError> {

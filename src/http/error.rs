@@ -51,16 +51,18 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
-            StoreError::Unavailable(msg) => {
+            StoreError::Unavailable(msg) | StoreError::Contention(msg) => {
                 tracing::warn!(error = %msg, "store unavailable");
                 ApiError::unavailable("store_unavailable", "the store is unavailable; retry later")
             }
+            // Handlers validate what they store, so a refusal here is a bug in that
+            // validation: say it is this request's data, never echo the database's words.
             StoreError::Rejected(msg) => {
                 tracing::error!(error = %msg, "store rejected a request");
                 ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    "the request holds a value that cannot be stored",
                 )
             }
         }

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
@@ -148,7 +149,14 @@ async fn ingest(s: &AppState, provider: Provider, parsed: Parsed) -> Result<Json
             provider: r.provider.as_str().to_owned(),
             reason: r.reason.to_owned(),
             body: r.raw.get().to_owned(),
-            dedupe_key: None,
+            // A BSP retries what it thinks failed: the same bytes are kept once.
+            dedupe_key: Some(format!(
+                "body:{}:{}",
+                r.provider.as_str(),
+                hex::encode(Sha256::digest(r.raw.get().as_bytes()))
+            )),
+            business_number: None,
+            event: None,
             received_at,
         })
         .collect();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
 
@@ -56,13 +56,21 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, body_limit: usize) -> Rou
     }
     if roles.contains(&Role::Api) {
         app = app
-            .route("/v1/projects", post(projects::create))
+            .route("/v1/projects", post(projects::create).get(projects::list))
+            .route("/v1/projects/{id}", get(projects::one))
+            .route("/v1/projects/{id}/numbers", post(projects::add_number))
+            .route(
+                "/v1/projects/{id}/numbers/{number}",
+                delete(projects::remove_number),
+            )
+            .route("/v1/projects/{id}/rotate-key", post(projects::rotate_key))
             .route("/v1/project", get(projects::me))
             .route("/v1/messages", get(messages::list))
             .route("/v1/messages/{wamid}", get(messages::one))
             .route("/v1/stats", get(messages::stats))
             .route("/v1/inbound", get(messages::inbound))
             .route("/v1/admin/quarantine", get(admin::quarantine))
+            .route("/v1/admin/quarantine/replay", post(admin::replay))
             .route("/v1/admin/queues/{queue}", get(admin::queue))
             .route("/v1/admin/queues/{queue}/redrive", post(admin::redrive));
     }

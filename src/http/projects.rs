@@ -1,54 +1,220 @@
-//! `POST /v1/projects` (admin) and `GET /v1/project` (the caller's own project).
+//! Projects: created and managed with the admin token; `GET /v1/project` for a project's own key.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{AdminAuth, JsonBody, ProjectAuth};
-use crate::domain::project::{ApiKey, NewProject};
+use super::extract::{AdminAuth, JsonBody, ProjectAuth, QueryParams};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::project::{
+    ApiKey, BusinessNumber, NewProject, Project, ProjectError, ProjectId,
+};
 use crate::domain::time::Timestamp;
+use crate::services::Replayer;
+
+/// A business number as a request gives it: `"+91…"` or `{"number", "meta_phone_number_id"}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum NumberIn {
+    Plain(String),
+    Detailed(NumberDetail),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberDetail {
+    number: String,
+    meta_phone_number_id: Option<String>,
+}
+
+impl NumberIn {
+    fn parse(&self) -> Result<BusinessNumber, ProjectError> {
+        match self {
+            NumberIn::Plain(n) => BusinessNumber::parse(n, None),
+            NumberIn::Detailed(d) => {
+                BusinessNumber::parse(&d.number, d.meta_phone_number_id.as_deref())
+            }
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectIn {
     id: String,
     name: String,
-    phone_numbers: Vec<String>,
+    phone_numbers: Vec<NumberIn>,
 }
 
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+        e.to_string(),
+    )
+}
+
+fn view(p: &Project) -> Value {
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "phone_numbers": p.numbers.iter().map(|n| n.number.as_str()).collect::<Vec<_>>(),
+        "numbers": p.numbers.iter().map(|n| json!({
+            "number": n.number,
+            "meta_phone_number_id": n.meta_phone_number_id,
+        })).collect::<Vec<_>>(),
+        "created_at": p.created_at.to_rfc3339(),
+    })
+}
+
+fn replayer(s: &AppState) -> Replayer {
+    Replayer {
+        store: s.store.clone(),
+        queue: s.queue.clone(),
+    }
+}
+
+/// `POST /v1/projects`: the API key is in this response only. Events that were quarantined
+/// because they named one of the numbers before it was registered are replayed.
 pub async fn create(
     State(s): State<AppState>,
     _admin: AdminAuth,
     JsonBody(p): JsonBody<ProjectIn>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let new = NewProject::parse(&p.id, &p.name, &p.phone_numbers).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            e.to_string(),
-        )
-    })?;
+    let numbers = p
+        .phone_numbers
+        .iter()
+        .map(NumberIn::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    let new = NewProject::new(&p.id, &p.name, numbers).map_err(invalid)?;
     let key = ApiKey::generate();
     let project = s
         .store
         .create_project(&new, &key.hash(), Timestamp::now())
         .await?;
     // A cached "no project for this number" must not outlive the project's creation.
-    s.lookup.forget(&project.phone_numbers, &key.hash()).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": project.id,
-            "name": project.name,
-            "phone_numbers": project.phone_numbers,
-            "api_key": key.as_str(),
-            "created_at": project.created_at.to_rfc3339(),
-        })),
-    ))
+    let registered: Vec<PhoneNumber> = project.numbers.iter().map(|n| n.number.clone()).collect();
+    s.lookup.forget_numbers(&registered).await;
+    s.lookup.forget_key(&key.hash()).await;
+    let numbers: Vec<String> = project
+        .numbers
+        .iter()
+        .map(|n| n.number.to_string())
+        .collect();
+    let replayed = replayer(&s).numbers_registered(&numbers).await;
+    let mut body = view(&project);
+    body["api_key"] = json!(key.as_str());
+    body["replayed_from_quarantine"] = json!(replayed.replayed);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/projects?after=&limit=`: ordered by id.
+pub async fn list(
+    State(s): State<AppState>,
+    _admin: AdminAuth,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // A cursor only orders: any string works, so it is not validated as an id.
+    let after = q.after.map(ProjectId::from_trusted);
+    let page = s.store.projects(after.as_ref(), limit).await?;
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|p| p.id.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "data": page.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+fn project_id(id: &str) -> Result<ProjectId, ApiError> {
+    ProjectId::parse(id).map_err(|_| ApiError::not_found("no such project"))
+}
+
+async fn found(s: &AppState, id: &ProjectId) -> Result<Project, ApiError> {
+    s.store
+        .project(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no project `{id}`")))
+}
+
+/// `GET /v1/projects/{id}`.
+pub async fn one(
+    State(s): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = project_id(&id)?;
+    Ok(Json(view(&found(&s, &id).await?)))
+}
+
+/// `POST /v1/projects/{id}/numbers` `{"number", "meta_phone_number_id"?}`: adds the number, or
+/// sets its Meta id if the project has it already; 409 if another project has it.
+pub async fn add_number(
+    State(s): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+    JsonBody(n): JsonBody<NumberDetail>,
+) -> Result<Json<Value>, ApiError> {
+    let id = project_id(&id)?;
+    let number = NumberIn::Detailed(n).parse().map_err(invalid)?;
+    if !s.store.add_number(&id, &number).await? {
+        return Err(ApiError::not_found(format!("no project `{id}`")));
+    }
+    s.lookup
+        .forget_numbers(std::slice::from_ref(&number.number))
+        .await;
+    let replayed = replayer(&s)
+        .numbers_registered(&[number.number.to_string()])
+        .await;
+    let mut body = view(&found(&s, &id).await?);
+    body["replayed_from_quarantine"] = json!(replayed.replayed);
+    Ok(Json(body))
+}
+
+/// `DELETE /v1/projects/{id}/numbers/{number}`: events naming the number are quarantined
+/// from then on; messages already recorded stay the project's.
+pub async fn remove_number(
+    State(s): State<AppState>,
+    _admin: AdminAuth,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = project_id(&id)?;
+    let number = PhoneNumber::parse(&number).map_err(invalid)?;
+    if !s.store.remove_number(&id, &number).await? {
+        return Err(ApiError::not_found(format!(
+            "project `{id}` has no number {number}"
+        )));
+    }
+    s.lookup.forget_numbers(std::slice::from_ref(&number)).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/projects/{id}/rotate-key` → `{"api_key"}`: the old key stops working at once.
+pub async fn rotate_key(
+    State(s): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = project_id(&id)?;
+    let key = ApiKey::generate();
+    let Some(old) = s.store.rotate_key(&id, &key.hash()).await? else {
+        return Err(ApiError::not_found(format!("no project `{id}`")));
+    };
+    s.lookup.forget_key(&old).await;
+    s.lookup.forget_key(&key.hash()).await;
+    Ok(Json(json!({"id": id, "api_key": key.as_str()})))
 }
 
 pub async fn me(ProjectAuth(project): ProjectAuth) -> Json<Value> {

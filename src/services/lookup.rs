@@ -83,9 +83,14 @@ impl ProjectLookup {
             Some(v) if v == ABSENT => Ok(None),
             Some(v) => Ok(Some(ProjectId::from_trusted(v))),
             None => {
+                // Keys are rotated, and the old one must stop working at once everywhere:
+                // a key is cached only where a rotation can invalidate it.
                 let p = self.store.project_by_key(hash).await?;
                 match &p {
-                    Some(id) => self.tiers.set_many(&[(key, id.to_string())], None).await,
+                    Some(id) => {
+                        let found = [(key, id.to_string())];
+                        self.tiers.set_invalidatable(&found, None).await
+                    }
                     None => {
                         let absent = [(key, ABSENT.to_owned())];
                         self.tiers
@@ -98,12 +103,18 @@ impl ProjectLookup {
         }
     }
 
-    /// Drops cached answers for these numbers and this key (a project was just created: a
-    /// cached "absent" must not hide it).
-    pub async fn forget(&self, numbers: &[PhoneNumber], key: &ApiKeyHash) {
+    /// Drops cached answers for these numbers (just registered: a cached "absent" must not hide
+    /// them; or just removed). Other processes' memory may keep a removed number's old
+    /// project for up to the memory TTL; an added one is visible everywhere at once, since
+    /// absences are never kept where this cannot reach them.
+    pub async fn forget_numbers(&self, numbers: &[PhoneNumber]) {
         for n in numbers {
             self.tiers.delete(&number_key(n)).await;
         }
+    }
+
+    /// Drops a key's cached answer (a key just issued, or just replaced).
+    pub async fn forget_key(&self, key: &ApiKeyHash) {
         self.tiers.delete(&api_key_key(key)).await;
     }
 }

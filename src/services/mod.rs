@@ -1,9 +1,11 @@
-//! Logic shared by several roles, built on the ports: cached lookups and event dedupe.
+//! Logic shared by several roles, built on the ports: cached lookups, event dedupe, quarantine replay.
 
 pub mod dedupe;
 pub mod lookup;
+pub mod replay;
 mod tiers;
 
 pub use dedupe::Dedupe;
 pub use lookup::ProjectLookup;
+pub use replay::Replayer;
 pub use tiers::Tiers;

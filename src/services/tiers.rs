@@ -17,6 +17,9 @@ pub struct Tiers {
     pub memory_ttl: Duration,
     pub shared_ttl: Duration,
     pub metrics: Metrics,
+    /// No other process shares this store (the embedded default), so this process sees every
+    /// change and may keep invalidatable entries in memory when there is no shared layer.
+    pub single_process: bool,
 }
 
 impl Tiers {
@@ -66,10 +69,14 @@ impl Tiers {
         self.set_in(entries, ttl, true).await;
     }
 
-    /// Writes to the shared layer only, or to memory when there is no shared layer: for
-    /// entries that another process may invalidate (a cached "absent"), which only the shared
-    /// layer sees.
+    /// For entries that another process may invalidate (a cached "absent", an API key that can
+    /// be rotated): written to the shared layer only, where every process's `delete` reaches
+    /// them. Without one they stay in memory only when no other process can change the store,
+    /// and are not cached at all otherwise: a stale entry there could not be invalidated.
     pub async fn set_invalidatable(&self, entries: &[(String, String)], ttl: Option<Duration>) {
+        if self.shared.is_none() && !self.single_process {
+            return;
+        }
         self.set_in(entries, ttl, self.shared.is_none()).await;
     }
 

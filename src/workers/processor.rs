@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::domain::apply::{Incoming, plan};
+use crate::domain::event::Event;
+use crate::domain::project::ProjectId;
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::{AppliedLabel, LayerLabel, Metrics, QueueLabel, ReasonLabel};
@@ -58,7 +60,7 @@ pub struct BatchReport {
 struct Received {
     delivery: Delivery,
     received_at: Timestamp,
-    events: Vec<crate::domain::event::Event>,
+    events: Vec<Event>,
 }
 
 impl Processor {
@@ -189,7 +191,7 @@ impl Processor {
         loop {
             match self.apply(&batch, &mut report).await {
                 Ok(()) => break,
-                Err(StoreError::Unavailable(e)) => {
+                Err(e) if e.is_transient() => {
                     self.metrics.processor_retries.inc();
                     tracing::warn!(error = %e, events = report.events, "store unavailable; holding the batch and retrying");
                     if !backoff.wait(&self.shutdown).await {
@@ -258,13 +260,12 @@ impl Processor {
                     event: event.clone(),
                     received_at,
                 }),
-                None => quarantine.push(Quarantined {
-                    provider: event.provider().as_str().to_owned(),
-                    reason: "unknown_business_number".to_owned(),
-                    body: event.raw().get().to_owned(),
-                    dedupe_key: Some(event.dedupe_key()),
+                None => quarantine.push(quarantined(
+                    event,
+                    UNKNOWN_NUMBER,
+                    event.dedupe_key(),
                     received_at,
-                }),
+                )),
             }
         }
         let keys: Vec<String> = known.iter().map(|i| i.event.dedupe_key()).collect();
@@ -276,7 +277,8 @@ impl Processor {
             .collect();
         let (applied, refused) = self.apply_isolating(&fresh).await?;
         quarantine.extend(refused);
-        self.store.quarantine(&quarantine).await?;
+        quarantine.extend(mismatched(&fresh, &applied.mismatched));
+        self.keep(&quarantine).await?;
         let fresh_keys: Vec<String> = fresh.iter().map(|i| i.event.dedupe_key()).collect();
         self.dedupe.remember(&fresh_keys).await;
 
@@ -301,25 +303,17 @@ impl Processor {
                 continue;
             }
             match self.store.apply(&plan(slice)).await {
-                Ok(a) => {
-                    total.new_history += a.new_history;
-                    total.duplicate_history += a.duplicate_history;
-                    total.new_inbound += a.new_inbound;
-                    total.duplicate_inbound += a.duplicate_inbound;
-                }
-                Err(StoreError::Rejected(reason)) if slice.len() == 1 => {
+                Ok(a) => total.add(a),
+                Err(StoreError::Rejected(reason) | StoreError::Conflict(reason))
+                    if slice.len() == 1 =>
+                {
                     let e = &slice[0].event;
                     tracing::error!(%reason, key = %e.dedupe_key(), "store refused an event; quarantining it");
-                    refused.push(Quarantined {
-                        provider: e.provider().as_str().to_owned(),
-                        reason: "store_rejected".to_owned(),
-                        body: e.raw().get().to_owned(),
-                        // The key may hold what the store refused (a NUL): escape it.
-                        dedupe_key: Some(e.dedupe_key().escape_debug().to_string()),
-                        received_at: slice[0].received_at,
-                    });
+                    // The key may hold what the store refused (a NUL): escape it.
+                    let key = e.dedupe_key().escape_debug().to_string();
+                    refused.push(quarantined(e, STORE_REJECTED, key, slice[0].received_at));
                 }
-                Err(StoreError::Rejected(_)) => {
+                Err(StoreError::Rejected(_) | StoreError::Conflict(_)) => {
                     let (a, b) = slice.split_at(slice.len() / 2);
                     pending.push(a);
                     pending.push(b);
@@ -328,6 +322,34 @@ impl Processor {
             }
         }
         Ok((total, refused))
+    }
+
+    /// Records what goes to quarantine. The batch's events are applied by now, so a refusal
+    /// here must not send the batch to the dead letters: items the store refuses as a group go
+    /// one by one, and one it refuses alone is kept with its body escaped to plain ASCII (what
+    /// a database refuses in text is a NUL or broken encoding). An outage still holds the batch.
+    async fn keep(&self, items: &[Quarantined]) -> Result<(), StoreError> {
+        match self.store.quarantine(items).await {
+            Err(e) if !e.is_transient() && !items.is_empty() => {}
+            other => return other,
+        }
+        for item in items {
+            match self.store.quarantine(std::slice::from_ref(item)).await {
+                Err(e) if !e.is_transient() => {
+                    let escaped = Quarantined {
+                        body: serde_json::to_string(&item.body.escape_default().to_string())
+                            .expect("a string serializes"),
+                        event: None,
+                        ..item.clone()
+                    };
+                    if let Err(e) = self.store.quarantine(&[escaped]).await {
+                        tracing::error!(error = %e, reason = %item.reason, "cannot quarantine an event; dropping it");
+                    }
+                }
+                other => other?,
+            }
+        }
+        Ok(())
     }
 
     fn count(&self, a: &Applied, quarantine: &[Quarantined]) {
@@ -350,11 +372,11 @@ impl Processor {
                 .inc_by(dups);
         }
         for q in quarantine {
-            let reason = if q.reason == "store_rejected" {
-                "store_rejected"
-            } else {
-                "unknown_business_number"
-            };
+            // A fixed label set: reasons are ours, but bounded labels are cheap insurance.
+            let reason = [UNKNOWN_NUMBER, STORE_REJECTED, PROJECT_MISMATCH]
+                .into_iter()
+                .find(|r| *r == q.reason)
+                .unwrap_or("other");
             let provider = crate::domain::event::Provider::parse(&q.provider)
                 .map_or("unknown", |p| p.as_str());
             m.quarantined
@@ -362,6 +384,41 @@ impl Processor {
                 .inc();
         }
     }
+}
+
+const UNKNOWN_NUMBER: &str = "unknown_business_number";
+const STORE_REJECTED: &str = "store_rejected";
+const PROJECT_MISMATCH: &str = "project_mismatch";
+
+/// A quarantine record for an event, keeping the normalized event so replay can queue it again.
+fn quarantined(event: &Event, reason: &str, key: String, received_at: Timestamp) -> Quarantined {
+    Quarantined {
+        provider: event.provider().as_str().to_owned(),
+        reason: reason.to_owned(),
+        body: event.raw().get().to_owned(),
+        dedupe_key: Some(key),
+        business_number: Some(event.business_number().to_string()),
+        event: serde_json::to_string(event).ok(),
+        received_at,
+    }
+}
+
+/// The status events the store refused because another project owns their message.
+fn mismatched(items: &[Incoming], refused: &[(String, ProjectId)]) -> Vec<Quarantined> {
+    items
+        .iter()
+        .filter_map(|i| match &i.event {
+            Event::Status(e)
+                if refused
+                    .iter()
+                    .any(|(w, p)| *w == e.wamid && *p == i.project_id) =>
+            {
+                let key = format!("mismatch:{}:{}", i.project_id, i.event.dedupe_key());
+                Some(quarantined(&i.event, PROJECT_MISMATCH, key, i.received_at))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Capped exponential backoff, interrupted by shutdown.

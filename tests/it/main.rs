@@ -8,6 +8,7 @@ mod cache_conformance;
 mod cache_recovery;
 mod crash;
 mod http;
+mod projects;
 mod queue_conformance;
 mod rabbitmq;
 mod resilience;

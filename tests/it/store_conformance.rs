@@ -54,9 +54,23 @@ store_suite!(
     inbound_is_deduplicated_and_paged,
     quarantine_keeps_bodies_once,
     concurrent_applies_agree,
+    first_project_owns_the_message,
+    racing_projects_leave_one_owner,
+    projects_are_managed,
+    replay_claims_survive_requarantine,
 );
 
-async fn create(store: &dyn Store, id: &str, numbers: &[&str]) -> Result<ApiKey, StoreError> {
+mod ownership;
+use ownership::{
+    first_project_owns_the_message, projects_are_managed, racing_projects_leave_one_owner,
+    replay_claims_survive_requarantine,
+};
+
+pub(crate) async fn create(
+    store: &dyn Store,
+    id: &str,
+    numbers: &[&str],
+) -> Result<ApiKey, StoreError> {
     let p = NewProject::parse(
         id,
         "Test",
@@ -70,7 +84,7 @@ async fn create(store: &dyn Store, id: &str, numbers: &[&str]) -> Result<ApiKey,
     Ok(key)
 }
 
-async fn apply(store: &dyn Store, items: &[Incoming]) -> wagate::ports::store::Applied {
+pub(crate) async fn apply(store: &dyn Store, items: &[Incoming]) -> wagate::ports::store::Applied {
     store.apply(&plan(items)).await.unwrap()
 }
 
@@ -388,6 +402,8 @@ async fn quarantine_keeps_bodies_once(store: Arc<dyn Store>) {
         reason: "unknown_shape".into(),
         body: body.into(),
         dedupe_key: key.map(str::to_owned),
+        business_number: None,
+        event: None,
         received_at: Timestamp::from_millis(7),
     };
     store

@@ -1,20 +1,20 @@
 //! `Store` on SQLite.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteDb;
-use crate::adapters::sql::{
-    self, MessageRow, assemble, classify, history_row, message_row, or_conflict,
-};
+use crate::adapters::queries::lite as q;
+use crate::adapters::sql::{MessageRow, assemble, classify, history_row};
 use crate::domain::apply::{MessageUpsert, Plan};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::project::{ApiKeyHash, NewProject, Project, ProjectId};
+use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
 use crate::domain::time::Timestamp;
 use crate::ports::store::{
-    Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineView, Quarantined,
+    Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineFilter,
+    QuarantineView, Quarantined,
 };
 use crate::ports::{Store, StoreError};
 
@@ -55,16 +55,39 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// One transaction: history rows (learning which are new), then the messages they change,
-    /// then inbound messages.
-    async fn apply_part(&self, plan: &Plan<'_>) -> Result<Applied, StoreError> {
-        let mut tx = self
-            .db
+    /// A write transaction that takes the write lock at once, so it never has to upgrade.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.db
             .write
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(classify)?;
+            .map_err(classify)
+    }
+
+    /// One transaction: history rows (learning which are new), then the messages they change,
+    /// then inbound messages.
+    async fn apply_part(&self, plan: &Plan<'_>) -> Result<Applied, StoreError> {
+        let mut tx = self.begin().await?;
         let mut applied = Applied::default();
+        // One writer holds the database, so the owners read here cannot change before commit.
+        let wamids = plan.wamids();
+        let owners: HashMap<String, String> = if wamids.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as(
+                "SELECT wamid, project_id FROM messages \
+                 WHERE wamid IN (SELECT value FROM json_each($1))",
+            )
+            .bind(serde_json::to_string(&wamids).expect("strings serialize"))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .collect()
+        };
+        let (plan, refused) = plan.owned(|w| owners.get(w).map(String::as_str));
+        applied.mismatched = refused;
+        let plan = &plan;
         let mut new: HashSet<(String, i64)> = HashSet::with_capacity(plan.history.len());
         for (chunk, _) in padded(&plan.history, |h| *h) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -124,7 +147,8 @@ impl SqliteStore {
                  provider = COALESCE(messages.provider, excluded.provider), \
                  business_number = COALESCE(messages.business_number, excluded.business_number), \
                  phone = COALESCE(messages.phone, excluded.phone), \
-                 campaign_id = COALESCE(messages.campaign_id, excluded.campaign_id)",
+                 campaign_id = COALESCE(messages.campaign_id, excluded.campaign_id) \
+                 WHERE messages.project_id = excluded.project_id",
             );
             q.build().execute(&mut *tx).await.map_err(classify)?;
         }
@@ -205,62 +229,76 @@ impl Store for SqliteStore {
         key: &ApiKeyHash,
         now: Timestamp,
     ) -> Result<Project, StoreError> {
-        let mut tx = self
-            .db
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(classify)?;
-        sqlx::query(
-            "INSERT INTO projects (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(p.id.as_str())
-        .bind(&p.name)
-        .bind(key.as_str())
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(or_conflict(|| format!("project `{}` already exists", p.id)))?;
-        for n in &p.phone_numbers {
-            sqlx::query("INSERT INTO business_numbers (number, project_id) VALUES (?, ?)")
-                .bind(n.as_str())
-                .bind(p.id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(or_conflict(|| {
-                    format!("business number {n} belongs to another project")
-                }))?;
-        }
+        let mut tx = self.begin().await?;
+        q::insert_project(&mut tx, p, key, now).await?;
         tx.commit().await.map_err(classify)?;
         Ok(Project {
             id: p.id.clone(),
             name: p.name.clone(),
-            phone_numbers: p.phone_numbers.clone(),
+            numbers: p.numbers.clone(),
             created_at: now,
         })
     }
 
     async fn project_by_key(&self, key: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM projects WHERE api_key_hash = ?")
-                .bind(key.as_str())
-                .fetch_optional(&self.db.read)
-                .await
-                .map_err(classify)?;
-        Ok(id.map(ProjectId::from_trusted))
+        q::project_by_key(&self.db.read, key)
+            .await
+            .map_err(classify)
     }
 
     async fn project_by_number(
         &self,
         number: &PhoneNumber,
     ) -> Result<Option<ProjectId>, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT project_id FROM business_numbers WHERE number = ?")
-                .bind(number.as_str())
-                .fetch_optional(&self.db.read)
-                .await
-                .map_err(classify)?;
-        Ok(id.map(ProjectId::from_trusted))
+        q::project_by_number(&self.db.read, number)
+            .await
+            .map_err(classify)
+    }
+
+    async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        let found = q::projects(&self.db.read, Some(id), None, 1).await;
+        Ok(found.map_err(classify)?.into_iter().next())
+    }
+
+    async fn projects(
+        &self,
+        after: Option<&ProjectId>,
+        limit: u32,
+    ) -> Result<Vec<Project>, StoreError> {
+        q::projects(&self.db.read, None, after, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn add_number(&self, id: &ProjectId, n: &BusinessNumber) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let added = q::add_number(&mut tx, id, n).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        match added {
+            None => Ok(false),
+            Some(true) => Ok(true),
+            Some(false) => Err(StoreError::Conflict(format!(
+                "business number {} belongs to another project",
+                n.number
+            ))),
+        }
+    }
+
+    async fn remove_number(&self, id: &ProjectId, n: &PhoneNumber) -> Result<bool, StoreError> {
+        q::remove_number(&self.db.write, id, n)
+            .await
+            .map_err(classify)
+    }
+
+    async fn rotate_key(
+        &self,
+        id: &ProjectId,
+        new: &ApiKeyHash,
+    ) -> Result<Option<ApiKeyHash>, StoreError> {
+        let mut tx = self.begin().await?;
+        let old = q::rotate_key(&mut tx, id, new).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(old)
     }
 
     /// Applies in transactions of at most `ROWS_PER_TRANSACTION` rows: SQLite has one writer,
@@ -270,11 +308,7 @@ impl Store for SqliteStore {
     async fn apply(&self, plan: &Plan<'_>) -> Result<Applied, StoreError> {
         let mut total = Applied::default();
         for part in plan.split(ROWS_PER_TRANSACTION) {
-            let a = self.apply_part(&part).await?;
-            total.new_history += a.new_history;
-            total.duplicate_history += a.duplicate_history;
-            total.new_inbound += a.new_inbound;
-            total.duplicate_inbound += a.duplicate_inbound;
+            total.add(self.apply_part(&part).await?);
         }
         Ok(total)
     }
@@ -283,17 +317,13 @@ impl Store for SqliteStore {
         project: &ProjectId,
         wamid: &str,
     ) -> Result<Option<MessageView>, StoreError> {
-        let row = sqlx::query("SELECT * FROM messages WHERE wamid = ? AND project_id = ?")
-            .bind(wamid)
-            .bind(project.as_str())
-            .fetch_optional(&self.db.read)
+        let Some(row) = q::message_one(&self.db.read, project, wamid)
             .await
-            .map_err(classify)?;
-        let Some(row) = row else { return Ok(None) };
-        let views = self
-            .with_history(vec![message_row(&row).map_err(classify)?])
-            .await
-            .map_err(classify)?;
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let views = self.with_history(vec![row]).await.map_err(classify)?;
         Ok(views.into_iter().next())
     }
 
@@ -302,27 +332,8 @@ impl Store for SqliteStore {
         project: &ProjectId,
         query: &MessageQuery,
     ) -> Result<Vec<MessageView>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM messages WHERE project_id = ");
-        q.push_bind(project.as_str());
-        if let Some(c) = &query.campaign_id {
-            q.push(" AND campaign_id = ").push_bind(c.as_str());
-        }
-        if let Some(s) = query.status {
-            q.push(" AND status_rank = ").push_bind(s.rank());
-        }
-        if let Some(after) = &query.after {
-            q.push(" AND wamid > ").push_bind(after.as_str());
-        }
-        q.push(" ORDER BY wamid LIMIT ")
-            .push_bind(i64::from(query.limit));
-        let rows = q
-            .build()
-            .fetch_all(&self.db.read)
+        let rows = q::message_page(&self.db.read, project, query)
             .await
-            .map_err(classify)?
-            .iter()
-            .map(message_row)
-            .collect::<Result<Vec<_>, _>>()
             .map_err(classify)?;
         self.with_history(rows).await.map_err(classify)
     }
@@ -333,62 +344,17 @@ impl Store for SqliteStore {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<InboundView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM inbound_messages WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(project.as_str())
-        .bind(after.unwrap_or(0))
-        .bind(i64::from(limit))
-        .fetch_all(&self.db.read)
-        .await
-        .map_err(classify)?;
-        rows.iter()
-            .map(sql::inbound_row)
-            .collect::<Result<_, _>>()
+        q::inbound(&self.db.read, project, after, limit)
+            .await
             .map_err(classify)
     }
 
     async fn stats(&self, project: &ProjectId) -> Result<ProjectStats, StoreError> {
-        let by_status: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT status_rank, COUNT(*) FROM messages WHERE project_id = ? GROUP BY status_rank",
-        )
-        .bind(project.as_str())
-        .fetch_all(&self.db.read)
-        .await
-        .map_err(classify)?;
-        let history: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(event_count), 0) FROM messages WHERE project_id = ?",
-        )
-        .bind(project.as_str())
-        .fetch_one(&self.db.read)
-        .await
-        .map_err(classify)?;
-        let inbound: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages WHERE project_id = ?")
-                .bind(project.as_str())
-                .fetch_one(&self.db.read)
-                .await
-                .map_err(classify)?;
-        Ok(sql::stats(by_status, history, inbound))
+        q::stats(&self.db.read, project).await.map_err(classify)
     }
 
     async fn quarantine(&self, items: &[Quarantined]) -> Result<(), StoreError> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO quarantine (provider, reason, body, dedupe_key, received_at) ",
-        );
-        q.push_values(items, |mut b, i| {
-            b.push_bind(i.provider.as_str())
-                .push_bind(i.reason.as_str())
-                .push_bind(i.body.as_str())
-                .push_bind(i.dedupe_key.as_deref())
-                .push_bind(i.received_at.millis());
-        });
-        q.push(" ON CONFLICT DO NOTHING");
-        q.build().execute(&self.db.write).await.map_err(classify)?;
-        Ok(())
+        q::quarantine(&self.db.write, items).await.map_err(classify)
     }
 
     async fn quarantined(
@@ -396,17 +362,25 @@ impl Store for SqliteStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<QuarantineView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, provider, reason, body, received_at FROM quarantine WHERE id < ? ORDER BY id DESC LIMIT ?",
-        )
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.db.read)
-        .await
-        .map_err(classify)?;
-        rows.iter()
-            .map(sql::quarantine_row)
-            .collect::<Result<_, _>>()
+        q::quarantined(&self.db.read, before, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn claim_quarantined(
+        &self,
+        filter: &QuarantineFilter,
+        token: &str,
+        limit: u32,
+    ) -> Result<Vec<QuarantineView>, StoreError> {
+        q::claim_quarantined(&self.db.write, filter, token, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn release_quarantined(&self, ids: &[i64], token: &str) -> Result<u64, StoreError> {
+        q::release_quarantined(&self.db.write, ids, token)
+            .await
             .map_err(classify)
     }
 }
