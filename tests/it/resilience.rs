@@ -120,7 +120,86 @@ async fn redis_down_degrades_to_the_store() {
     app.stop().await;
 }
 
-on_both_backends!(poison_messages_are_parked_not_blocking);
+on_both_backends!(
+    poison_messages_are_parked_not_blocking,
+    a_missing_table_holds_the_batch_instead_of_quarantining,
+);
+
+/// Runs one statement on the app's database from outside the app.
+async fn sql(app: &TestApp, statement: &str) {
+    use sqlx::Connection;
+    let url = app.config.database_url();
+    let sql = sqlx::AssertSqlSafe(statement.to_owned());
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+/// A schema or permission problem is an outage, not bad data: the processor holds the batch
+/// and retries (it must not bisect down and quarantine good events), and applies it once an
+/// operator fixes the database.
+async fn a_missing_table_holds_the_batch_instead_of_quarantining(app: &TestApp) {
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    sql(
+        app,
+        "ALTER TABLE message_events RENAME TO message_events_away",
+    )
+    .await;
+    for file in ["delivery_read.json", "delivery_sent.json"] {
+        let (status, _) = app
+            .post_raw("/datagen-webhook", fixture(&format!("datagen/{file}")))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let processing = async {
+        let events = app.process().await;
+        (events, Instant::now())
+    };
+    let operator = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, metrics) = app.send(app.client.get(app.url("/metrics"))).await;
+            let retried = metrics
+                .as_str()
+                .unwrap()
+                .lines()
+                .any(|l| l.starts_with("wagate_processor_retries") && !l.ends_with(" 0"));
+            if retried {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the processor never retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, q) = app
+            .send(
+                app.client
+                    .get(app.url("/v1/admin/quarantine"))
+                    .bearer_auth(ADMIN),
+            )
+            .await;
+        assert_eq!(
+            q["data"],
+            serde_json::json!([]),
+            "nothing quarantined during the outage"
+        );
+        sql(
+            app,
+            "ALTER TABLE message_events_away RENAME TO message_events",
+        )
+        .await;
+        Instant::now()
+    };
+    let ((events, done), fixed) = tokio::join!(processing, operator);
+    assert_eq!(events, 2);
+    assert!(done >= fixed, "the batch waited for the fix");
+    let (_, m) = app.get(WAMID_PATH, &key).await;
+    assert_eq!(m["status"], "read", "{m}");
+    assert_eq!(m["events"].as_array().unwrap().len(), 2);
+}
 
 /// A queue message nobody can decode goes to the dead letters; the events behind it are
 /// applied; the operator sees it and can redrive it.
