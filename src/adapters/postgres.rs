@@ -311,16 +311,9 @@ impl Store for PgStore {
 
     async fn add_number(&self, id: &ProjectId, n: &BusinessNumber) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let added = q::add_number(&mut tx, id, n).await.map_err(classify)?;
+        let added = q::add_number(&mut tx, id, n).await?;
         tx.commit().await.map_err(classify)?;
-        match added {
-            None => Ok(false),
-            Some(true) => Ok(true),
-            Some(false) => Err(StoreError::Conflict(format!(
-                "business number {} belongs to another project",
-                n.number
-            ))),
-        }
+        Ok(added)
     }
 
     async fn remove_number(&self, id: &ProjectId, n: &PhoneNumber) -> Result<bool, StoreError> {

@@ -164,18 +164,20 @@ macro_rules! shared_queries {
             Ok(())
         }
 
-        /// `Ok(None)`: no such project; `Ok(Some(false))`: another project has the number.
+        /// `Ok(false)`: no such project; `Conflict`: another project has the number.
         pub async fn add_number(
             tx: &mut $conn,
             id: &ProjectId,
             n: &BusinessNumber,
-        ) -> Result<Option<bool>, sqlx::Error> {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        ) -> Result<bool, crate::ports::StoreError> {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(sql::classify)?;
             if exists.is_none() {
-                return Ok(None);
+                return Ok(false);
             }
             // The update applies only when the number is already this project's: a number
             // another project holds comes back as no row.
@@ -189,8 +191,15 @@ macro_rules! shared_queries {
             .bind(id.as_str())
             .bind(n.meta_phone_number_id.as_deref())
             .fetch_optional(&mut *tx)
-            .await?;
-            Ok(Some(owner.is_some()))
+            .await
+            .map_err(sql::classify)?;
+            match owner {
+                Some(_) => Ok(true),
+                None => Err(crate::ports::StoreError::Conflict(format!(
+                    "business number {} belongs to another project",
+                    n.number
+                ))),
+            }
         }
 
         pub async fn remove_number(
