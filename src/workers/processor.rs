@@ -326,24 +326,28 @@ impl Processor {
 
     /// Records what goes to quarantine. The batch's events are applied by now, so a refusal
     /// here must not send the batch to the dead letters: items the store refuses as a group go
-    /// one by one, and one it refuses alone is kept with its body escaped to plain ASCII (what
-    /// a database refuses in text is a NUL or broken encoding). An outage still holds the batch.
+    /// one by one, and one it refuses alone is kept without its dedupe key and with its body
+    /// escaped to ASCII (what a database refuses in text is a NUL or broken encoding). An
+    /// outage still holds the batch.
     async fn keep(&self, items: &[Quarantined]) -> Result<(), StoreError> {
         match self.store.quarantine(items).await {
-            Err(e) if !e.is_transient() && !items.is_empty() => {}
+            Err(e) if !e.is_transient() && !items.is_empty() => {
+                tracing::warn!(error = %e, "quarantine write refused; writing items one by one");
+            }
             other => return other,
         }
         for item in items {
             match self.store.quarantine(std::slice::from_ref(item)).await {
                 Err(e) if !e.is_transient() => {
-                    let escaped = Quarantined {
+                    let plain = Quarantined {
                         body: serde_json::to_string(&item.body.escape_default().to_string())
                             .expect("a string serializes"),
+                        dedupe_key: None,
                         event: None,
                         ..item.clone()
                     };
-                    if let Err(e) = self.store.quarantine(&[escaped]).await {
-                        tracing::error!(error = %e, reason = %item.reason, "cannot quarantine an event; dropping it");
+                    if let Err(e) = self.store.quarantine(&[plain]).await {
+                        tracing::error!(error = %e, reason = %item.reason, "cannot quarantine an event; it is applied or refused, but not kept");
                     }
                 }
                 other => other?,
@@ -391,7 +395,14 @@ const STORE_REJECTED: &str = "store_rejected";
 const PROJECT_MISMATCH: &str = "project_mismatch";
 
 /// A quarantine record for an event, keeping the normalized event so replay can queue it again.
+/// Keys are bounded (a unique index refuses long ones): a long key is kept as its hash.
 fn quarantined(event: &Event, reason: &str, key: String, received_at: Timestamp) -> Quarantined {
+    use sha2::{Digest, Sha256};
+    let key = if key.len() > 256 {
+        format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+    } else {
+        key
+    };
     Quarantined {
         provider: event.provider().as_str().to_owned(),
         reason: reason.to_owned(),

@@ -285,3 +285,51 @@ async fn an_event_the_database_refuses_is_quarantined_alone() {
     assert_eq!(rows[0]["reason"], "store_rejected");
     app.stop().await;
 }
+
+/// An event whose wamid is too long for the database's unique index is refused alone and
+/// quarantined (its key bounded), and the rest of its batch is applied and acked: nothing
+/// goes to the dead letters.
+#[tokio::test]
+async fn an_oversized_event_is_quarantined_and_its_batch_still_acked() {
+    let Some(app) = TestApp::spawn(Backend::Distributed).await else {
+        return;
+    };
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    let mut events: Vec<Event> = (0..5)
+        .map(|i| events::status(&format!("wamid.fine{i}"), Status::Delivered, 1))
+        .collect();
+    // Random text, so PostgreSQL cannot compress it under its index row limit (~2.7 kB).
+    let huge: String = (0..250)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    events.push(events::status(&format!("wamid.{huge}"), Status::Read, 1));
+    let task = Task::EventsV1 {
+        received_at: Timestamp::now(),
+        events,
+    };
+    app.queue()
+        .publish(queues::EVENTS, &[Outgoing::new(task.encode(), 0)])
+        .await
+        .unwrap();
+    assert_eq!(app.process().await, 6);
+    let (_, stats) = app.get("/v1/stats", &key).await;
+    assert_eq!(stats["messages"]["delivered"], 5, "{stats}");
+    let (_, q) = app
+        .send(
+            app.client
+                .get(app.url("/v1/admin/quarantine"))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+    assert_eq!(q["data"].as_array().unwrap().len(), 1, "{q} {stats}");
+    assert_eq!(q["data"][0]["reason"], "store_rejected");
+    let (_, queue) = app
+        .send(
+            app.client
+                .get(app.url("/v1/admin/queues/events"))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+    assert_eq!(queue["dead_letters"], 0, "{queue}");
+    app.stop().await;
+}
