@@ -288,3 +288,53 @@ async fn ingress_quarantine_keeps_a_retried_body_once(app: &TestApp) {
         .await;
     assert_eq!(quarantine(app).await.len(), 2);
 }
+
+/// Two processes on PostgreSQL + RabbitMQ without Redis: a project created through one is
+/// resolvable at once by the other, which must not have kept the number's earlier absence.
+#[tokio::test]
+async fn a_new_project_is_seen_at_once_by_other_processes_without_redis() {
+    let Some(app) = TestApp::spawn_with(crate::support::app::Backend::Distributed, |c| {
+        c.redis_url = None
+    })
+    .await
+    else {
+        return;
+    };
+    app.post_raw("/datagen-webhook", fixture("datagen/delivery_read.json"))
+        .await;
+    app.process().await;
+    assert_eq!(quarantine(&app).await.len(), 1, "no project yet");
+
+    let mut other = app.config.clone();
+    other.roles = [wagate::config::Role::Api].into_iter().collect();
+    let other = wagate::app::App::build(other)
+        .await
+        .expect("second process");
+    let other_url = format!("http://{}", other.local_addr());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(other.run(stop.clone()));
+    let created = app
+        .client
+        .post(format!("{other_url}/v1/projects"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "late", "name": "Late", "phone_numbers": ["+919812345678"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let key = created.json::<Value>().await.unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stop.cancel();
+    server.await.unwrap().unwrap();
+
+    // The first process resolves the number now, for a new event and for the replayed one.
+    app.post_raw("/datagen-webhook", fixture("datagen/delivery_sent.json"))
+        .await;
+    app.process().await;
+    let (_, m) = app.get(&format!("/v1/messages/{WAMID}"), &key).await;
+    assert_eq!(m["status"], "read", "{m}");
+    assert_eq!(m["events"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
