@@ -16,11 +16,18 @@ use tokio_util::sync::CancellationToken;
 use super::sql::{classify, migrator};
 use crate::ports::StoreError;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        3,
+        "reported_statuses",
+        include_str!("../../../migrations/sqlite/0003_reported_statuses.sql"),
+    ),
+];
 
 /// Two pools on one file: writes go through a single connection, so writers in this process
 /// queue in memory instead of spinning on SQLite's lock; reads use several connections, which
