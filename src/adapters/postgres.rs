@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ownership_and_replay",
         include_str!("../../migrations/postgres/0002_ownership_and_replay.sql"),
     ),
+    (
+        3,
+        "reported_statuses",
+        include_str!("../../migrations/postgres/0003_reported_statuses.sql"),
+    ),
 ];
 
 /// Deadlocks and serialization failures are retried this many times inside `apply`.
@@ -74,8 +79,8 @@ impl PgStore {
         }
         let wamids: Vec<&str> = rows.iter().map(|m| m.wamid.as_str()).collect();
         let history = sqlx::query(
-            "SELECT wamid, status_rank, occurred_at, received_at, error_code, error_message \
-             FROM message_events WHERE wamid = ANY($1)",
+            "SELECT wamid, status_rank, status_word, occurred_at, received_at, error_code, \
+             error_message FROM message_events WHERE wamid = ANY($1)",
         )
         .bind(&wamids)
         .fetch_all(&self.pool)
@@ -103,18 +108,18 @@ impl PgStore {
         let (plan, refused) = plan.owned(|w| owners.get(w).map(String::as_str));
         applied.mismatched = refused;
         let plan = &plan;
-        let mut new: HashSet<(String, i32)> = HashSet::with_capacity(plan.history.len());
+        let mut new: HashSet<(String, i32, String)> = HashSet::with_capacity(plan.history.len());
         if !plan.history.is_empty() {
             let h = &plan.history;
-            let rows: Vec<(String, i32)> = sqlx::query_as(
+            let rows: Vec<(String, i32, String)> = sqlx::query_as(
                 "INSERT INTO message_events (wamid, status_rank, project_id, provider, occurred_at, \
-                 received_at, error_code, error_message, raw) \
+                 received_at, error_code, error_message, raw, status_word) \
                  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int8[], \
-                 $6::int8[], $7::text[], $8::text[], $9::text[]) \
-                 ON CONFLICT DO NOTHING RETURNING wamid, status_rank",
+                 $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[]) \
+                 ON CONFLICT DO NOTHING RETURNING wamid, status_rank, status_word",
             )
             .bind(h.iter().map(|r| r.event.wamid.as_str()).collect::<Vec<_>>())
-            .bind(h.iter().map(|r| i32::from(r.event.status.rank())).collect::<Vec<_>>())
+            .bind(h.iter().map(|r| i32::from(r.event.status.code())).collect::<Vec<_>>())
             .bind(h.iter().map(|r| r.project_id.as_str()).collect::<Vec<_>>())
             .bind(h.iter().map(|r| r.event.provider.as_str()).collect::<Vec<_>>())
             .bind(h.iter().map(|r| r.event.occurred_at.map(Timestamp::millis)).collect::<Vec<_>>())
@@ -122,13 +127,16 @@ impl PgStore {
             .bind(h.iter().map(|r| r.event.error.as_ref().and_then(|e| e.code.as_deref())).collect::<Vec<_>>())
             .bind(h.iter().map(|r| r.event.error.as_ref().and_then(|e| e.message.as_deref())).collect::<Vec<_>>())
             .bind(h.iter().map(|r| r.event.raw.get()).collect::<Vec<_>>())
+            .bind(h.iter().map(|r| r.event.status.key_word()).collect::<Vec<_>>())
             .fetch_all(&mut *tx)
             .await?;
             new.extend(rows);
             applied.new_history = new.len() as u64;
             applied.duplicate_history = h.len() as u64 - applied.new_history;
         }
-        let upserts = plan.messages(|w, s| new.contains(&(w.to_owned(), i32::from(s.rank()))));
+        let upserts = plan.messages(|w, s| {
+            new.contains(&(w.to_owned(), i32::from(s.code()), s.key_word().to_owned()))
+        });
         if !upserts.is_empty() {
             let m = &upserts;
             // The merge rule, in SQL: status is the max rank; known fields are never erased.

@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::domain::event::EventError;
 use crate::domain::project::ProjectId;
-use crate::domain::status::Status;
+use crate::domain::status::{Reported, Status};
 use crate::domain::time::Timestamp;
 use crate::ports::StoreError;
 use crate::ports::store::{HistoryView, InboundView, MessageView, ProjectStats, QuarantineView};
@@ -152,6 +152,7 @@ where
     Ok(HistoryRow {
         wamid: r.col("wamid")?,
         status_rank: r.col("status_rank")?,
+        status_word: r.col("status_word")?,
         occurred_at: r.col("occurred_at")?,
         received_at: r.col("received_at")?,
         error_code: r.col("error_code")?,
@@ -231,7 +232,9 @@ pub struct MessageRow {
 /// A `message_events` row as the API shows it.
 pub struct HistoryRow {
     pub wamid: String,
+    /// The reported kind's code ([`Reported::code`]), with the word of an unknown one.
     pub status_rank: i32,
+    pub status_word: String,
     pub occurred_at: Option<i64>,
     pub received_at: i64,
     pub error_code: Option<String>,
@@ -249,19 +252,27 @@ pub fn assemble(messages: Vec<MessageRow>, history: Vec<HistoryRow>) -> Vec<Mess
         .into_iter()
         .map(|m| {
             let mut rows = by_wamid.remove(&m.wamid).unwrap_or_default();
-            rows.sort_by_key(|h| {
-                (
-                    h.occurred_at.unwrap_or(h.received_at),
-                    h.received_at,
-                    h.status_rank,
-                )
+            rows.sort_by(|a, b| {
+                let key = |h: &HistoryRow| {
+                    (
+                        h.occurred_at.unwrap_or(h.received_at),
+                        h.received_at,
+                        h.status_rank,
+                    )
+                };
+                key(a)
+                    .cmp(&key(b))
+                    .then_with(|| a.status_word.cmp(&b.status_word))
             });
             MessageView {
                 events: rows
                     .into_iter()
                     .filter_map(|h| {
                         Some(HistoryView {
-                            status: rank(h.status_rank)?,
+                            status: Reported::from_stored(
+                                i16::try_from(h.status_rank).ok()?,
+                                &h.status_word,
+                            )?,
                             occurred_at: h.occurred_at.map(Timestamp::from_millis),
                             received_at: Timestamp::from_millis(h.received_at),
                             error: (h.error_code.is_some() || h.error_message.is_some()).then_some(

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use super::event::{Event, InboundMessage, Provider, StatusEvent};
 use super::phone::PhoneNumber;
 use super::project::ProjectId;
-use super::status::Status;
+use super::status::{Reported, Status};
 use super::time::Timestamp;
 
 /// An event whose project is known, as the processor hands it to the store.
@@ -56,7 +56,7 @@ pub struct InboundRow<'a> {
 /// The rows of one transaction, each list sorted by its key and free of duplicates.
 #[derive(Debug, Default)]
 pub struct Plan<'a> {
-    /// Sorted by (wamid, status); the first of several identical events is kept.
+    /// Sorted by (wamid, report); the first of several identical events is kept.
     pub history: Vec<HistoryRow<'a>>,
     pub inbound: Vec<InboundRow<'a>>,
 }
@@ -87,16 +87,16 @@ impl<'a> Plan<'a> {
     /// The message upserts for the history rows `is_new` accepts (those the store did not
     /// have), sorted by wamid: status is the max of the new events, `updated_at` their latest
     /// receive time. A message whose events were all known needs no write at all.
-    pub fn messages(&self, is_new: impl Fn(&str, Status) -> bool) -> Vec<MessageUpsert<'a>> {
+    pub fn messages(&self, is_new: impl Fn(&str, &Reported) -> bool) -> Vec<MessageUpsert<'a>> {
         let mut out: Vec<MessageUpsert<'a>> = Vec::new();
         for h in &self.history {
             let e = h.event;
-            if !is_new(&e.wamid, e.status) {
+            if !is_new(&e.wamid, &e.status) {
                 continue;
             }
             match out.last_mut() {
                 Some(m) if m.wamid == e.wamid => {
-                    m.status = m.status.merge(e.status);
+                    m.status = m.status.merge(e.status.merged());
                     m.updated_at = m.updated_at.max(h.received_at);
                     m.phone = m.phone.or(e.phone.as_ref());
                     m.campaign_id = m.campaign_id.or(e.campaign_id.as_deref());
@@ -106,7 +106,7 @@ impl<'a> Plan<'a> {
                     wamid: &e.wamid,
                     project_id: h.project_id,
                     provider: e.provider,
-                    status: e.status,
+                    status: e.status.merged(),
                     business_number: &e.business_number,
                     phone: e.phone.as_ref(),
                     campaign_id: e.campaign_id.as_deref(),
@@ -174,13 +174,13 @@ impl<'a> Plan<'a> {
 }
 
 pub fn plan(items: &[Incoming]) -> Plan<'_> {
-    let mut history: BTreeMap<(&str, Status), HistoryRow> = BTreeMap::new();
+    let mut history: BTreeMap<(&str, &Reported), HistoryRow> = BTreeMap::new();
     let mut inbound: BTreeMap<&str, InboundRow> = BTreeMap::new();
     for item in items {
         match &item.event {
             Event::Status(e) => {
                 history
-                    .entry((e.wamid.as_str(), e.status))
+                    .entry((e.wamid.as_str(), &e.status))
                     .or_insert(HistoryRow {
                         project_id: &item.project_id,
                         event: e,
@@ -209,11 +209,11 @@ pub(crate) mod tests {
     use serde_json::value::RawValue;
     use std::collections::BTreeSet;
 
-    pub(crate) fn status_event(wamid: &str, status: Status, at: i64) -> Event {
+    pub(crate) fn status_event(wamid: &str, status: impl Into<Reported>, at: i64) -> Event {
         Event::Status(StatusEvent {
             provider: Provider::Datagen,
             wamid: wamid.into(),
-            status,
+            status: status.into(),
             business_number: PhoneNumber::parse("+919812345678").unwrap(),
             phone: (at % 2 == 0).then(|| PhoneNumber::parse("+919876543210").unwrap()),
             campaign_id: None,
@@ -223,14 +223,18 @@ pub(crate) mod tests {
         })
     }
 
-    fn any_status() -> impl Strategy<Value = Status> {
-        prop::sample::select(Status::ALL.to_vec())
+    /// Every kind of report, with two unknown words.
+    fn any_status() -> impl Strategy<Value = Reported> {
+        let mut all: Vec<Reported> = Status::ALL.into_iter().map(Reported::from).collect();
+        all.extend([Reported::Played, Reported::Deleted, Reported::Warning]);
+        all.extend(["queued", "enroute"].map(|w| Reported::Other(w.into())));
+        prop::sample::select(all)
     }
 
     proptest! {
         /// Whatever the order and duplication inside a batch: one history row per distinct
-        /// (wamid, status); one upsert per wamid with a new event, whose status is the max of
-        /// the new events and whose count is their number.
+        /// (wamid, report); one upsert per wamid with a new event, whose status is the max of
+        /// the new events' effects (`sent` for those without) and whose count is their number.
         #[test]
         fn plan_is_max_and_distinct(
             raw in prop::collection::vec((0u8..4, any_status(), 0i64..1000), 1..60),
@@ -239,28 +243,28 @@ pub(crate) mod tests {
             let project = ProjectId::parse("p").unwrap();
             let items: Vec<Incoming> = raw.iter().map(|(w, s, at)| Incoming {
                 project_id: project.clone(),
-                event: status_event(&format!("w{w}"), *s, *at),
+                event: status_event(&format!("w{w}"), s.clone(), *at),
                 received_at: Timestamp::from_millis(*at),
             }).collect();
             let p = plan(&items);
-            let distinct: BTreeSet<(String, Status)> =
-                raw.iter().map(|(w, s, _)| (format!("w{w}"), *s)).collect();
-            let planned: Vec<(String, Status)> =
-                p.history.iter().map(|h| (h.event.wamid.clone(), h.event.status)).collect();
+            let distinct: BTreeSet<(String, Reported)> =
+                raw.iter().map(|(w, s, _)| (format!("w{w}"), s.clone())).collect();
+            let planned: Vec<(String, Reported)> =
+                p.history.iter().map(|h| (h.event.wamid.clone(), h.event.status.clone())).collect();
             prop_assert_eq!(planned, distinct.iter().cloned().collect::<Vec<_>>());
 
-            let known: BTreeSet<(String, Status)> =
+            let known: BTreeSet<(String, Reported)> =
                 known.into_iter().map(|(w, s)| (format!("w{w}"), s)).collect();
-            let upserts = p.messages(|w, s| !known.contains(&(w.to_owned(), s)));
-            let fresh: Vec<&(String, Status)> = distinct.iter().filter(|k| !known.contains(*k)).collect();
+            let upserts = p.messages(|w, s| !known.contains(&(w.to_owned(), s.clone())));
+            let fresh: Vec<&(String, Reported)> = distinct.iter().filter(|k| !known.contains(*k)).collect();
             let wamids: BTreeSet<&str> = fresh.iter().map(|(w, _)| w.as_str()).collect();
             prop_assert_eq!(upserts.iter().map(|m| m.wamid).collect::<BTreeSet<_>>(), wamids);
             for m in &upserts {
-                let new: Vec<Status> = fresh.iter().filter(|(w, _)| w == m.wamid).map(|(_, s)| *s).collect();
-                prop_assert_eq!(Some(m.status), new.iter().copied().max());
+                let new: Vec<&Reported> = fresh.iter().filter(|(w, _)| w == m.wamid).map(|(_, s)| s).collect();
+                prop_assert_eq!(Some(m.status), new.iter().map(|r| r.merged()).max());
                 prop_assert_eq!(m.new_events, new.len() as i64);
                 let latest = raw.iter()
-                    .filter(|(w, s, _)| format!("w{w}") == m.wamid && new.contains(s))
+                    .filter(|(w, s, _)| format!("w{w}") == m.wamid && new.contains(&s))
                     .map(|r| r.2);
                 // updated_at is the receive time of a kept (first-seen) new event.
                 prop_assert!(latest.clone().any(|t| t == m.updated_at.millis()));

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::phone::PhoneNumber;
-use super::status::Status;
+use super::status::Reported;
 use super::time::Timestamp;
 
 /// The BSP an event came from (and, later, the one a campaign sends through).
@@ -44,7 +44,8 @@ pub struct EventError {
 pub struct StatusEvent {
     pub provider: Provider,
     pub wamid: String,
-    pub status: Status,
+    /// What the provider reported; the message's status follows [`Reported::effect`].
+    pub status: Reported,
     /// Our customer's WhatsApp number: it decides which project the event belongs to.
     pub business_number: PhoneNumber,
     /// The end user the message went to, when the provider says.
@@ -95,11 +96,11 @@ impl Event {
         }
     }
 
-    /// The natural key the store enforces unique: a status event is the pair (wamid, status),
-    /// an inbound message its id.
+    /// The natural key the store enforces unique: a status event is its history key (wamid,
+    /// reported kind, and the word for an unknown one), an inbound message its id.
     pub fn dedupe_key(&self) -> String {
         match self {
-            Event::Status(e) => format!("s:{}:{}", e.wamid, e.status.as_str()),
+            Event::Status(e) => format!("s:{}:{}", e.wamid, e.status.key_text()),
             Event::Inbound(m) => format!("i:{}", m.message_id),
         }
     }
@@ -127,4 +128,42 @@ pub struct Rejected {
     pub provider: Provider,
     pub reason: &'static str,
     pub raw: Box<RawValue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::status::Status;
+
+    fn status(wamid: &str, status: Reported) -> Event {
+        Event::Status(StatusEvent {
+            provider: Provider::Meta,
+            wamid: wamid.into(),
+            status,
+            business_number: PhoneNumber::parse("+15550783881").unwrap(),
+            phone: None,
+            campaign_id: None,
+            occurred_at: None,
+            error: None,
+            raw: RawValue::from_string("{}".into()).unwrap(),
+        })
+    }
+
+    #[test]
+    fn dedupe_keys_follow_the_history_key() {
+        // Known kinds keep the keys earlier versions made.
+        assert_eq!(
+            status("w", Status::Delivered.into()).dedupe_key(),
+            "s:w:delivered"
+        );
+        assert_eq!(status("w", Reported::Played).dedupe_key(), "s:w:played");
+        let a = status("w", Reported::Other("queued".into())).dedupe_key();
+        let b = status("w", Reported::Other("enroute".into())).dedupe_key();
+        assert_ne!(a, b, "two unknown words are two events");
+        // An unknown word cannot spell another wamid's key.
+        assert_ne!(
+            status("w", Reported::Other("x:read".into())).dedupe_key(),
+            status("w:x", Reported::Read).dedupe_key()
+        );
+    }
 }

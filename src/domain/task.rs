@@ -33,3 +33,38 @@ impl Task {
         serde_json::from_slice(bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::Event;
+    use crate::domain::status::Reported;
+
+    /// A task as the previous version encoded it, before statuses became reports: a rolling
+    /// deploy still has these queued.
+    #[test]
+    fn decodes_the_previous_versions_status_events() {
+        let old = br#"{"events.v1":{"received_at":1732700300123,"events":[{"status":{
+            "provider":"datagen","wamid":"wamid.A","status":"delivered",
+            "business_number":"+919812345678","phone":"+919876543210","campaign_id":"c1",
+            "occurred_at":1732700300000,"error":null,"raw":{"mid":"wamid.A"}}}]}}"#;
+        let Task::EventsV1 { events, .. } = Task::decode(old).unwrap();
+        let Event::Status(e) = &events[0] else {
+            panic!("expected a status event")
+        };
+        assert_eq!(e.status, Reported::Delivered);
+        assert_eq!(events[0].dedupe_key(), "s:wamid.A:delivered");
+        // And what this version writes reads back the same, new words included.
+        let mut again = e.clone();
+        again.status = Reported::Other("queued".into());
+        let task = Task::EventsV1 {
+            received_at: Timestamp::from_millis(1),
+            events: vec![Event::Status(again)],
+        };
+        let Task::EventsV1 { events, .. } = Task::decode(&task.encode()).unwrap();
+        let Event::Status(e) = &events[0] else {
+            panic!("expected a status event")
+        };
+        assert_eq!(e.status, Reported::Other("queued".into()));
+    }
+}

@@ -6,7 +6,7 @@ use crate::domain::apply::Plan;
 use crate::domain::event::EventError;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
-use crate::domain::status::Status;
+use crate::domain::status::{Reported, Status};
 use crate::domain::time::Timestamp;
 
 /// Why a store call failed, sorted by what the caller should do about it.
@@ -64,7 +64,9 @@ impl Applied {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryView {
-    pub status: Status,
+    /// What this event reported (`played`, `deleted`, an unknown word, ...), not the status
+    /// it left the message in.
+    pub status: Reported,
     pub occurred_at: Option<Timestamp>,
     pub received_at: Timestamp,
     pub error: Option<EventError>,

@@ -13,5 +13,6 @@ mod queue_conformance;
 mod rabbitmq;
 mod resilience;
 mod roles;
+mod statuses;
 mod store_conformance;
 mod support;

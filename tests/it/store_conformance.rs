@@ -7,7 +7,7 @@ use wagate::adapters::postgres::PgStore;
 use wagate::adapters::sqlite::{SqliteDb, SqliteStore};
 use wagate::domain::apply::{Incoming, plan};
 use wagate::domain::project::{ApiKey, ApiKeyHash, NewProject, ProjectId};
-use wagate::domain::status::Status;
+use wagate::domain::status::{Reported, Status};
 use wagate::domain::time::Timestamp;
 use wagate::ports::Store;
 use wagate::ports::store::{MessageQuery, Quarantined, StoreError};
@@ -58,6 +58,7 @@ store_suite!(
     racing_projects_leave_one_owner,
     projects_are_managed,
     replay_claims_survive_requarantine,
+    reported_kinds_are_history_rows,
 );
 
 mod ownership;
@@ -193,7 +194,7 @@ async fn status_is_max_whatever_the_batching(store: Arc<dyn Store>) {
                 .unwrap()
                 .expect("message exists");
             assert_eq!(m.status, *want, "seed {seed} {wamid}");
-            let got: BTreeSet<Status> = m.events.iter().map(|e| e.status).collect();
+            let got: BTreeSet<Status> = m.events.iter().filter_map(|e| e.status.effect()).collect();
             assert_eq!(got.len(), m.events.len(), "no duplicate history rows");
             let want_set: BTreeSet<Status> = distinct
                 .iter()
@@ -250,7 +251,7 @@ async fn history_keeps_provider_and_receive_times(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(m.status, Status::Read);
-    let order: Vec<Status> = m.events.iter().map(|e| e.status).collect();
+    let order: Vec<Status> = m.events.iter().filter_map(|e| e.status.effect()).collect();
     assert_eq!(
         order,
         [
@@ -460,4 +461,165 @@ async fn concurrent_applies_agree(store: Arc<dyn Store>) {
     let p = ProjectId::parse("p").unwrap();
     let stats = store.stats(&p).await.unwrap();
     assert_eq!(stats.messages_by_status, vec![(Status::Read, 200)]);
+}
+
+/// `played`, `deleted`, `warning` and unknown words are history rows under their own word;
+/// `played` moves the status as `read` does, the others move nothing. Two unknown words for
+/// one message are two rows, and the word is part of the key the store deduplicates on.
+async fn reported_kinds_are_history_rows(store: Arc<dyn Store>) {
+    create(&*store, "p", &[BUSINESS]).await.unwrap();
+    let p = ProjectId::parse("p").unwrap();
+    let other = |w: &str| Reported::Other(w.to_owned());
+    let ev = |wamid: &str, r: Reported, at: i64| incoming("p", events::status(wamid, r, at), at);
+
+    let first = apply(
+        &*store,
+        &[
+            ev("w1", Status::Delivered.into(), 2_000),
+            ev("w1", other("queued"), 1_000),
+            ev("w1", Reported::Warning, 4_000),
+        ],
+    )
+    .await;
+    assert_eq!(first.new_history, 3);
+    let m = store.message(&p, "w1").await.unwrap().unwrap();
+    assert_eq!(
+        m.status,
+        Status::Delivered,
+        "warning and unknown words move nothing"
+    );
+
+    // A repeat of a known word is a duplicate; another unknown word and `played` are new.
+    let second = apply(
+        &*store,
+        &[
+            ev("w1", other("queued"), 1_000),
+            ev("w1", other("ENROUTE"), 1_500),
+            ev("w1", Reported::Played, 3_000),
+            ev("w1", Reported::Warning, 4_000),
+        ],
+    )
+    .await;
+    assert_eq!((second.new_history, second.duplicate_history), (2, 2));
+    let m = store.message(&p, "w1").await.unwrap().unwrap();
+    assert_eq!(m.status, Status::Read, "played ranks with read");
+    let words: Vec<&str> = m.events.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(
+        words,
+        ["queued", "ENROUTE", "delivered", "played", "warning"]
+    );
+    assert_eq!(m.events[1].status, other("ENROUTE"));
+    assert_eq!(m.events[3].occurred_at, Some(Timestamp::from_millis(3_000)));
+
+    // A message first seen through reports without effect exists, as `sent`, and a later
+    // `read` is not outranked by `played`'s absence or `deleted`'s presence.
+    apply(
+        &*store,
+        &[ev("w2", Reported::Deleted, 1), ev("w2", other("queued"), 2)],
+    )
+    .await;
+    let m = store.message(&p, "w2").await.unwrap().unwrap();
+    assert_eq!(m.status, Status::Sent);
+    assert_eq!(m.events.len(), 2);
+    apply(&*store, &[ev("w2", Status::Read.into(), 3)]).await;
+    apply(&*store, &[ev("w2", Reported::Warning, 4)]).await;
+    let m = store.message(&p, "w2").await.unwrap().unwrap();
+    assert_eq!(m.status, Status::Read);
+    let words: Vec<&str> = m.events.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(words, ["deleted", "queued", "read", "warning"]);
+
+    let stats = store.stats(&p).await.unwrap();
+    assert_eq!(stats.history_events, 9);
+    let mut by_status = stats.messages_by_status.clone();
+    by_status.sort();
+    assert_eq!(by_status, vec![(Status::Read, 2)]);
+}
+
+/// A store created by the previous version (migration 1 only) keeps its history through
+/// migration 3 and then takes the new kinds beside the old rows.
+async fn upgrade_keeps_history(store: Arc<dyn Store>) {
+    let p = ProjectId::parse("old").unwrap();
+    let m = store.message(&p, "w.old").await.unwrap().unwrap();
+    assert_eq!(m.status, Status::Delivered);
+    let words: Vec<&str> = m.events.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(words, ["sent", "delivered"]);
+    let again = apply(
+        &*store,
+        &[
+            incoming("old", events::status("w.old", Status::Delivered, 2), 9),
+            incoming("old", events::status("w.old", Reported::Played, 3), 9),
+            incoming(
+                "old",
+                events::status("w.old", Reported::Other("x".into()), 4),
+                9,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!((again.new_history, again.duplicate_history), (2, 1));
+    let m = store.message(&p, "w.old").await.unwrap().unwrap();
+    assert_eq!(m.status, Status::Read);
+    assert_eq!(m.events.len(), 4);
+}
+
+/// Rows as the previous version wrote them, one message with two history rows.
+const OLD_ROWS: [&str; 3] = [
+    "INSERT INTO projects (id, name, api_key_hash, created_at) VALUES ('old', 'Old', 'h', 1)",
+    "INSERT INTO messages (wamid, project_id, provider, status_rank, event_count, created_at, \
+     updated_at) VALUES ('w.old', 'old', 'datagen', 2, 2, 1, 1)",
+    "INSERT INTO message_events (wamid, status_rank, project_id, provider, occurred_at, \
+     received_at, raw) VALUES ('w.old', 0, 'old', 'datagen', 1, 1, '{}'), \
+     ('w.old', 2, 'old', 'datagen', 2, 1, '{}')",
+];
+
+mod upgrade {
+    use super::*;
+    use wagate::adapters::sql::migrator;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        {
+            use std::str::FromStr;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            let v1 = [(
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            )];
+            migrator(&v1).run(&pool).await.unwrap();
+            for q in OLD_ROWS {
+                sqlx::query(q).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let db = SqliteDb::open(&url, false).await.unwrap();
+        upgrade_keeps_history(Arc::new(SqliteStore::new(db))).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(url) = crate::support::postgres_url().await else {
+            return;
+        };
+        {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let v1 = [(
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            )];
+            migrator(&v1).run(&pool).await.unwrap();
+            for q in OLD_ROWS {
+                sqlx::query(q).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let store = PgStore::connect(&url, 4).await.unwrap();
+        upgrade_keeps_history(Arc::new(store)).await;
+    }
 }

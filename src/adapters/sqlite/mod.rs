@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ownership_and_replay",
         include_str!("../../../migrations/sqlite/0002_ownership_and_replay.sql"),
     ),
+    (
+        3,
+        "reported_statuses",
+        include_str!("../../../migrations/sqlite/0003_reported_statuses.sql"),
+    ),
 ];
 
 /// Two pools on one file: writes go through a single connection, so writers in this process

@@ -88,26 +88,27 @@ impl SqliteStore {
         let (plan, refused) = plan.owned(|w| owners.get(w).map(String::as_str));
         applied.mismatched = refused;
         let plan = &plan;
-        let mut new: HashSet<(String, i64)> = HashSet::with_capacity(plan.history.len());
+        let mut new: HashSet<(String, i64, String)> = HashSet::with_capacity(plan.history.len());
         for (chunk, _) in padded(&plan.history, |h| *h) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO message_events (wamid, status_rank, project_id, provider, occurred_at, \
-                 received_at, error_code, error_message, raw) ",
+                 received_at, error_code, error_message, raw, status_word) ",
             );
             q.push_values(&chunk, |mut b, h| {
                 let e = h.event;
                 b.push_bind(e.wamid.as_str())
-                    .push_bind(e.status.rank())
+                    .push_bind(e.status.code())
                     .push_bind(h.project_id.as_str())
                     .push_bind(e.provider.as_str())
                     .push_bind(e.occurred_at.map(Timestamp::millis))
                     .push_bind(h.received_at.millis())
                     .push_bind(e.error.as_ref().and_then(|x| x.code.as_deref()))
                     .push_bind(e.error.as_ref().and_then(|x| x.message.as_deref()))
-                    .push_bind(e.raw.get());
+                    .push_bind(e.raw.get())
+                    .push_bind(e.status.key_word());
             });
-            q.push(" ON CONFLICT DO NOTHING RETURNING wamid, status_rank");
-            let rows: Vec<(String, i64)> = q
+            q.push(" ON CONFLICT DO NOTHING RETURNING wamid, status_rank, status_word");
+            let rows: Vec<(String, i64, String)> = q
                 .build_query_as()
                 .fetch_all(&mut *tx)
                 .await
@@ -116,7 +117,9 @@ impl SqliteStore {
         }
         applied.new_history = new.len() as u64;
         applied.duplicate_history = plan.history.len() as u64 - applied.new_history;
-        let upserts = plan.messages(|w, s| new.contains(&(w.to_owned(), i64::from(s.rank()))));
+        let upserts = plan.messages(|w, s| {
+            new.contains(&(w.to_owned(), i64::from(s.code()), s.key_word().to_owned()))
+        });
         // Padding repeats the last upsert with no new events: the max and the sum ignore it.
         for (chunk, _) in padded(&upserts, |m| MessageUpsert {
             new_events: 0,
@@ -190,8 +193,8 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT wamid, status_rank, occurred_at, received_at, error_code, error_message \
-             FROM message_events WHERE wamid IN (",
+            "SELECT wamid, status_rank, status_word, occurred_at, received_at, error_code, \
+             error_message FROM message_events WHERE wamid IN (",
         );
         let mut sep = q.separated(",");
         for m in &rows {

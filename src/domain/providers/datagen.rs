@@ -8,11 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Parsed, non_empty, scalar_text, valid_id};
+use super::{Parsed, event_time, non_empty, number, present, reported, scalar_text, valid_id};
 use crate::domain::event::{Event, EventError, InboundMessage, Provider, StatusEvent};
-use crate::domain::phone::PhoneNumber;
-use crate::domain::status::Status;
-use crate::domain::time::Timestamp;
+use crate::domain::status::Reported;
 
 const PROVIDER: Provider = Provider::Datagen;
 
@@ -125,15 +123,12 @@ fn parse_one(raw: &RawValue, out: &mut Parsed) {
 
 fn status_event(p: Payload, raw: &RawValue) -> Result<StatusEvent, &'static str> {
     let wamid = valid_id(p.events.mid).ok_or("missing_message_id")?;
-    let status = p
-        .notification_attributes
-        .status
-        .as_deref()
-        .map(Status::parse_provider)
-        .ok_or("missing_status")?
-        .ok_or("unknown_status")?;
-    let business_number = phone(p.sender.from).ok_or("missing_business_number")?;
-    let error = (status == Status::Failed)
+    let status = reported(p.notification_attributes.status.as_deref())?;
+    let business_number =
+        number(p.sender.from, "invalid_business_number")?.ok_or("missing_business_number")?;
+    let phone = number(p.recipient.to, "invalid_phone")?;
+    let occurred_at = event_time(&p.events.timestamp)?;
+    let error = (status == Reported::Failed)
         .then(|| EventError {
             code: scalar_text(&p.notification_attributes.code),
             message: non_empty(p.notification_attributes.reason),
@@ -144,9 +139,9 @@ fn status_event(p: Payload, raw: &RawValue) -> Result<StatusEvent, &'static str>
         wamid,
         status,
         business_number,
-        phone: phone(p.recipient.to),
+        phone,
         campaign_id: non_empty(p.recipient.reference.parent_campaign_id),
-        occurred_at: Timestamp::parse_provider(&p.events.timestamp),
+        occurred_at,
         error,
         raw: raw.to_owned(),
     })
@@ -157,13 +152,13 @@ fn inbound(p: Payload, raw: &RawValue) -> Result<InboundMessage, &'static str> {
     let message_id = valid_id(m.id)
         .or(valid_id(p.events.mid))
         .ok_or("missing_message_id")?;
-    // For user messages the roles swap: the business is the recipient.
-    let business_number = phone(p.recipient.to)
-        .or_else(|| phone(m.to))
+    // For user messages the roles swap: the business is the recipient. The first field present
+    // decides; a present one that is not a number is not skipped over.
+    let business_number = number(present(p.recipient.to).or(m.to), "invalid_business_number")?
         .ok_or("missing_business_number")?;
-    let from = phone(m.from)
-        .or_else(|| phone(p.sender.from))
-        .ok_or("missing_sender")?;
+    let from =
+        number(present(m.from).or(p.sender.from), "invalid_sender")?.ok_or("missing_sender")?;
+    let occurred_at = event_time(&p.events.timestamp)?;
     Ok(InboundMessage {
         provider: PROVIDER,
         message_id,
@@ -175,18 +170,15 @@ fn inbound(p: Payload, raw: &RawValue) -> Result<InboundMessage, &'static str> {
             .unwrap_or_else(|| "unknown".to_owned())
             .to_ascii_lowercase(),
         text: non_empty(m.text.body),
-        occurred_at: Timestamp::parse_provider(&p.events.timestamp),
+        occurred_at,
         raw: raw.to_owned(),
     })
-}
-
-fn phone(s: Option<String>) -> Option<PhoneNumber> {
-    PhoneNumber::parse(&s?).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::time::Timestamp;
 
     fn fixture(name: &str) -> Parsed {
         let path = format!(
@@ -209,9 +201,9 @@ mod tests {
     #[test]
     fn delivery_events() {
         for (file, want) in [
-            ("delivery_sent.json", Status::Sent),
-            ("delivery_delivered.json", Status::Delivered),
-            ("delivery_read.json", Status::Read),
+            ("delivery_sent.json", Reported::Sent),
+            ("delivery_delivered.json", Reported::Delivered),
+            ("delivery_read.json", Reported::Read),
         ] {
             let e = only_status(fixture(file));
             assert_eq!(e.status, want, "{file}");
@@ -230,7 +222,7 @@ mod tests {
     #[test]
     fn not_sent_is_failed_with_reason() {
         let e = only_status(fixture("delivery_failed.json"));
-        assert_eq!(e.status, Status::Failed);
+        assert_eq!(e.status, Reported::Failed);
         assert_eq!(
             e.error,
             Some(EventError {
@@ -275,7 +267,7 @@ mod tests {
         let e = only_status(parse(
             &crate::domain::providers::raw_json(body.as_bytes()).unwrap(),
         ));
-        assert_eq!(e.status, Status::Delivered);
+        assert_eq!(e.status, Reported::Delivered);
         assert_eq!(e.business_number.as_str(), "+919812345678");
         assert!(e.campaign_id.is_none());
     }
@@ -286,10 +278,6 @@ mod tests {
             (r#"{"hello":"world"}"#, "unknown_shape"),
             (r#"[1]"#, "unknown_shape"),
             (r#""just a string""#, "unknown_shape"),
-            (
-                r#"{"events":{"eventType":"DELIVERY EVENTS","mid":"w1"},"notificationAttributes":{"status":"queued"},"sender":{"from":"919812345678"}}"#,
-                "unknown_status",
-            ),
             (
                 r#"{"events":{"eventType":"DELIVERY EVENTS"},"notificationAttributes":{"status":"read"},"sender":{"from":"919812345678"}}"#,
                 "missing_message_id",
@@ -324,5 +312,163 @@ mod tests {
         assert_eq!(p.events.len(), 1);
         assert_eq!(p.rejected.len(), 1);
         assert_eq!(p.rejected[0].raw.get(), r#"{"x":1}"#);
+    }
+
+    /// A delivery event built from the `delivery_delivered.json` fixture's layout, with the
+    /// given fields replaced (`null` removes one).
+    fn variant(patch: serde_json::Value) -> Parsed {
+        let path = format!(
+            "{}/src/domain/providers/fixtures/datagen/delivery_delivered.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        merge(&mut body, patch);
+        parse(&crate::domain::providers::raw_json(body.to_string().as_bytes()).unwrap())
+    }
+
+    fn merge(into: &mut serde_json::Value, patch: serde_json::Value) {
+        match (into, patch) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    if v.is_null() {
+                        a.remove(&k);
+                    } else {
+                        merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                    }
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+
+    fn rejected(p: Parsed) -> &'static str {
+        assert!(p.events.is_empty(), "{:?}", p.events);
+        assert_eq!(p.rejected.len(), 1);
+        p.rejected[0].reason
+    }
+
+    #[test]
+    fn every_status_word_reaches_the_history() {
+        use serde_json::json;
+        for (word, want) in [
+            ("played", Reported::Played),
+            ("DELETED", Reported::Deleted),
+            ("warning", Reported::Warning),
+            ("queued", Reported::Other("queued".into())),
+            (" ENROUTE ", Reported::Other("ENROUTE".into())),
+            ("Blocked-By-User", Reported::Other("Blocked-By-User".into())),
+        ] {
+            let e = only_status(variant(json!({"notificationAttributes": {"status": word}})));
+            assert_eq!(e.status, want, "{word}");
+        }
+        assert_eq!(
+            rejected(variant(
+                json!({"notificationAttributes": {"status": "x".repeat(65)}})
+            )),
+            "invalid_status"
+        );
+        for word in [json!(""), json!("  ")] {
+            assert_eq!(
+                rejected(variant(json!({"notificationAttributes": {"status": word}}))),
+                "missing_status"
+            );
+        }
+    }
+
+    #[test]
+    fn unrepresentable_values_are_quarantined() {
+        use serde_json::json;
+        let cases = [
+            (
+                json!({"events": {"timestamp": "yesterday"}}),
+                "invalid_timestamp",
+            ),
+            (
+                json!({"events": {"timestamp": "99999999999999999"}}),
+                "invalid_timestamp",
+            ),
+            (
+                json!({"events": {"timestamp": -1732700000}}),
+                "invalid_timestamp",
+            ),
+            (json!({"events": {"timestamp": 1e300}}), "invalid_timestamp"),
+            (
+                json!({"events": {"timestamp": {"s": 1}}}),
+                "invalid_timestamp",
+            ),
+            (
+                json!({"recipient": {"to": "9".repeat(5000)}}),
+                "invalid_phone",
+            ),
+            (
+                json!({"recipient": {"to": "not a number"}}),
+                "invalid_phone",
+            ),
+            (json!({"recipient": {"to": "12345"}}), "invalid_phone"),
+            (
+                json!({"sender": {"from": "919812345678x"}}),
+                "invalid_business_number",
+            ),
+            (
+                json!({"sender": {"from": "1".repeat(5000)}}),
+                "invalid_business_number",
+            ),
+            (json!({"sender": null}), "missing_business_number"),
+            (json!({"sender": {"from": ""}}), "missing_business_number"),
+        ];
+        for (patch, reason) in cases {
+            assert_eq!(rejected(variant(patch.clone())), reason, "{patch}");
+        }
+    }
+
+    /// Absent is not invalid: the event goes in without the value.
+    #[test]
+    fn absent_values_stay_absent() {
+        use serde_json::json;
+        let e = only_status(variant(json!({"events": {"timestamp": null}})));
+        assert_eq!(e.occurred_at, None);
+        let e = only_status(variant(json!({"events": {"timestamp": ""}})));
+        assert_eq!(e.occurred_at, None);
+        let e = only_status(variant(json!({"recipient": {"to": null}})));
+        assert_eq!(e.phone, None);
+        let e = only_status(variant(json!({"recipient": {"to": ""}})));
+        assert_eq!(e.phone, None);
+        let e = only_status(variant(json!({"events": {"timestamp": 1732700000123u64}})));
+        assert_eq!(
+            e.occurred_at,
+            Some(Timestamp::from_millis(1_732_700_000_123))
+        );
+    }
+
+    #[test]
+    fn inbound_values_are_checked_too() {
+        let path = format!(
+            "{}/src/domain/providers/fixtures/datagen/user_initiated_text.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let fixture: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let with = |patch: serde_json::Value| {
+            let mut body = fixture.clone();
+            merge(&mut body, patch);
+            parse(&crate::domain::providers::raw_json(body.to_string().as_bytes()).unwrap())
+        };
+        use serde_json::json;
+        assert!(with(json!({})).rejected.is_empty());
+        assert_eq!(
+            rejected(with(json!({"events": {"timestamp": "soon"}}))),
+            "invalid_timestamp"
+        );
+        assert_eq!(
+            rejected(with(json!({"recipient": {"to": "+91 98123 4567Z"}}))),
+            "invalid_business_number"
+        );
+        assert_eq!(
+            rejected(with(
+                json!({"eventContent": {"message": {"from": "7".repeat(5000)}}})
+            )),
+            "invalid_sender"
+        );
     }
 }

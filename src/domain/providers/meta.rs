@@ -8,11 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Parsed, non_empty, scalar_text, valid_id};
+use super::{Parsed, event_time, non_empty, number, reported, scalar_text, valid_id};
 use crate::domain::event::{Event, EventError, InboundMessage, Provider, StatusEvent};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::status::Status;
-use crate::domain::time::Timestamp;
 
 const PROVIDER: Provider = Provider::Meta;
 
@@ -75,6 +73,8 @@ struct RawStatus {
     status: Option<String>,
     timestamp: Value,
     recipient_id: Option<String>,
+    /// `group` for a message sent to a group: `recipient_id` is then the group's id.
+    recipient_type: Option<String>,
     errors: Vec<MetaError>,
     /// Set by the sender when it sends through Meta; wagate puts the campaign id there.
     biz_opaque_callback_data: Option<String>,
@@ -175,9 +175,8 @@ fn parse_change(entry_id: &Value, raw_change: &RawValue, out: &mut Parsed) {
         .as_ref()
         .and_then(|m| serde_json::from_str(m.get()).ok())
         .unwrap_or_default();
-    let business = metadata
-        .display_phone_number
-        .and_then(|n| PhoneNumber::parse(&n).ok());
+    let business = number(metadata.display_phone_number, "invalid_business_number")
+        .and_then(|n| n.ok_or("missing_business_number"));
     if value.statuses.is_empty() && value.messages.is_empty() {
         let reason = if value.errors.is_empty() {
             "unknown_shape"
@@ -190,7 +189,7 @@ fn parse_change(entry_id: &Value, raw_change: &RawValue, out: &mut Parsed) {
         entry_id,
         metadata: value.metadata.as_deref(),
         contacts: value.contacts.as_deref(),
-        business: business.as_ref(),
+        business: business.as_ref().map_err(|e| *e),
     };
     for raw in &value.statuses {
         match status_event(&ctx, raw) {
@@ -210,7 +209,7 @@ struct Context<'a> {
     entry_id: &'a Value,
     metadata: Option<&'a RawValue>,
     contacts: Option<&'a RawValue>,
-    business: Option<&'a PhoneNumber>,
+    business: Result<&'a PhoneNumber, &'static str>,
 }
 
 impl Context<'_> {
@@ -237,29 +236,36 @@ impl Context<'_> {
     }
 
     fn business(&self) -> Result<PhoneNumber, &'static str> {
-        self.business.cloned().ok_or("missing_business_number")
+        self.business.cloned()
     }
 }
 
 fn status_event(ctx: &Context, raw: &RawValue) -> Result<StatusEvent, &'static str> {
     let s: RawStatus = serde_json::from_str(raw.get()).map_err(|_| "unknown_shape")?;
     let wamid = valid_id(s.id).ok_or("missing_message_id")?;
-    let status = Status::parse_provider(s.status.as_deref().ok_or("missing_status")?)
-        .ok_or("unknown_status")?;
+    let status = reported(s.status.as_deref())?;
     let error = s.errors.into_iter().next().map(|e| EventError {
         code: scalar_text(&e.code),
         message: non_empty(e.error_data.details)
             .or(non_empty(e.message))
             .or(non_empty(e.title)),
     });
+    // A group's id is not a phone number: such a status has no recipient number to keep.
+    let to_group = s
+        .recipient_type
+        .is_some_and(|t| !t.trim().eq_ignore_ascii_case("individual"));
+    let phone = match to_group {
+        true => None,
+        false => number(s.recipient_id, "invalid_phone")?,
+    };
     Ok(StatusEvent {
         provider: PROVIDER,
         wamid,
         status,
         business_number: ctx.business()?,
-        phone: s.recipient_id.and_then(|r| PhoneNumber::parse(&r).ok()),
+        phone,
         campaign_id: non_empty(s.biz_opaque_callback_data),
-        occurred_at: Timestamp::parse_provider(&s.timestamp),
+        occurred_at: event_time(&s.timestamp)?,
         error,
         raw: ctx.envelope("statuses", raw),
     })
@@ -269,7 +275,7 @@ fn inbound(ctx: &Context, raw: &RawValue) -> Result<InboundMessage, &'static str
     let m: RawMessage = serde_json::from_str(raw.get()).map_err(|_| "unknown_shape")?;
     let message_id = valid_id(m.id).ok_or("missing_message_id")?;
     let from_raw = m.from.ok_or("missing_sender")?;
-    let from = PhoneNumber::parse(&from_raw).map_err(|_| "missing_sender")?;
+    let from = number(Some(from_raw.clone()), "invalid_sender")?.ok_or("missing_sender")?;
     let profile_name = ctx
         .contacts
         .and_then(|c| serde_json::from_str::<Vec<Contact>>(c.get()).ok())
@@ -295,7 +301,7 @@ fn inbound(ctx: &Context, raw: &RawValue) -> Result<InboundMessage, &'static str
         profile_name,
         kind: non_empty(m.kind).unwrap_or_else(|| "unknown".into()),
         text,
-        occurred_at: Timestamp::parse_provider(&m.timestamp),
+        occurred_at: event_time(&m.timestamp)?,
         raw: ctx.envelope("messages", raw),
     })
 }
@@ -304,6 +310,9 @@ fn inbound(ctx: &Context, raw: &RawValue) -> Result<InboundMessage, &'static str
 mod tests {
     use super::*;
     use crate::domain::providers::raw_json;
+    use crate::domain::status::{Reported, Status};
+    use crate::domain::time::Timestamp;
+    use serde_json::json;
 
     fn fixture(name: &str) -> Parsed {
         let path = format!(
@@ -329,7 +338,7 @@ mod tests {
         assert!(p.rejected.is_empty());
         let s = statuses(&p);
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].status, Status::Sent);
+        assert_eq!(s[0].status, Reported::Sent);
         assert_eq!(s[0].business_number.as_str(), "+15550783881");
         assert_eq!(s[0].phone.as_ref().unwrap().as_str(), "+16505551234");
         assert_eq!(
@@ -343,8 +352,8 @@ mod tests {
         let p = fixture("status_read_and_failed.json");
         let s = statuses(&p);
         assert_eq!(s.len(), 2);
-        assert_eq!(s[0].status, Status::Read);
-        assert_eq!(s[1].status, Status::Failed);
+        assert_eq!(s[0].status, Reported::Read);
+        assert_eq!(s[1].status, Reported::Failed);
         let err = s[1].error.as_ref().unwrap();
         assert_eq!(err.code.as_deref(), Some("131026"));
         assert_eq!(
@@ -392,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn quarantines_other_fields_and_unknown_statuses() {
+    fn quarantines_other_fields_and_errors() {
         let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
             {"field":"message_template_status_update","value":{"event":"APPROVED"}},
             {"field":"messages","value":{"metadata":{"display_phone_number":"15550783881"},
@@ -400,12 +409,13 @@ mod tests {
             {"field":"messages","value":{"metadata":{"display_phone_number":"15550783881"},"errors":[{"code":131000}]}}
         ]}]}"#;
         let p = parse(&raw_json(body.as_bytes()).unwrap());
-        assert_eq!(p.events.len(), 1);
+        // `deleted` is a status like the others now: only the other field and the error are
+        // quarantined.
+        let s = statuses(&p);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].status, Reported::Deleted);
         let reasons: Vec<_> = p.rejected.iter().map(|r| r.reason).collect();
-        assert_eq!(
-            reasons,
-            ["unsupported_field", "unknown_status", "provider_error"]
-        );
+        assert_eq!(reasons, ["unsupported_field", "provider_error"]);
     }
 
     #[test]
@@ -419,5 +429,181 @@ mod tests {
             assert!(p.events.is_empty());
             assert_eq!(p.rejected[0].reason, "unknown_shape", "{body}");
         }
+    }
+
+    /// The `status_sent.json` fixture with fields of its one status (`status`) or of its
+    /// `metadata` replaced; `null` removes a field.
+    fn variant(status: Value, metadata: Value) -> Parsed {
+        let path = format!(
+            "{}/src/domain/providers/fixtures/meta/status_sent.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut body: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let value = &mut body["entry"][0]["changes"][0]["value"];
+        for (target, patch) in [("/statuses/0", status), ("/metadata", metadata)] {
+            for (k, v) in patch.as_object().unwrap() {
+                let fields = value.pointer_mut(target).unwrap().as_object_mut().unwrap();
+                match v {
+                    Value::Null => fields.remove(k),
+                    v => fields.insert(k.clone(), v.clone()),
+                };
+            }
+        }
+        parse(&raw_json(body.to_string().as_bytes()).unwrap())
+    }
+
+    fn only(p: &Parsed) -> &StatusEvent {
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        let s = statuses(p);
+        assert_eq!(s.len(), 1);
+        s[0]
+    }
+
+    fn rejected(p: &Parsed) -> &'static str {
+        assert!(p.events.is_empty());
+        assert_eq!(p.rejected.len(), 1);
+        p.rejected[0].reason
+    }
+
+    #[test]
+    fn played_deleted_warning_and_unknown_words_are_events() {
+        for (word, want, effect) in [
+            ("played", Reported::Played, Some(Status::Read)),
+            ("deleted", Reported::Deleted, None),
+            ("warning", Reported::Warning, None),
+            ("pending", Reported::Other("pending".into()), None),
+        ] {
+            let p = variant(json!({ "status": word }), json!({}));
+            let e = only(&p);
+            assert_eq!(e.status, want, "{word}");
+            assert_eq!(e.status.effect(), effect, "{word}");
+            assert_eq!(e.status.as_str(), word);
+            assert_eq!(
+                e.wamid,
+                "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJEQjk5QzlBRjE0NzFCMDc2NjYA"
+            );
+        }
+        // A `warning` carries its reason in `errors[]`, like a failure.
+        let p = variant(
+            json!({"status": "warning", "errors": [{"code": 131053, "title": "Media upload error"}]}),
+            json!({}),
+        );
+        let err = only(&p).error.as_ref().unwrap();
+        assert_eq!(err.code.as_deref(), Some("131053"));
+        assert_eq!(err.message.as_deref(), Some("Media upload error"));
+        assert_eq!(
+            rejected(&variant(json!({"status": "x".repeat(100)}), json!({}))),
+            "invalid_status"
+        );
+        assert_eq!(
+            rejected(&variant(json!({"status": null}), json!({}))),
+            "missing_status"
+        );
+    }
+
+    #[test]
+    fn unrepresentable_values_are_quarantined() {
+        let cases = [
+            (
+                json!({"timestamp": "yesterday"}),
+                json!({}),
+                "invalid_timestamp",
+            ),
+            (
+                json!({"timestamp": "99999999999999999999"}),
+                json!({}),
+                "invalid_timestamp",
+            ),
+            (
+                json!({"timestamp": "253402300800000"}),
+                json!({}),
+                "invalid_timestamp",
+            ),
+            (json!({"timestamp": "0"}), json!({}), "invalid_timestamp"),
+            (json!({"timestamp": false}), json!({}), "invalid_timestamp"),
+            (
+                json!({"recipient_id": "1".repeat(5000)}),
+                json!({}),
+                "invalid_phone",
+            ),
+            (
+                json!({"recipient_id": "sixteen"}),
+                json!({}),
+                "invalid_phone",
+            ),
+            (
+                json!({}),
+                json!({"display_phone_number": "+1 555 CALL NOW"}),
+                "invalid_business_number",
+            ),
+            (
+                json!({}),
+                json!({"display_phone_number": "5".repeat(5000)}),
+                "invalid_business_number",
+            ),
+            (
+                json!({}),
+                json!({"display_phone_number": null}),
+                "missing_business_number",
+            ),
+        ];
+        for (status, metadata, reason) in cases {
+            assert_eq!(
+                rejected(&variant(status.clone(), metadata.clone())),
+                reason,
+                "{status} {metadata}"
+            );
+        }
+    }
+
+    #[test]
+    fn absent_values_stay_absent() {
+        let p = variant(json!({"timestamp": null, "recipient_id": null}), json!({}));
+        let e = only(&p);
+        assert_eq!(e.occurred_at, None);
+        assert_eq!(e.phone, None);
+        // A group's status names the group, not a number: no phone, and not an error.
+        let p = variant(
+            json!({"recipient_type": "group", "recipient_id": "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"}),
+            json!({}),
+        );
+        assert_eq!(only(&p).phone, None);
+        let p = variant(json!({"recipient_type": "individual"}), json!({}));
+        assert_eq!(only(&p).phone.as_ref().unwrap().as_str(), "+16505551234");
+        assert_eq!(
+            only(&p).occurred_at,
+            Some(Timestamp::from_millis(1_732_700_300_000))
+        );
+    }
+
+    #[test]
+    fn inbound_values_are_checked_too() {
+        let base = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+            "messaging_product":"whatsapp","metadata":{"display_phone_number":"BUSINESS","phone_number_id":"1"},
+            "messages":[{"from":"FROM","id":"wamid.I","timestamp":"TIME","type":"text","text":{"body":"hi"}}]}}]}]}"#;
+        let body = |business: &str, from: &str, time: &str| {
+            let b = base
+                .replace("BUSINESS", business)
+                .replace("FROM", from)
+                .replace("TIME", time);
+            parse(&raw_json(b.as_bytes()).unwrap())
+        };
+        assert!(
+            body("15550783881", "16505551234", "1732700400")
+                .rejected
+                .is_empty()
+        );
+        assert_eq!(
+            rejected(&body("15550783881", "16505551234", "never")),
+            "invalid_timestamp"
+        );
+        assert_eq!(
+            rejected(&body("15550783881", &"9".repeat(5000), "1732700400")),
+            "invalid_sender"
+        );
+        assert_eq!(
+            rejected(&body("1555078388x", "16505551234", "1732700400")),
+            "invalid_business_number"
+        );
     }
 }

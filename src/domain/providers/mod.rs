@@ -6,6 +6,9 @@ pub mod meta;
 use serde_json::value::RawValue;
 
 use super::event::{Event, Provider, Rejected};
+use super::phone::PhoneNumber;
+use super::status::Reported;
+use super::time::Timestamp;
 
 /// What a webhook body turned into: events to enqueue and parts to quarantine.
 #[derive(Debug, Default)]
@@ -54,4 +57,32 @@ fn scalar_text(v: &serde_json::Value) -> Option<String> {
 /// Provider ids are opaque, but an empty or absurdly long one is a malformed payload.
 fn valid_id(id: Option<String>) -> Option<String> {
     non_empty(id).filter(|s| s.len() <= 512)
+}
+
+/// A text field with something in it (Datagen writes `""` for "absent").
+fn present(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+/// A phone number field: `Ok(None)` when absent or empty; a value that is there but is not a
+/// phone number is `invalid` (the caller's quarantine reason), never quietly dropped.
+fn number(
+    field: Option<String>,
+    invalid: &'static str,
+) -> Result<Option<PhoneNumber>, &'static str> {
+    match present(field) {
+        None => Ok(None),
+        Some(s) => PhoneNumber::parse(&s).map(Some).map_err(|_| invalid),
+    }
+}
+
+/// The event time, or `invalid_timestamp` for a value that is not a time wagate can represent.
+fn event_time(value: &serde_json::Value) -> Result<Option<Timestamp>, &'static str> {
+    Timestamp::parse_provider(value).map_err(|_| "invalid_timestamp")
+}
+
+/// The status word, read as in `status.rs`'s table; unknown words are kept, unreadable ones
+/// (`invalid_status`) and absent ones (`missing_status`) are not.
+fn reported(word: Option<&str>) -> Result<Reported, &'static str> {
+    Reported::parse_provider(word.ok_or("missing_status")?).map_err(|e| e.reason())
 }

@@ -19,7 +19,7 @@ fn pid(s: &str) -> ProjectId {
 }
 
 fn statuses(view: &wagate::ports::store::MessageView) -> Vec<Status> {
-    let mut s: Vec<Status> = view.events.iter().map(|e| e.status).collect();
+    let mut s: Vec<Status> = view.events.iter().map(|e| e.status.merged()).collect();
     s.sort();
     s
 }

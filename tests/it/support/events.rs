@@ -5,7 +5,7 @@ use wagate::domain::apply::Incoming;
 use wagate::domain::event::{Event, EventError, InboundMessage, Provider, StatusEvent};
 use wagate::domain::phone::PhoneNumber;
 use wagate::domain::project::ProjectId;
-use wagate::domain::status::Status;
+use wagate::domain::status::Reported;
 use wagate::domain::time::Timestamp;
 
 pub const BUSINESS: &str = "+919812345678";
@@ -14,7 +14,13 @@ pub fn phone(s: &str) -> PhoneNumber {
     PhoneNumber::parse(s).unwrap()
 }
 
-pub fn status(wamid: &str, status: Status, at_ms: i64) -> Event {
+pub fn status(wamid: &str, status: impl Into<Reported>, at_ms: i64) -> Event {
+    let status = status.into();
+    let raw = serde_json::json!({"mid": wamid, "status": status}).to_string();
+    let error = (status == Reported::Failed).then(|| EventError {
+        code: Some("131026".into()),
+        message: Some("undeliverable".into()),
+    });
     Event::Status(StatusEvent {
         provider: Provider::Datagen,
         wamid: wamid.to_owned(),
@@ -23,11 +29,8 @@ pub fn status(wamid: &str, status: Status, at_ms: i64) -> Event {
         phone: Some(phone("+919876543210")),
         campaign_id: Some("cmp_1".into()),
         occurred_at: Some(Timestamp::from_millis(at_ms)),
-        error: (status == Status::Failed).then(|| EventError {
-            code: Some("131026".into()),
-            message: Some("undeliverable".into()),
-        }),
-        raw: RawValue::from_string(format!(r#"{{"mid":"{wamid}","status":"{status}"}}"#)).unwrap(),
+        error,
+        raw: RawValue::from_string(raw).unwrap(),
     })
 }
 
