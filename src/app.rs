@@ -137,7 +137,11 @@ impl App {
         let connections =
             http::serve::accept(self.listener, self.router, self.header_timeout, shutdown).await;
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
-        let cut = connections.drain(deadline).await;
+        // Connections get most of the time; the last fifth is kept for the workers' last batch
+        // and for closing the pools (SQLite checkpoints its WAL then).
+        let cut = connections
+            .drain(deadline - self.shutdown_timeout / 5)
+            .await;
         if cut > 0 {
             tracing::warn!(
                 connections = cut,

@@ -7,10 +7,12 @@
 mod cache_conformance;
 mod cache_recovery;
 mod crash;
+mod edges;
 mod http;
 mod queue_conformance;
 mod rabbitmq;
 mod resilience;
 mod roles;
+mod startup;
 mod store_conformance;
 mod support;
