@@ -93,6 +93,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// too: the client libraries often report only a timeout.
 async fn describe(what: &str, url: &str) -> String {
     let at = endpoint(url);
+    let has_host = url::Url::parse(url).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+    if !has_host {
+        // A Unix socket (`?host=/run/postgresql`): nothing to probe over TCP.
+        return format!("{what} at {at}");
+    }
     let tcp = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(at.as_str()));
     match tcp.await {
         Ok(Ok(_)) => format!("{what} at {at}"),

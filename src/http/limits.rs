@@ -1,5 +1,5 @@
 //! What every request passes through before a handler: a URI length limit, a cap on requests
-//! served at once, a time limit, and one JSON shape for the errors raised below the handlers.
+//! served at once, a time limit, and one JSON shape for the errors made below the handlers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +39,9 @@ impl HttpLimits {
     }
 }
 
-/// Wraps every route and the fallbacks. Outermost first: JSON errors, URI limit, concurrency
-/// cap, time limit. The time limit covers reading the body, so a client that sends half a body
-/// gets a 408 and its connection back.
+/// Wraps every route and the fallbacks: `edge` outside, then the time limit. The time limit
+/// covers reading the body, so a client that sends half a body gets a 408 and its connection
+/// closed.
 pub fn apply(router: Router, limits: &HttpLimits) -> Router {
     let permits = Arc::new(Semaphore::new(limits.max_concurrent));
     router
@@ -49,12 +49,12 @@ pub fn apply(router: Router, limits: &HttpLimits) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(middleware::from_fn_with_state(permits, cap_concurrency))
-        .layer(middleware::from_fn(limit_uri))
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(permits, edge))
 }
 
-async fn limit_uri(req: Request, next: Next) -> Response {
+/// One middleware (one boxed future per request, not three): the URI limit, the concurrency
+/// cap, and the JSON shape for errors made below the handlers.
+async fn edge(State(permits): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
     let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if len > MAX_URI_BYTES {
         return ApiError::new(
@@ -64,35 +64,32 @@ async fn limit_uri(req: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    next.run(req).await
-}
-
-/// Over the cap, a request is refused at once: queueing it would only move the wait into
-/// memory. `/healthz` is exempt, so a busy process is not mistaken for a dead one.
-async fn cap_concurrency(
-    State(permits): State<Arc<Semaphore>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if req.uri().path() == "/healthz" {
-        return next.run(req).await;
-    }
-    let Ok(_permit) = permits.try_acquire_owned() else {
-        let mut resp =
-            ApiError::unavailable("overloaded", "too many requests in progress; retry shortly")
+    // Over the cap, a request is refused at once: queueing it would only move the wait into
+    // memory. `/healthz` is exempt, so a busy process is not mistaken for a dead one.
+    let _permit = if req.uri().path() == "/healthz" {
+        None
+    } else {
+        match permits.try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let mut resp = ApiError::unavailable(
+                    "overloaded",
+                    "too many requests in progress; retry shortly",
+                )
                 .into_response();
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
+            }
+        }
     };
-    next.run(req).await
+    json_errors(next.run(req).await).await
 }
 
 /// Error responses made outside our handlers (axum's extractor rejections, the timeout layer)
 /// are plain text or empty; this gives them the API's JSON shape. A 5xx body is not echoed,
 /// as it may hold internals.
-async fn json_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+async fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()
