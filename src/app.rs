@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -12,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
 use crate::domain::task::queues;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpLimits};
 use crate::metrics::{Metrics, QueueLabel};
 use crate::services::{Dedupe, ProjectLookup, Tiers};
 use crate::workers::processor::{Processor, ProcessorConfig};
@@ -27,7 +28,8 @@ pub struct App {
     metrics: Metrics,
     tracker: TaskTracker,
     stop_workers: CancellationToken,
-    drain_timeout: Duration,
+    header_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl App {
@@ -73,6 +75,11 @@ impl App {
             ))
         });
         let admin_token = admin_token(&config)?;
+        if config.roles.contains(&Role::Ingress) {
+            warn_unauthenticated_ingress(&config);
+        }
+        let secret =
+            |s: &Option<secrecy::SecretString>| s.as_ref().map(|s| s.expose_secret().into());
         let state = AppState {
             store: backends.store.clone(),
             queue: backends.queue.clone(),
@@ -81,11 +88,12 @@ impl App {
             publisher,
             metrics: metrics.clone(),
             admin_token: admin_token.into(),
-            ingress_token: config.ingress_token.as_deref().map(Into::into),
-            meta_app_secret: config.meta_app_secret.as_deref().map(Into::into),
-            meta_verify_token: config.meta_verify_token.as_deref().map(Into::into),
+            ingress_token: secret(&config.ingress_token),
+            meta_app_secret: secret(&config.meta_app_secret),
+            meta_verify_token: secret(&config.meta_verify_token),
         };
-        let router = http::router(state, &config.roles, config.body_limit_bytes);
+        let limits = HttpLimits::from_config(&config);
+        let router = http::router(state, &config.roles, &limits);
         tracing::info!(
             listen = %listener.local_addr()?,
             roles = ?config.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
@@ -102,7 +110,8 @@ impl App {
             metrics,
             tracker,
             stop_workers,
-            drain_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+            header_timeout: limits.header_timeout,
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         })
     }
 
@@ -114,6 +123,8 @@ impl App {
 
     /// Serves until `shutdown` fires, then: stops accepting, finishes in-flight requests (each
     /// either durably enqueued or refused), lets the processor finish its batch, closes pools.
+    /// All of that within `shutdown_timeout_secs`; past it, whatever is left is dropped (work a
+    /// worker had not acked is redelivered, which is safe) and the process exits anyway.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         if let Some(p) = &self.processor {
             p.clone().spawn(&self.tracker);
@@ -123,23 +134,55 @@ impl App {
             self.metrics.clone(),
             self.stop_workers.clone(),
         ));
-        let serve = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let served = serve.await;
+        let connections =
+            http::serve::accept(self.listener, self.router, self.header_timeout, shutdown).await;
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        // Connections get most of the time; the last fifth is kept for the workers' last batch
+        // and for closing the pools (SQLite checkpoints its WAL then).
+        let cut = connections
+            .drain(deadline - self.shutdown_timeout / 5)
+            .await;
+        if cut > 0 {
+            tracing::warn!(
+                connections = cut,
+                timeout = ?self.shutdown_timeout,
+                "closed connections still open at the shutdown deadline"
+            );
+        }
         tracing::info!("HTTP stopped; draining workers");
         // The publisher stops when the router (holding its last handle) is gone; the
         // processor when told to.
         self.stop_workers.cancel();
         self.tracker.close();
-        if tokio::time::timeout(self.drain_timeout, self.tracker.wait())
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!(timeout = ?self.drain_timeout, "workers did not drain in time; unacked work will be redelivered");
+            tracing::warn!(timeout = ?self.shutdown_timeout, "workers did not drain in time; unacked work will be redelivered");
         }
-        self.backends.close().await;
+        if tokio::time::timeout_at(deadline, self.backends.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?self.shutdown_timeout, "connection pools did not close in time");
+        }
         tracing::info!("stopped");
-        served.context("HTTP server")
+        Ok(())
+    }
+}
+
+/// BSP webhooks without a token (or Meta's without a signature check) can be posted by anyone
+/// who finds the URL; allowed, since some BSPs can send neither, but said loudly.
+fn warn_unauthenticated_ingress(config: &Config) {
+    if config.ingress_token.is_none() {
+        tracing::warn!(
+            "WAGATE_INGRESS_TOKEN is not set: anyone who can reach the ingress routes can post status events"
+        );
+    }
+    if config.meta_app_secret.is_none() {
+        tracing::warn!(
+            "WAGATE_META_APP_SECRET is not set: Meta webhooks (/v1/ingest/meta) are accepted without checking X-Hub-Signature-256"
+        );
     }
 }
 
@@ -147,7 +190,7 @@ impl App {
 /// start), so the embedded default needs no setup and keeps its token across restarts.
 fn admin_token(config: &Config) -> anyhow::Result<String> {
     if let Some(token) = &config.admin_token {
-        return Ok(token.clone());
+        return Ok(token.expose_secret().to_owned());
     }
     let path = config.data_dir.join("admin-token");
     if let Ok(token) = std::fs::read_to_string(&path)

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// A process role; `wagate serve` runs all of them unless `--roles` picks a subset.
@@ -63,21 +64,43 @@ pub fn parse_roles(s: &str) -> Result<BTreeSet<Role>, ConfigError> {
     Ok(roles)
 }
 
+/// `roles` in `wagate.toml`: a list (`["api", "ingress"]`) or the same string `--roles` takes.
+fn deserialize_roles<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<Role>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Roles {
+        List(Vec<String>),
+        Text(String),
+    }
+    let text = match Roles::deserialize(d)? {
+        Roles::List(list) => list.join(","),
+        Roles::Text(text) => text,
+    };
+    parse_roles(&text).map_err(serde::de::Error::custom)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("{path}, line {line}, column {column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("invalid setting `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
 
 /// The validated configuration. Every field has a default, so an empty environment runs the
-/// embedded setup.
-#[derive(Debug, Clone, Deserialize)]
+/// embedded setup. Its `Debug` shows no token and no password inside a URL.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
-    #[serde(skip)]
+    #[serde(deserialize_with = "deserialize_roles")]
     pub roles: BTreeSet<Role>,
     pub data_dir: PathBuf,
     /// `sqlite://path` or `postgres://…`; unset = `sqlite://<data_dir>/wagate.db`.
@@ -86,13 +109,20 @@ pub struct Config {
     pub amqp_url: Option<String>,
     /// Unset = in-process memory cache only.
     pub redis_url: Option<String>,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
     /// When set, BSP webhooks must carry it (`Authorization: Bearer …` or `?token=…`): Karix
     /// and most BSPs sign nothing, so this is what keeps strangers from posting statuses.
-    pub ingress_token: Option<String>,
-    pub meta_app_secret: Option<String>,
-    pub meta_verify_token: Option<String>,
+    pub ingress_token: Option<SecretString>,
+    pub meta_app_secret: Option<SecretString>,
+    pub meta_verify_token: Option<SecretString>,
     pub body_limit_bytes: usize,
+    /// A connection must deliver a request's headers within this long (and an idle keep-alive
+    /// connection is closed after it), so a client trickling headers cannot hold a connection.
+    pub http_header_timeout_ms: u64,
+    /// A whole request, body included, must be answered within this long, else 408.
+    pub http_request_timeout_ms: u64,
+    /// Requests served at once; more get 503 at once rather than queueing without bound.
+    pub http_max_concurrent_requests: usize,
     /// Prefix of every RabbitMQ exchange and queue name.
     pub amqp_prefix: String,
     /// Deletes unused RabbitMQ queues after this long (`x-expires`); for tests, not production.
@@ -138,6 +168,9 @@ impl Default for Config {
             meta_app_secret: None,
             meta_verify_token: None,
             body_limit_bytes: 1024 * 1024,
+            http_header_timeout_ms: 10_000,
+            http_request_timeout_ms: 30_000,
+            http_max_concurrent_requests: 1024,
             amqp_prefix: "wagate".into(),
             amqp_queue_expires_ms: None,
             redis_prefix: "wagate:".into(),
@@ -185,6 +218,20 @@ macro_rules! env_optional {
     };
 }
 
+/// A TOML error as `file, line L, column C: message` (toml's own text spans several lines).
+fn syntax(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: e.message().trim().replace('\n', "; "),
+    }
+}
+
 fn parse_value<T: FromStr>(key: &str, v: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
@@ -209,10 +256,7 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from("wagate.toml"));
         let mut cfg = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| ConfigError::File {
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
+            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| syntax(&path, &text, &e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
                 Config::default()
             }
@@ -224,16 +268,26 @@ impl Config {
             }
         };
         env_overrides!(cfg, env;
-            listen, data_dir, body_limit_bytes, amqp_prefix, redis_prefix, store_pool_size,
+            listen, data_dir, body_limit_bytes, http_header_timeout_ms, http_request_timeout_ms,
+            http_max_concurrent_requests, amqp_prefix, redis_prefix, store_pool_size,
             sqlite_synchronous, ingress_batch_max, ingress_inflight, ingress_publish_timeout_ms,
             processor_batch_size, processor_flush_ms, processor_concurrency, processor_prefetch,
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
             cache_negative_ttl_secs, dedupe_ttl_secs, shutdown_timeout_secs, log_format,
         );
         env_optional!(cfg, env;
-            database_url, amqp_url, redis_url, admin_token, ingress_token, meta_app_secret, meta_verify_token,
-            amqp_queue_expires_ms,
+            database_url, amqp_url, redis_url, amqp_queue_expires_ms,
         );
+        for (key, field) in [
+            ("WAGATE_ADMIN_TOKEN", &mut cfg.admin_token),
+            ("WAGATE_INGRESS_TOKEN", &mut cfg.ingress_token),
+            ("WAGATE_META_APP_SECRET", &mut cfg.meta_app_secret),
+            ("WAGATE_META_VERIFY_TOKEN", &mut cfg.meta_verify_token),
+        ] {
+            if let Some(v) = env(key) {
+                *field = (!v.is_empty()).then(|| SecretString::from(v));
+            }
+        }
         if let Some(roles) = env("WAGATE_ROLES") {
             cfg.roles = parse_roles(&roles)?;
         }
@@ -241,7 +295,9 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the values together. `load` calls it; call it again after overriding fields
+    /// (as `wagate serve --roles` does).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &str| {
             Err(ConfigError::Invalid {
                 key: key.into(),
@@ -276,6 +332,18 @@ impl Config {
             ("ingress_inflight", self.ingress_inflight),
             ("processor_batch_size", self.processor_batch_size),
             ("body_limit_bytes", self.body_limit_bytes),
+            (
+                "http_max_concurrent_requests",
+                self.http_max_concurrent_requests,
+            ),
+            (
+                "http_header_timeout_ms",
+                self.http_header_timeout_ms as usize,
+            ),
+            (
+                "http_request_timeout_ms",
+                self.http_request_timeout_ms as usize,
+            ),
         ] {
             if v == 0 {
                 return invalid(key, "must be at least 1");
@@ -287,8 +355,34 @@ impl Config {
                 "must be at least 1",
             );
         }
-        if self.admin_token.as_deref().is_some_and(|t| t.len() < 8) {
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 8)
+        {
             return invalid("admin_token", "must be at least 8 characters");
+        }
+        self.check_roles_share_a_queue()
+    }
+
+    /// With the embedded queue (no `amqp_url`), events only move inside one process: the queue
+    /// lives in a local SQLite file and each process starting on it takes over its claims. So a
+    /// process running `ingress` must run `processor` too, or what it accepts would wait in a
+    /// file nothing reads. The other subsets are safe: `processor` alone drains what an earlier
+    /// process left; `api` alone reads the store.
+    fn check_roles_share_a_queue(&self) -> Result<(), ConfigError> {
+        if self.amqp_url.is_none()
+            && self.roles.contains(&Role::Ingress)
+            && !self.roles.contains(&Role::Processor)
+        {
+            return Err(ConfigError::Invalid {
+                key: "roles".into(),
+                message: "the `ingress` role without `processor` needs a shared queue: with the \
+                          embedded queue nothing would process the events it accepts. Run both \
+                          roles in this process, or set WAGATE_AMQP_URL so a processor elsewhere \
+                          reads them"
+                    .into(),
+            });
         }
         Ok(())
     }
@@ -315,6 +409,93 @@ impl Config {
 
     pub fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+}
+
+/// `url` with its password replaced, fit for logs and `Debug`. What does not parse as a URL is
+/// hidden whole, since a password could sit anywhere in it.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable URL, hidden>".into(),
+    }
+}
+
+/// `host:port` of a backend URL (the scheme's usual port when none is given), for errors that
+/// must say what could not be reached.
+pub fn endpoint(url: &str) -> String {
+    let Ok(u) = url::Url::parse(url) else {
+        return redact_url(url);
+    };
+    let port = u.port().or(match u.scheme() {
+        "postgres" | "postgresql" => Some(5432),
+        "amqp" => Some(5672),
+        "amqps" => Some(5671),
+        "redis" | "rediss" => Some(6379),
+        _ => None,
+    });
+    match (u.host_str(), port) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        // PostgreSQL also takes `postgres:///db?host=/run/postgresql` (a Unix socket).
+        (None, _) => redact_url(url),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
+        let secret = |t: &Option<SecretString>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("roles", &self.roles)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &url(&self.database_url))
+            .field("amqp_url", &url(&self.amqp_url))
+            .field("redis_url", &url(&self.redis_url))
+            .field("admin_token", &secret(&self.admin_token))
+            .field("ingress_token", &secret(&self.ingress_token))
+            .field("meta_app_secret", &secret(&self.meta_app_secret))
+            .field("meta_verify_token", &secret(&self.meta_verify_token))
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("http_header_timeout_ms", &self.http_header_timeout_ms)
+            .field("http_request_timeout_ms", &self.http_request_timeout_ms)
+            .field(
+                "http_max_concurrent_requests",
+                &self.http_max_concurrent_requests,
+            )
+            .field("amqp_prefix", &self.amqp_prefix)
+            .field("amqp_queue_expires_ms", &self.amqp_queue_expires_ms)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("store_pool_size", &self.store_pool_size)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("ingress_batch_max", &self.ingress_batch_max)
+            .field("ingress_inflight", &self.ingress_inflight)
+            .field(
+                "ingress_publish_timeout_ms",
+                &self.ingress_publish_timeout_ms,
+            )
+            .field("processor_batch_size", &self.processor_batch_size)
+            .field("processor_flush_ms", &self.processor_flush_ms)
+            .field("processor_concurrency", &self.processor_concurrency)
+            .field("processor_prefetch", &self.processor_prefetch)
+            .field("max_attempts", &self.max_attempts)
+            .field(
+                "queue_visibility_timeout_ms",
+                &self.queue_visibility_timeout_ms,
+            )
+            .field("cache_memory_ttl_secs", &self.cache_memory_ttl_secs)
+            .field("cache_redis_ttl_secs", &self.cache_redis_ttl_secs)
+            .field("cache_negative_ttl_secs", &self.cache_negative_ttl_secs)
+            .field("dedupe_ttl_secs", &self.dedupe_ttl_secs)
+            .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
+            .field("log_format", &self.log_format)
+            .finish()
     }
 }
 
@@ -389,10 +570,167 @@ mod tests {
                 "{k}={v}"
             );
         }
+        std::fs::write(&file, "listen = \"0.0.0.0:1\"\nroles = [\"api\",\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("wagate.toml, line 2, column") && !err.contains('\n'),
+            "{err}"
+        );
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
         assert!(
             Config::load(Some(&file), env(&[])).is_err(),
             "unknown keys are typos"
         );
+    }
+
+    #[test]
+    fn roles_from_the_file_as_list_or_string_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wagate.toml");
+        std::fs::write(&file, "roles = [\"api\", \"processor\"]\n").unwrap();
+        let cfg = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            cfg.roles,
+            [Role::Api, Role::Processor].into_iter().collect()
+        );
+        std::fs::write(&file, "roles = \"api, processor\"\n").unwrap();
+        let cfg = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            cfg.roles,
+            [Role::Api, Role::Processor].into_iter().collect()
+        );
+        std::fs::write(&file, "roles = \"all\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&file), env(&[])).unwrap().roles.len(),
+            Role::ALL.len()
+        );
+        let cfg = Config::load(Some(&file), env(&[("WAGATE_ROLES", "api")])).unwrap();
+        assert_eq!(cfg.roles, [Role::Api].into_iter().collect(), "env wins");
+        for bad in ["roles = [\"api\", \"cook\"]", "roles = []", "roles = 3"] {
+            std::fs::write(&file, bad).unwrap();
+            let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+            assert!(err.contains("wagate.toml"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ingress_without_processor_needs_a_shared_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wagate.toml");
+        std::fs::write(&file, "").unwrap();
+        for roles in ["ingress", "api,ingress"] {
+            let err = Config::load(Some(&file), env(&[("WAGATE_ROLES", roles)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("WAGATE_AMQP_URL") && err.contains("processor"),
+                "{roles}: {err}"
+            );
+        }
+        for roles in [
+            "all",
+            "ingress,processor",
+            "processor",
+            "api",
+            "api,processor",
+        ] {
+            assert!(
+                Config::load(Some(&file), env(&[("WAGATE_ROLES", roles)])).is_ok(),
+                "{roles} on the embedded queue"
+            );
+        }
+        let shared = env(&[
+            ("WAGATE_ROLES", "api,ingress"),
+            ("WAGATE_AMQP_URL", "amqp://127.0.0.1:5672/%2f"),
+        ]);
+        assert!(
+            Config::load(Some(&file), shared).is_ok(),
+            "a broker is shared"
+        );
+        // A field set after loading (as `--roles` does) is checked by `validate`.
+        let mut cfg = Config::load(Some(&file), env(&[])).unwrap();
+        cfg.roles = [Role::Ingress].into_iter().collect();
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_env_overrides() {
+        let cfg = Config::default();
+        assert_eq!(
+            (
+                cfg.http_header_timeout_ms,
+                cfg.http_request_timeout_ms,
+                cfg.http_max_concurrent_requests
+            ),
+            (10_000, 30_000, 1024)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wagate.toml");
+        std::fs::write(&file, "http_request_timeout_ms = 5000\n").unwrap();
+        let cfg = Config::load(
+            Some(&file),
+            env(&[
+                ("WAGATE_HTTP_HEADER_TIMEOUT_MS", "2000"),
+                ("WAGATE_HTTP_MAX_CONCURRENT_REQUESTS", "8"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                cfg.http_header_timeout_ms,
+                cfg.http_request_timeout_ms,
+                cfg.http_max_concurrent_requests
+            ),
+            (2000, 5000, 8)
+        );
+        assert!(
+            Config::load(
+                Some(&file),
+                env(&[("WAGATE_HTTP_MAX_CONCURRENT_REQUESTS", "0")])
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wagate.toml");
+        std::fs::write(
+            &file,
+            "admin_token = \"admin-SECRET-1\"\nmeta_app_secret = \"app-SECRET-3\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(
+            Some(&file),
+            env(&[
+                ("WAGATE_INGRESS_TOKEN", "ingress-SECRET-2"),
+                ("WAGATE_META_VERIFY_TOKEN", "verify-SECRET-4"),
+                (
+                    "WAGATE_DATABASE_URL",
+                    "postgres://wagate:pg-SECRET-5@db.internal:6432/wagate",
+                ),
+                ("WAGATE_AMQP_URL", "amqp://guest:mq-SECRET-6@mq:5672/%2f"),
+                ("WAGATE_REDIS_URL", "redis://:redis-SECRET-7@cache/0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.ingress_token.as_ref().map(|t| t.expose_secret()),
+            Some("ingress-SECRET-2")
+        );
+        let shown = format!("{cfg:?} {cfg:#?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("db.internal:6432"),
+            "the rest is kept: {shown}"
+        );
+        assert_eq!(
+            endpoint(cfg.database_url.as_deref().unwrap()),
+            "db.internal:6432"
+        );
+        assert_eq!(endpoint(cfg.redis_url.as_deref().unwrap()), "cache:6379");
+        assert_eq!(endpoint("postgres://localhost/x"), "localhost:5432");
+        assert!(!redact_url("postgres://u:p%40ss word@h/x").contains("ss"));
     }
 }

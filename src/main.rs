@@ -39,39 +39,61 @@ enum Command {
     Bench(wagate::bench::BenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Bench(args) => wagate::bench::run(args).await,
-            Command::Migrate => {
-                let config = load(cli.config.as_deref())?;
-                wagate::telemetry::init(&config.log_format);
-                let (store, _) = wagate::adapters::build::store(&config)
-                    .await
-                    .context("migrating")?;
-                tracing::info!(store = store.backend(), "migrations applied");
-                Ok(())
-            }
-            Command::Serve { listen, roles } => {
-                let mut config = load(cli.config.as_deref())?;
-                if let Some(listen) = listen {
-                    config.listen = listen;
-                }
-                if let Some(roles) = roles {
-                    config.roles = parse_roles(&roles)?;
-                }
-                wagate::telemetry::init(&config.log_format);
-                let app = App::build(config).await?;
-                let shutdown = CancellationToken::new();
-                tokio::spawn(on_signal(shutdown.clone()));
-                app.run(shutdown).await
-            }
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::new(e).context("starting the async runtime")),
+    };
+    let result = runtime.block_on(run(cli));
+    // `run` returns once shutdown is done or its deadline passed; tasks still running then
+    // (a pool that would not close) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Bench(args) => wagate::bench::run(args).await,
+        Command::Migrate => {
+            let config = load(cli.config.as_deref())?;
+            wagate::telemetry::init(&config.log_format);
+            let (store, _) = wagate::adapters::build::store(&config)
+                .await
+                .context("migrating")?;
+            tracing::info!(store = store.backend(), "migrations applied");
+            Ok(())
         }
-    })
+        Command::Serve { listen, roles } => {
+            let mut config = load(cli.config.as_deref())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(roles) = roles {
+                config.roles = parse_roles(&roles)?;
+                config.validate()?;
+            }
+            wagate::telemetry::init(&config.log_format);
+            let app = App::build(config).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(on_signal(shutdown.clone()));
+            app.run(shutdown).await
+        }
+    }
+}
+
+/// Prints `error: outer: cause: root cause` on one line and returns the failure exit code.
+/// Many errors already include their source in their own message; such a source is not
+/// printed a second time.
+fn fail(e: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("error: {}", wagate::telemetry::error_chain(e.chain()));
+    std::process::ExitCode::FAILURE
 }
 
 fn load(file: Option<&std::path::Path>) -> anyhow::Result<Config> {

@@ -10,7 +10,7 @@ use super::postgres::PgStore;
 use super::rabbitmq::{RabbitOptions, RabbitQueue};
 use super::redis_cache::RedisCache;
 use super::sqlite::{LocalQueue, SqliteDb, SqliteStore};
-use crate::config::Config;
+use crate::config::{Config, endpoint};
 use crate::metrics::Metrics;
 use crate::ports::{Cache, Queue, Store};
 
@@ -62,25 +62,88 @@ impl Backends {
     }
 }
 
+/// A backend that could not be set up, named by where it was looked for (never with its
+/// password), with the adapter's error as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("store: {0}")]
-    Store(#[from] crate::ports::StoreError),
-    #[error("queue: {0}")]
-    Queue(#[from] crate::ports::QueueError),
-    #[error("cache: {0}")]
-    Cache(#[from] crate::ports::CacheError),
+    #[error("{target}")]
+    Store {
+        target: String,
+        #[source]
+        source: crate::ports::StoreError,
+    },
+    #[error("{target}")]
+    Queue {
+        target: String,
+        #[source]
+        source: crate::ports::QueueError,
+    },
+    #[error("{target}")]
+    Cache {
+        target: String,
+        #[source]
+        source: crate::ports::CacheError,
+    },
+}
+
+/// How long a startup check of a TCP endpoint waits.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `<what> at host:port`, plus why the port cannot be reached when a plain TCP connect fails
+/// too: the client libraries often report only a timeout.
+async fn describe(what: &str, url: &str) -> String {
+    let at = endpoint(url);
+    let has_host = url::Url::parse(url).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+    if !has_host {
+        // A Unix socket (`?host=/run/postgresql`): nothing to probe over TCP.
+        return format!("{what} at {at}");
+    }
+    let tcp = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(at.as_str()));
+    match tcp.await {
+        Ok(Ok(_)) => format!("{what} at {at}"),
+        Ok(Err(e)) => format!("{what} at {at} is unreachable ({e})"),
+        Err(_) => format!("{what} at {at} is unreachable (no answer within {PROBE_TIMEOUT:?})"),
+    }
+}
+
+/// PostgreSQL's target names the database too, since a missing one is a common mistake.
+async fn postgres(url: &str, pool_size: u32) -> Result<PgStore, BuildError> {
+    match PgStore::connect(url, pool_size).await {
+        Ok(pg) => Ok(pg),
+        Err(source) => {
+            let database = url::Url::parse(url)
+                .ok()
+                .map(|u| u.path().trim_start_matches('/').to_owned())
+                .unwrap_or_default();
+            Err(BuildError::Store {
+                target: format!(
+                    "{}, database `{database}`",
+                    describe("PostgreSQL", url).await
+                ),
+                source,
+            })
+        }
+    }
+}
+
+async fn sqlite(url: &str, synchronous_full: bool) -> Result<SqliteDb, BuildError> {
+    SqliteDb::open(url, synchronous_full)
+        .await
+        .map_err(|source| BuildError::Store {
+            target: format!("SQLite database {}", url.trim_start_matches("sqlite://")),
+            source,
+        })
 }
 
 /// Connects (and migrates) the store only: what `wagate migrate` needs.
 pub async fn store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<SqliteDb>), BuildError> {
     let url = cfg.database_url();
     if url.starts_with("sqlite:") {
-        let db = SqliteDb::open(&url, cfg.sqlite_synchronous == "full").await?;
+        let db = sqlite(&url, cfg.sqlite_synchronous == "full").await?;
         Ok((Arc::new(SqliteStore::new(db.clone())), vec![db]))
     } else {
         Ok((
-            Arc::new(PgStore::connect(&url, cfg.store_pool_size).await?),
+            Arc::new(postgres(&url, cfg.store_pool_size).await?),
             Vec::new(),
         ))
     }
@@ -90,27 +153,34 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
     let mut closers = Vec::new();
     let url = cfg.database_url();
     let synchronous_full = cfg.sqlite_synchronous == "full";
-    let (store, sqlite): (Arc<dyn Store>, Option<SqliteDb>) = if url.starts_with("sqlite:") {
-        let db = SqliteDb::open(&url, synchronous_full).await?;
+    let (store, embedded): (Arc<dyn Store>, Option<SqliteDb>) = if url.starts_with("sqlite:") {
+        let db = sqlite(&url, synchronous_full).await?;
         closers.push(Closer::Sqlite(db.clone()));
         (Arc::new(SqliteStore::new(db.clone())), Some(db))
     } else {
-        let pg = PgStore::connect(&url, cfg.store_pool_size).await?;
+        let pg = postgres(&url, cfg.store_pool_size).await?;
         closers.push(Closer::Postgres(pg.clone()));
         (Arc::new(pg), None)
     };
     let queue: Arc<dyn Queue> = match &cfg.amqp_url {
-        Some(amqp) => Arc::new(RabbitQueue::connect(amqp, rabbit_options(cfg)).await?),
+        Some(amqp) => match RabbitQueue::connect(amqp, rabbit_options(cfg)).await {
+            Ok(queue) => Arc::new(queue),
+            Err(source) => {
+                return Err(BuildError::Queue {
+                    target: describe("RabbitMQ", amqp).await,
+                    source,
+                });
+            }
+        },
         None => {
             // The local queue lives in the SQLite store's file, or in its own file when the
             // store is PostgreSQL but no broker is configured.
-            let db = match sqlite {
+            let db = match embedded {
                 Some(db) => db,
                 None => {
                     let path = cfg.data_dir.join("queue.db");
                     let db =
-                        SqliteDb::open(&format!("sqlite://{}", path.display()), synchronous_full)
-                            .await?;
+                        sqlite(&format!("sqlite://{}", path.display()), synchronous_full).await?;
                     closers.push(Closer::Sqlite(db.clone()));
                     db
                 }
@@ -120,7 +190,13 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
                 Config::ms(cfg.queue_visibility_timeout_ms),
                 cfg.max_attempts,
             );
-            let released = local.release_claims().await?;
+            let released = local
+                .release_claims()
+                .await
+                .map_err(|source| BuildError::Queue {
+                    target: "the embedded queue".into(),
+                    source,
+                })?;
             if released > 0 {
                 tracing::info!(
                     jobs = released,
@@ -133,7 +209,25 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
     let memory: Arc<dyn Cache> = Arc::new(MemoryCache::new(MEMORY_CACHE_ENTRIES));
     let shared: Option<Arc<dyn Cache>> = match &cfg.redis_url {
         Some(url) => {
-            let redis = RedisCache::connect(url, cfg.redis_prefix.clone())?;
+            let redis = RedisCache::connect(url, cfg.redis_prefix.clone()).map_err(|source| {
+                BuildError::Cache {
+                    target: format!("Redis at {}", endpoint(url)),
+                    source,
+                }
+            })?;
+            // Redis down is no reason to refuse to start (reads go to the store), but whoever
+            // starts the process should hear where it was looked for.
+            match tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    redis = %endpoint(url), error = %e,
+                    "Redis is unreachable; using the memory cache and the store until it is back"
+                ),
+                Err(_) => tracing::warn!(
+                    redis = %endpoint(url),
+                    "Redis did not answer; using the memory cache and the store until it is back"
+                ),
+            }
             Some(Arc::new(GuardedCache::new(redis, Duration::from_secs(5))))
         }
         None => None,

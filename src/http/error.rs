@@ -40,9 +40,25 @@ impl ApiError {
     }
 }
 
+/// Longest message sent: messages may quote the request (a path, a parameter), and a client
+/// sending 10,000 characters must not get them back.
+const MAX_MESSAGE_BYTES: usize = 300;
+
+fn shorten(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = json!({"error": {"code": self.code, "message": shorten(self.message)}});
         (self.status, Json(body)).into_response()
     }
 }
@@ -76,5 +92,23 @@ impl From<QueueError> for ApiError {
             "queue_unavailable",
             "the queue cannot take events right now; retry later",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        assert_eq!(shorten("short".into()), "short");
+        let long = format!("no message {}", "é".repeat(5000));
+        let cut = shorten(long);
+        assert!(
+            cut.len() <= MAX_MESSAGE_BYTES + '…'.len_utf8(),
+            "{}",
+            cut.len()
+        );
+        assert!(cut.starts_with("no message é") && cut.ends_with('…'));
     }
 }

@@ -2,8 +2,10 @@
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use std::borrow::Cow;
+
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -75,9 +77,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -91,7 +92,7 @@ pub struct ProjectAuth(pub ProjectId);
 impl FromRequestParts<AppState> for ProjectAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)
+        let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key>`"))?;
         match state.lookup.by_key(&ApiKeyHash::of(token)).await? {
             Some(project) => Ok(ProjectAuth(project)),
@@ -110,11 +111,10 @@ impl FromRequestParts<AppState> for IngressAuth {
         let Some(expected) = &state.ingress_token else {
             return Ok(IngressAuth);
         };
-        let from_query = parts
-            .uri
-            .query()
-            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
-        let presented = bearer(parts).or(from_query).unwrap_or_default();
+        let presented = match bearer(&parts.headers) {
+            Some(token) => Cow::Borrowed(token),
+            None => parts.uri.query().and_then(query_token).unwrap_or_default(),
+        };
         if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
             Ok(IngressAuth)
         } else {
@@ -123,13 +123,27 @@ impl FromRequestParts<AppState> for IngressAuth {
     }
 }
 
+/// The `token` parameter of a query string, percent-decoded (a token with `/`, `+` or `=` is
+/// given to a BSP escaped). `+` stays a plus: tokens are not form text.
+fn query_token(query: &str) -> Option<Cow<'_, str>> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+}
+
+/// Whether the request carries the admin token, for routes that show admins more.
+pub fn holds_admin_token(headers: &HeaderMap, state: &AppState) -> bool {
+    bearer(headers).is_some_and(|t| constant_time_eq(t.as_bytes(), state.admin_token.as_bytes()))
+}
+
 /// The request carries the admin token.
 pub struct AdminAuth;
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| {
+        let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("missing `Authorization: Bearer <admin token>`")
         })?;
         if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
@@ -137,5 +151,21 @@ impl FromRequestParts<AppState> for AdminAuth {
         } else {
             Err(ApiError::unauthorized("wrong admin token"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_token_is_percent_decoded() {
+        assert_eq!(query_token("token=abc").as_deref(), Some("abc"));
+        assert_eq!(
+            query_token("a=1&token=s%2Fk%3D%2B+x&b=2").as_deref(),
+            Some("s/k=++x")
+        );
+        assert_eq!(query_token("tokens=abc"), None);
+        assert_eq!(query_token("x=token=abc"), None);
     }
 }

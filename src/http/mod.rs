@@ -4,9 +4,11 @@ mod admin;
 mod error;
 mod extract;
 mod ingress;
+pub mod limits;
 mod messages;
 mod ops;
 mod projects;
+pub mod serve;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
+pub use limits::HttpLimits;
 
 use crate::config::Role;
 use crate::metrics::Metrics;
@@ -39,7 +42,7 @@ pub struct AppState {
     pub meta_verify_token: Option<Arc<str>>,
 }
 
-pub fn router(state: AppState, roles: &BTreeSet<Role>, body_limit: usize) -> Router {
+pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -74,8 +77,10 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, body_limit: usize) -> Rou
             .route("/v1/admin/queues/{queue}", get(admin::queue))
             .route("/v1/admin/queues/{queue}/redrive", post(admin::redrive));
     }
-    app.fallback(ops::not_found)
+    let app = app
+        .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .with_state(state);
+    limits::apply(app, limits)
 }

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::holds_admin_token;
 
 /// The process is up and serving HTTP.
 pub async fn healthz() -> Json<Value> {
@@ -30,15 +31,24 @@ async fn probe<E: std::fmt::Display>(
 
 /// 200 when the store and the queue answer; 503 naming the one that does not. Redis is
 /// reported but never makes the process unready: without it wagate reads through to the store.
-pub async fn readyz(State(s): State<AppState>) -> Response {
+/// A backend's own error text (hosts, users, versions) is shown only to the admin token.
+pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let admin = holds_admin_token(&headers, &s);
     let (store, queue) = tokio::join!(probe(s.store.ping()), probe(s.queue.ping()));
     let cache = match &s.shared_cache {
         Some(c) => Some((c.layer(), probe(c.ping()).await)),
         None => None,
     };
+    let failed = |backend: &str, status: &str, e: &str| {
+        let mut v = json!({"backend": backend, "status": status});
+        if admin {
+            v["error"] = json!(e);
+        }
+        v
+    };
     let check = |backend: &str, r: &Result<(), String>| match r {
         Ok(()) => json!({"backend": backend, "status": "ok"}),
-        Err(e) => json!({"backend": backend, "status": "down", "error": e}),
+        Err(e) => failed(backend, "down", e),
     };
     let mut checks = json!({
         "store": check(s.store.backend(), &store),
@@ -47,7 +57,7 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
     checks["cache"] = match &cache {
         None => json!({"backend": "memory", "status": "ok"}),
         Some((name, Ok(()))) => json!({"backend": name, "status": "ok"}),
-        Some((name, Err(e))) => json!({"backend": name, "status": "degraded", "error": e}),
+        Some((name, Err(e))) => failed(name, "degraded", e),
     };
     let down: Vec<String> = [
         ("store", s.store.backend(), &store),

@@ -7,12 +7,14 @@
 mod cache_conformance;
 mod cache_recovery;
 mod crash;
+mod edges;
 mod http;
 mod projects;
 mod queue_conformance;
 mod rabbitmq;
 mod resilience;
 mod roles;
+mod startup;
 mod statuses;
 mod store_conformance;
 mod support;

@@ -1,0 +1,143 @@
+//! What every request passes through before a handler: a URI length limit, a cap on requests
+//! served at once, a time limit, and one JSON shape for the errors made below the handlers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use tower_http::timeout::TimeoutLayer;
+
+use super::error::ApiError;
+use crate::config::Config;
+
+/// Longest request target (path and query) answered by a handler. hyper refuses targets over
+/// 64 KiB with an empty 414 before any of this code runs; this limit answers the rest in JSON.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The HTTP limits from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub body_bytes: usize,
+    pub header_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_concurrent: usize,
+}
+
+impl HttpLimits {
+    pub fn from_config(c: &Config) -> HttpLimits {
+        HttpLimits {
+            body_bytes: c.body_limit_bytes,
+            header_timeout: Config::ms(c.http_header_timeout_ms),
+            request_timeout: Config::ms(c.http_request_timeout_ms),
+            max_concurrent: c.http_max_concurrent_requests,
+        }
+    }
+}
+
+/// Wraps every route and the fallbacks: `edge` outside, then the time limit. The time limit
+/// covers reading the body, so a client that sends half a body gets a 408 and its connection
+/// closed.
+pub fn apply(router: Router, limits: &HttpLimits) -> Router {
+    let permits = Arc::new(Semaphore::new(limits.max_concurrent));
+    router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(permits, edge))
+}
+
+/// One middleware (one boxed future per request, not three): the URI limit, the concurrency
+/// cap, and the JSON shape for errors made below the handlers.
+async fn edge(State(permits): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request path and query exceed {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    // Over the cap, a request is refused at once: queueing it would only move the wait into
+    // memory. `/healthz` is exempt, so a busy process is not mistaken for a dead one.
+    let _permit = if req.uri().path() == "/healthz" {
+        None
+    } else {
+        match permits.try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let mut resp = ApiError::unavailable(
+                    "overloaded",
+                    "too many requests in progress; retry shortly",
+                )
+                .into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
+            }
+        }
+    };
+    json_errors(next.run(req).await).await
+}
+
+/// Error responses made outside our handlers (axum's extractor rejections, the timeout layer)
+/// are plain text or empty; this gives them the API's JSON shape. A 5xx body is not echoed,
+/// as it may hold internals.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let (code, default) = describe(status);
+    let message = if text.is_empty() || status.is_server_error() {
+        default.to_owned()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The error code and a default message for a status.
+fn describe(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad_request", "the request is malformed"),
+        401 => ("unauthorized", "authentication is required"),
+        403 => ("forbidden", "not allowed"),
+        404 => ("not_found", "no such resource"),
+        405 => ("method_not_allowed", "method not allowed on this route"),
+        408 => (
+            "request_timeout",
+            "the request was not received and answered in time",
+        ),
+        413 => ("payload_too_large", "request body exceeds the size limit"),
+        414 => ("uri_too_long", "the request path and query are too long"),
+        415 => ("unsupported_media_type", "unsupported content type"),
+        422 => ("invalid_request", "the request cannot be processed"),
+        429 => ("too_many_requests", "too many requests; retry later"),
+        503 => ("unavailable", "the service is unavailable; retry later"),
+        500..=599 => ("internal", "internal error"),
+        _ => ("error", "the request failed"),
+    }
+}
