@@ -1,6 +1,6 @@
 //! A PostgreSQL database of one test's own, dropped when the test lets go of its [`TestDb`].
 //!
-//! Names are `WAGATE_TEST_DB_PREFIX` (default `wagate_t_`; `scripts/test` adds a run id) plus a
+//! Names are `WAGATE_TEST_DB_PREFIX` (default `wagate_t_`; `scripts/test` adds its pid) plus a
 //! UUID, so `scripts/test` can drop what a killed test left behind: every stale `wagate_t_*` at
 //! the start of a run, and its own run's at the end.
 
@@ -9,6 +9,9 @@ use std::time::Duration;
 use sqlx::Connection;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL 15 checkpoints on every `DROP DATABASE`: seconds when parallel tests have
+/// dirtied many buffers.
+const DROP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A fresh, empty database; dropped `WITH (FORCE)` (connections still open to it are ended)
 /// when this guard is dropped, panic or not.
@@ -22,11 +25,7 @@ impl TestDb {
     /// On the server of `WAGATE_TEST_POSTGRES_URL`; `None` when it cannot be had and services
     /// are not required, a panic when they are.
     pub async fn create() -> Option<TestDb> {
-        let admin = super::env_or(
-            "WAGATE_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        );
-        Self::create_on(&admin, super::required()).await
+        Self::create_on(&admin_url(), super::required()).await
     }
 
     /// Any failure counts as "unavailable": the server down, the admin database missing, a
@@ -43,8 +42,11 @@ impl TestDb {
         let name = super::unique(&prefix());
         let mut url = reqwest::Url::parse(admin)?;
         url.set_path(&format!("/{name}"));
-        let mut conn = tokio::time::timeout(TIMEOUT, sqlx::PgConnection::connect(admin)).await??;
-        create_database(&mut conn, &name).await?;
+        let mut conn = connect(admin).await?;
+        let sql = format!("CREATE DATABASE {name}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
         let _ = conn.close().await;
         Ok(TestDb {
             admin: admin.to_owned(),
@@ -62,10 +64,16 @@ impl TestDb {
     }
 }
 
-async fn create_database(conn: &mut sqlx::PgConnection, name: &str) -> sqlx::Result<()> {
-    let sql = format!("CREATE DATABASE {name}");
-    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(conn).await?;
-    Ok(())
+/// The server and database tests create theirs from (`WAGATE_TEST_POSTGRES_URL`).
+fn admin_url() -> String {
+    super::env_or(
+        "WAGATE_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    )
+}
+
+async fn connect(url: &str) -> anyhow::Result<sqlx::PgConnection> {
+    Ok(tokio::time::timeout(TIMEOUT, sqlx::PgConnection::connect(url)).await??)
 }
 
 /// The database-name prefix: it is spliced into SQL, so only `[a-z0-9_]` and the `wagate_t_`
@@ -92,11 +100,10 @@ impl Drop for TestDb {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let mut conn =
-                    tokio::time::timeout(TIMEOUT, sqlx::PgConnection::connect(&admin)).await??;
+                let mut conn = connect(&admin).await?;
                 let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
                 tokio::time::timeout(
-                    TIMEOUT,
+                    DROP_TIMEOUT,
                     sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn),
                 )
                 .await??;
@@ -119,7 +126,7 @@ mod tests {
     use super::*;
 
     async fn exists(admin: &str, name: &str) -> bool {
-        let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+        let mut conn = connect(admin).await.unwrap();
         sqlx::query_scalar::<_, bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
         )
@@ -146,11 +153,7 @@ mod tests {
     #[tokio::test]
     #[should_panic(expected = "is required")]
     async fn a_missing_admin_database_fails_when_required() {
-        let admin = super::super::env_or(
-            "WAGATE_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        );
-        let mut url = reqwest::Url::parse(&admin).unwrap();
+        let mut url = reqwest::Url::parse(&admin_url()).unwrap();
         url.set_path(&format!("/{}", super::super::unique("wagate_missing_")));
         TestDb::create_on(url.as_str(), true).await;
     }
