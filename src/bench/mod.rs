@@ -1,7 +1,8 @@
 //! `wagate bench`: the project's own load tools, which measure and verify at once.
 //!
 //! - [`ingest`]: drives BSP webhooks at a running server and checks nothing was lost.
-//! - [`workload`] (+ `payload`): the seeded bodies and the state they imply; pure.
+//! - [`workload`] (+ `payload`, which renders its bodies, and `model`, the types both share):
+//!   the seeded bodies and the state they imply; pure.
 //! - `load`, `verify`, `api`: the HTTP phases and the typed client they share.
 
 mod api;
@@ -9,6 +10,7 @@ mod api;
 mod e2e_tests;
 pub mod ingest;
 mod load;
+mod model;
 mod payload;
 mod verify;
 pub mod workload;

@@ -8,7 +8,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
-use super::workload::{Item, Outbound, UserMessage};
+use super::model::{Item, Outbound, UserMessage};
 use crate::domain::status::Status;
 
 /// What every body of one workload shares.

@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+pub use super::model::{Item, Outbound, UserMessage};
 use super::payload::{self, Ctx};
 use crate::domain::status::Status;
 
@@ -30,40 +31,12 @@ impl Format {
     }
 }
 
-/// One event inside a body, by index into [`Workload::outbound`] or [`Workload::inbound`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Item {
-    Status { message: u32, status: Status },
-    Inbound { message: u32 },
-}
-
 /// A ready-to-send request: the body is built before the clock starts.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub format: Format,
     pub body: Bytes,
     pub items: Vec<Item>,
-}
-
-/// A template message the business sent, whose status webhooks the workload replays.
-#[derive(Debug, Clone)]
-pub struct Outbound {
-    pub wamid: String,
-    /// Digits only, as BSPs write it.
-    pub phone: String,
-    pub campaign_id: String,
-    /// Unix seconds of each status, indexed by [`Status::rank`]; duplicates reuse them.
-    pub at: [i64; 4],
-}
-
-/// A message a user sent to the business number.
-#[derive(Debug, Clone)]
-pub struct UserMessage {
-    pub id: String,
-    pub from: String,
-    pub name: &'static str,
-    pub text: &'static str,
-    pub at: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use crate::support;
 struct Server(Child);
 
 impl Server {
-    /// `None` when there is no `redis-server` binary to run.
+    /// `None` when there is no `redis-server` binary to run (a failure if services are required).
     async fn start(port: u16) -> Option<Server> {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
@@ -27,10 +27,7 @@ impl Server {
             .spawn();
         let server = match child {
             Ok(child) => Server(child),
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run redis-server ({e})");
-                return None;
-            }
+            Err(e) => return support::unavailable(support::required(), "redis-server", "PATH", e),
         };
         // Redis serves as soon as it listens (nothing to load), so a TCP connect is readiness.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -21,9 +21,11 @@ pub async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     (Arc::new(SqliteStore::new(db)), dir)
 }
 
-pub async fn postgres() -> Option<Arc<dyn Store>> {
-    let url = crate::support::postgres_url().await?;
-    Some(Arc::new(PgStore::connect(&url, 4).await.unwrap()))
+/// The store, and the guard that drops its database when the test is done.
+pub async fn postgres() -> Option<(Arc<dyn Store>, crate::support::TestDb)> {
+    let db = crate::support::postgres_db().await?;
+    let store = PgStore::connect(db.url(), 4).await.unwrap();
+    Some((Arc::new(store), db))
 }
 
 macro_rules! store_suite {
@@ -38,7 +40,7 @@ macro_rules! store_suite {
         mod postgres {
             $(#[tokio::test]
             async fn $case() {
-                let Some(store) = super::postgres().await else { return };
+                let Some((store, _db)) = super::postgres().await else { return };
                 super::$case(store).await;
             })*
         }

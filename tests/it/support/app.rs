@@ -24,9 +24,18 @@ pub enum Backend {
     Distributed,
 }
 
+/// What keeps a test's backends its own, removed when dropped: the data dir and, on the
+/// distributed set, the PostgreSQL database. (Queues expire; Redis keys sit under a unique
+/// prefix.)
+pub struct Isolation {
+    pub dir: tempfile::TempDir,
+    pub db: Option<super::TestDb>,
+}
+
 /// A config for `backend` with fresh isolation (temp dir, database, queue and key prefixes);
-/// `None` when a service is missing (and not required).
-pub async fn config(backend: Backend) -> Option<(Config, tempfile::TempDir)> {
+/// `None` when a service is missing (and not required). Keep the `Isolation` for as long as the
+/// config is in use.
+pub async fn config(backend: Backend) -> Option<(Config, Isolation)> {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -36,15 +45,17 @@ pub async fn config(backend: Backend) -> Option<(Config, tempfile::TempDir)> {
         processor_flush_ms: 5,
         ..Config::default()
     };
+    let mut db = None;
     if backend == Backend::Distributed {
-        c.database_url = Some(super::postgres_url().await?);
+        let created = db.insert(super::postgres_db().await?);
+        c.database_url = Some(created.url().to_owned());
         c.amqp_url = Some(super::amqp_url().await?);
         c.redis_url = Some(super::redis_url().await?);
         c.amqp_prefix = super::unique("t");
         c.amqp_queue_expires_ms = Some(120_000);
         c.redis_prefix = format!("{}:", super::unique("t"));
     }
-    Some((c, dir))
+    Some((c, Isolation { dir, db }))
 }
 
 pub struct TestApp {
@@ -55,7 +66,7 @@ pub struct TestApp {
     consumer: Mutex<Option<Box<dyn Consumer>>>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
+    _isolation: Isolation,
 }
 
 impl TestApp {
@@ -66,7 +77,7 @@ impl TestApp {
     /// Starts ingress + API with `tweak` applied to the config; the processor does not run
     /// until the test calls `process`.
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
-        let (mut config, dir) = config(backend).await?;
+        let (mut config, isolation) = config(backend).await?;
         config.roles = [Role::Api, Role::Ingress].into_iter().collect();
         tweak(&mut config);
         // One set of backends, as in one `wagate serve` process: the processor shares the
@@ -90,7 +101,7 @@ impl TestApp {
             consumer: Mutex::new(None),
             shutdown,
             server,
-            _dir: dir,
+            _isolation: isolation,
         })
     }
 

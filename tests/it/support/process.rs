@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use super::app::{ADMIN, Backend, config};
+use super::app::{ADMIN, Backend, Isolation, config};
 
 pub struct Server {
     pub child: Child,
@@ -54,8 +54,10 @@ pub async fn start_with(env: &[(String, String)], args: &[&str]) -> Server {
     Server { child, base }
 }
 
-pub async fn env_for(backend: Backend) -> Option<(Vec<(String, String)>, tempfile::TempDir)> {
-    let (c, dir) = config(backend).await?;
+/// The environment for `wagate serve` on `backend`, and what keeps it isolated (keep it while
+/// the processes run).
+pub async fn env_for(backend: Backend) -> Option<(Vec<(String, String)>, Isolation)> {
+    let (c, isolation) = config(backend).await?;
     let mut env = vec![
         ("WAGATE_DATA_DIR".into(), c.data_dir.display().to_string()),
         ("WAGATE_ADMIN_TOKEN".into(), ADMIN.into()),
@@ -72,5 +74,5 @@ pub async fn env_for(backend: Backend) -> Option<(Vec<(String, String)>, tempfil
             ("WAGATE_REDIS_PREFIX".into(), c.redis_prefix),
         ]);
     }
-    Some((env, dir))
+    Some((env, isolation))
 }
