@@ -79,10 +79,10 @@ async fn unreachable_postgres_names_host_and_port() {
 
 #[tokio::test]
 async fn missing_database_says_so() {
-    let Some(url) = crate::support::postgres_url().await else {
+    let Some(db) = crate::support::postgres_db().await else {
         return;
     };
-    let (base, _) = url.rsplit_once('/').unwrap();
+    let (base, _) = db.url().rsplit_once('/').unwrap();
     let missing = crate::support::unique("wagate_missing_");
     let err = fails(
         &[("WAGATE_DATABASE_URL", format!("{base}/{missing}"))],

@@ -605,9 +605,10 @@ mod upgrade {
 
     #[tokio::test]
     async fn postgres() {
-        let Some(url) = crate::support::postgres_url().await else {
+        let Some(db) = crate::support::postgres_db().await else {
             return;
         };
+        let url = db.url().to_owned();
         {
             let pool = sqlx::PgPool::connect(&url).await.unwrap();
             let v1 = [(
