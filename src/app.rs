@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
 use crate::domain::task::queues;
-use crate::http::{self, AppState, HttpLimits};
+use crate::http::{self, AppState, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
 use crate::services::{Dedupe, ProjectLookup, Tiers};
 use crate::workers::processor::{Processor, ProcessorConfig};
@@ -80,7 +80,7 @@ impl App {
         }
         let secret =
             |s: &Option<secrecy::SecretString>| s.as_ref().map(|s| s.expose_secret().into());
-        let state = AppState {
+        let state = AppState::new(Shared {
             store: backends.store.clone(),
             queue: backends.queue.clone(),
             shared_cache: backends.shared.clone(),
@@ -91,7 +91,7 @@ impl App {
             ingress_token: secret(&config.ingress_token),
             meta_app_secret: secret(&config.meta_app_secret),
             meta_verify_token: secret(&config.meta_verify_token),
-        };
+        });
         let limits = HttpLimits::from_config(&config);
         let router = http::router(state, &config.roles, &limits);
         tracing::info!(

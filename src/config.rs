@@ -152,6 +152,10 @@ pub struct Config {
     pub dedupe_ttl_secs: u64,
     pub shutdown_timeout_secs: u64,
     pub log_format: String,
+    /// Lets an `ingress` process without `processor` start on the embedded queue: the events
+    /// wait in the file until a processor opens it later (the processor benchmark fills a
+    /// backlog this way). Off by default, since events would otherwise be stranded.
+    pub embedded_ingress_only: bool,
 }
 
 impl Default for Config {
@@ -191,6 +195,7 @@ impl Default for Config {
             dedupe_ttl_secs: 86_400,
             shutdown_timeout_secs: 30,
             log_format: "text".into(),
+            embedded_ingress_only: false,
         }
     }
 }
@@ -274,6 +279,7 @@ impl Config {
             processor_batch_size, processor_flush_ms, processor_concurrency, processor_prefetch,
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
             cache_negative_ttl_secs, dedupe_ttl_secs, shutdown_timeout_secs, log_format,
+            embedded_ingress_only,
         );
         env_optional!(cfg, env;
             database_url, amqp_url, redis_url, amqp_queue_expires_ms,
@@ -372,6 +378,7 @@ impl Config {
     /// process left; `api` alone reads the store.
     fn check_roles_share_a_queue(&self) -> Result<(), ConfigError> {
         if self.amqp_url.is_none()
+            && !self.embedded_ingress_only
             && self.roles.contains(&Role::Ingress)
             && !self.roles.contains(&Role::Processor)
         {
@@ -380,7 +387,8 @@ impl Config {
                 message: "the `ingress` role without `processor` needs a shared queue: with the \
                           embedded queue nothing would process the events it accepts. Run both \
                           roles in this process, or set WAGATE_AMQP_URL so a processor elsewhere \
-                          reads them"
+                          reads them (WAGATE_EMBEDDED_INGRESS_ONLY=true accepts into the file for \
+                          a processor started later)"
                     .into(),
             });
         }
@@ -495,6 +503,7 @@ impl std::fmt::Debug for Config {
             .field("dedupe_ttl_secs", &self.dedupe_ttl_secs)
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("log_format", &self.log_format)
+            .field("embedded_ingress_only", &self.embedded_ingress_only)
             .finish()
     }
 }
