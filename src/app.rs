@@ -255,8 +255,10 @@ pub fn processor(
         queue: backends.queue.clone(),
         lookup,
         dedupe: Arc::new(Dedupe::new(
-            // Marks live in memory alone (see `Dedupe`), for as long as configured.
+            // Marks live in memory alone (see `Dedupe`), in their own budget, for as long as
+            // configured.
             Tiers {
+                memory: backends.dedupe_memory.clone(),
                 shared: None,
                 memory_ttl: Duration::from_secs(config.dedupe_ttl_secs),
                 ..tiers

@@ -150,6 +150,8 @@ pub struct Config {
     pub cache_redis_ttl_secs: u64,
     pub cache_negative_ttl_secs: u64,
     pub dedupe_ttl_secs: u64,
+    /// Bytes all in-process caches may weigh together (see `memory_budgets`).
+    pub cache_memory_max_bytes: u64,
     pub shutdown_timeout_secs: u64,
     pub log_format: String,
     /// Lets an `ingress` process without `processor` start on the embedded queue: the events
@@ -193,6 +195,7 @@ impl Default for Config {
             cache_redis_ttl_secs: 3600,
             cache_negative_ttl_secs: 30,
             dedupe_ttl_secs: 86_400,
+            cache_memory_max_bytes: 64 * 1024 * 1024,
             shutdown_timeout_secs: 30,
             log_format: "text".into(),
             embedded_ingress_only: false,
@@ -278,7 +281,8 @@ impl Config {
             sqlite_synchronous, ingress_batch_max, ingress_inflight, ingress_publish_timeout_ms,
             processor_batch_size, processor_flush_ms, processor_concurrency, processor_prefetch,
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
-            cache_negative_ttl_secs, dedupe_ttl_secs, shutdown_timeout_secs, log_format,
+            cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, shutdown_timeout_secs,
+            log_format,
             embedded_ingress_only,
         );
         env_optional!(cfg, env;
@@ -361,6 +365,9 @@ impl Config {
                 "must be at least 1",
             );
         }
+        if self.cache_memory_max_bytes < 1024 * 1024 {
+            return invalid("cache_memory_max_bytes", "must be at least 1048576 (1 MiB)");
+        }
         if self
             .admin_token
             .as_ref()
@@ -413,6 +420,15 @@ impl Config {
             (0, false) => 2,
             (n, _) => n,
         }
+    }
+
+    /// `cache_memory_max_bytes` split into (lookups, dedupe marks). Lookups get an eighth:
+    /// a project lookup or key entry is ~250 bytes, so 8 MiB of the default holds ~30,000
+    /// numbers and keys, more than any deployment has; dedupe marks (~250 bytes each) get the
+    /// rest, ~230,000 recent events by default. A full dedupe cache costs only store work.
+    pub fn memory_budgets(&self) -> (u64, u64) {
+        let lookups = self.cache_memory_max_bytes / 8;
+        (lookups, self.cache_memory_max_bytes - lookups)
     }
 
     pub fn ms(v: u64) -> Duration {
@@ -501,6 +517,7 @@ impl std::fmt::Debug for Config {
             .field("cache_redis_ttl_secs", &self.cache_redis_ttl_secs)
             .field("cache_negative_ttl_secs", &self.cache_negative_ttl_secs)
             .field("dedupe_ttl_secs", &self.dedupe_ttl_secs)
+            .field("cache_memory_max_bytes", &self.cache_memory_max_bytes)
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("log_format", &self.log_format)
             .field("embedded_ingress_only", &self.embedded_ingress_only)

@@ -14,21 +14,22 @@ use crate::config::{Config, endpoint};
 use crate::metrics::Metrics;
 use crate::ports::{Cache, Queue, Store};
 
-/// Entries the in-process cache holds at most (project lookups, API keys, dedupe marks).
-const MEMORY_CACHE_ENTRIES: u64 = 1_000_000;
-
 /// The three ports, wired.
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
+    /// Project and API-key lookups, in memory.
     pub memory: Arc<dyn Cache>,
+    /// Marks of applied events, in memory, with a budget of their own: a flood of events must
+    /// not evict the lookups every event needs.
+    pub dedupe_memory: Arc<dyn Cache>,
     /// Redis behind its circuit breaker, when configured.
     pub shared: Option<Arc<dyn Cache>>,
     closers: Vec<Closer>,
 }
 
 impl Backends {
-    /// Backends assembled by hand; nothing to close.
+    /// Backends assembled by hand (lookups and dedupe marks share `memory`); nothing to close.
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
@@ -38,6 +39,7 @@ impl Backends {
         Backends {
             store,
             queue,
+            dedupe_memory: memory.clone(),
             memory,
             shared,
             closers: Vec::new(),
@@ -206,7 +208,11 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
             Arc::new(local)
         }
     };
-    let memory: Arc<dyn Cache> = Arc::new(MemoryCache::new(MEMORY_CACHE_ENTRIES));
+    let (lookups, dedupe) = cfg.memory_budgets();
+    let memory = Arc::new(MemoryCache::new(lookups));
+    let dedupe_memory = Arc::new(MemoryCache::new(dedupe));
+    metrics.sizes.add("lookups", memory.clone());
+    metrics.sizes.add("dedupe", dedupe_memory.clone());
     let shared: Option<Arc<dyn Cache>> = match &cfg.redis_url {
         Some(url) => {
             let redis = RedisCache::connect(url, cfg.redis_prefix.clone()).map_err(|source| {
@@ -236,6 +242,7 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
         store: Instrumented::wrap(store, metrics.clone()),
         queue,
         memory,
+        dedupe_memory,
         shared,
         closers,
     })

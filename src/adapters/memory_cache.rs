@@ -40,12 +40,24 @@ impl Expiry<String, Entry> for PerEntryTtl {
     }
 }
 
+/// What one entry costs beyond its key and value bytes: the two `String` headers and the TTL
+/// in `Entry`, moka's node, its hash-table slot and its access-order links. An estimate (moka
+/// does not report its own memory), chosen high so that the budget bounds resident memory.
+pub const ENTRY_OVERHEAD_BYTES: u32 = 200;
+
 impl MemoryCache {
-    /// A cache holding at most `max_entries` entries; beyond that moka evicts the least useful.
-    pub fn new(max_entries: u64) -> MemoryCache {
+    /// A cache whose entries weigh at most `max_bytes` in all (key + value + a fixed overhead
+    /// each); beyond that moka evicts the least useful.
+    pub fn new(max_bytes: u64) -> MemoryCache {
         MemoryCache {
             entries: moka::future::Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(max_bytes)
+                .weigher(|key: &String, entry: &Entry| {
+                    let bytes = key.len() + entry.value.len();
+                    u32::try_from(bytes)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(ENTRY_OVERHEAD_BYTES)
+                })
                 .expire_after(PerEntryTtl)
                 .build(),
         }
@@ -56,6 +68,16 @@ impl MemoryCache {
             value: value.to_owned(),
             ttl,
         }
+    }
+}
+
+impl crate::metrics::process::CacheSize for MemoryCache {
+    fn entries(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
+    fn bytes(&self) -> u64 {
+        self.entries.weighted_size()
     }
 }
 
@@ -148,21 +170,29 @@ mod tests {
         assert_eq!(cache.get("k").await.unwrap(), Some(winners[0].clone()));
     }
 
+    /// Far more than the budget goes in; what stays weighs no more than the budget, and the
+    /// cache still holds entries (it evicts, it does not empty).
     #[tokio::test]
-    async fn holds_no_more_than_its_capacity() {
-        let cache = MemoryCache::new(10);
-        for i in 0..200 {
+    async fn holds_no_more_than_its_byte_budget() {
+        let budget = 64 * 1024;
+        let cache = MemoryCache::new(budget);
+        let value = "v".repeat(100);
+        for i in 0..20_000 {
             cache
-                .set(&format!("k{i}"), "v", Duration::from_secs(60))
+                .set(
+                    &format!("seen:s:wamid.{i:08}:delivered"),
+                    &value,
+                    Duration::from_secs(60),
+                )
                 .await
                 .unwrap();
         }
-        // moka applies evictions in batches; flush them before counting.
+        // moka applies evictions in batches; flush them before weighing.
         cache.entries.run_pending_tasks().await;
-        assert!(
-            cache.entries.entry_count() <= 10,
-            "{}",
-            cache.entries.entry_count()
-        );
+        use crate::metrics::process::CacheSize;
+        let (bytes, entries) = (cache.bytes(), cache.entries());
+        assert!(bytes <= budget, "{bytes} > {budget}");
+        let each = u64::from(ENTRY_OVERHEAD_BYTES) + 28 + 100;
+        assert!(entries >= budget / each / 2, "kept only {entries} entries");
     }
 }

@@ -90,6 +90,20 @@ impl Api {
         url
     }
 
+    /// The server's resident memory, as its `/metrics` reports it (`None` if it does not).
+    pub async fn server_rss(&self) -> Option<u64> {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        crate::metrics::process::rss_from_metrics(&text)
+    }
+
     pub async fn healthz(&self) -> anyhow::Result<()> {
         let url = self.url("/healthz");
         let resp = self.client.get(url.clone()).send().await;

@@ -46,12 +46,17 @@ pub struct IngestSummary {
     pub unexpected_events: Option<u64>,
     pub verify_error: Option<String>,
     pub healthz_per_sec: f64,
+    /// The server's resident memory before the load and after the drain, from its
+    /// `/metrics` (`null` if it exports none).
+    pub server_rss_start_bytes: Option<u64>,
+    pub server_rss_end_bytes: Option<u64>,
 }
 
 pub async fn run_ingest(args: IngestArgs) -> anyhow::Result<IngestSummary> {
     validate(&args)?;
     let api = Api::new(&args.target, args.concurrency)?;
     api.healthz().await?;
+    let rss_start = api.server_rss().await;
 
     // Fresh per run from the OS, not the seed: a business number belongs to one project, so a
     // replayed seed must still get its own.
@@ -123,6 +128,14 @@ pub async fn run_ingest(args: IngestArgs) -> anyhow::Result<IngestSummary> {
         Err(e) => eprintln!("bench: verification failed: {e:#}"),
     }
 
+    let rss_end = api.server_rss().await;
+    if let (Some(a), Some(b)) = (rss_start, rss_end) {
+        eprintln!(
+            "bench: server resident memory {} MB -> {} MB",
+            a >> 20,
+            b >> 20
+        );
+    }
     let (healthz_per_sec, healthz_failed) =
         load::healthz(&api, args.concurrency, args.healthz_secs).await;
     if healthz_failed > 0 {
@@ -138,6 +151,7 @@ pub async fn run_ingest(args: IngestArgs) -> anyhow::Result<IngestSummary> {
         drain_secs: drain.secs,
         verdict,
         healthz_per_sec,
+        rss: (rss_start, rss_end),
     };
     Ok(run.summary(&args))
 }
@@ -189,6 +203,7 @@ struct Run {
     drain_secs: Option<f64>,
     verdict: anyhow::Result<Verdict>,
     healthz_per_sec: f64,
+    rss: (Option<u64>, Option<u64>),
 }
 
 impl Run {
@@ -202,6 +217,7 @@ impl Run {
             drain_secs,
             verdict,
             healthz_per_sec,
+            rss,
         } = self;
         let secs = load.duration.as_secs_f64();
         let field = |f: fn(&Verdict) -> u64| verdict.as_ref().ok().map(f);
@@ -230,6 +246,8 @@ impl Run {
             unexpected_events: field(|v| v.unexpected_events),
             verify_error: verdict.as_ref().err().map(|e| format!("{e:#}")),
             healthz_per_sec: round3(healthz_per_sec),
+            server_rss_start_bytes: rss.0,
+            server_rss_end_bytes: rss.1,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Every metric wagate exports, its name, help and labels, in one typed place.
 
+pub mod process;
+
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -65,6 +67,8 @@ fn latency_histogram() -> Histogram {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    /// Process readings and in-process cache sizes, taken at each scrape.
+    pub sizes: process::Sizes,
     pub ingress_accepted: Family<ProviderLabel, Counter>,
     pub ingress_rejected: Family<ReasonLabel, Counter>,
     pub quarantined: Family<ReasonLabel, Counter>,
@@ -91,9 +95,13 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut r = Registry::with_prefix("wagate");
+        let mut root = Registry::default();
+        let sizes = process::Sizes::default();
+        root.register_collector(Box::new(sizes.clone()));
+        let r = root.sub_registry_with_prefix("wagate");
         let m = Metrics {
             registry: Arc::new(Registry::default()),
+            sizes: process::Sizes::default(),
             ingress_accepted: Family::default(),
             ingress_rejected: Family::default(),
             quarantined: Family::default(),
@@ -188,7 +196,8 @@ impl Metrics {
             m.store_seconds.clone(),
         );
         Metrics {
-            registry: Arc::new(r),
+            registry: Arc::new(root),
+            sizes,
             ..m
         }
     }
