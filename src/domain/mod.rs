@@ -1,7 +1,9 @@
-//! The pure core: events, statuses, providers' formats, projects. No IO, no async runtime.
+//! The pure core: events, statuses, providers' formats, projects, and the rules of forwarding
+//! (signing, retries, the circuit breaker). No IO, no async runtime.
 
 pub mod apply;
 pub mod breaker;
+pub mod delivery;
 pub mod event;
 pub mod phone;
 pub mod project;

@@ -16,7 +16,7 @@ pub struct InvalidTimestamp(pub String);
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    pub fn from_millis(ms: i64) -> Timestamp {
+    pub const fn from_millis(ms: i64) -> Timestamp {
         Timestamp(ms)
     }
 
