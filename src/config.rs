@@ -152,6 +152,10 @@ pub struct Config {
     pub dedupe_ttl_secs: u64,
     pub shutdown_timeout_secs: u64,
     pub log_format: String,
+    /// Lets webhook endpoints target loopback, private, link-local and other internal
+    /// addresses. Off by default: a customer's URL must not reach wagate's own network. For
+    /// tests and local development.
+    pub allow_private_targets: bool,
 }
 
 impl Default for Config {
@@ -191,6 +195,7 @@ impl Default for Config {
             dedupe_ttl_secs: 86_400,
             shutdown_timeout_secs: 30,
             log_format: "text".into(),
+            allow_private_targets: false,
         }
     }
 }
@@ -274,6 +279,7 @@ impl Config {
             processor_batch_size, processor_flush_ms, processor_concurrency, processor_prefetch,
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
             cache_negative_ttl_secs, dedupe_ttl_secs, shutdown_timeout_secs, log_format,
+            allow_private_targets,
         );
         env_optional!(cfg, env;
             database_url, amqp_url, redis_url, amqp_queue_expires_ms,
@@ -495,6 +501,7 @@ impl std::fmt::Debug for Config {
             .field("dedupe_ttl_secs", &self.dedupe_ttl_secs)
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("log_format", &self.log_format)
+            .field("allow_private_targets", &self.allow_private_targets)
             .finish()
     }
 }
@@ -690,6 +697,26 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn private_targets_are_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wagate.toml");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            !Config::load(Some(&file), env(&[]))
+                .unwrap()
+                .allow_private_targets
+        );
+        let on = env(&[("WAGATE_ALLOW_PRIVATE_TARGETS", "true")]);
+        assert!(Config::load(Some(&file), on).unwrap().allow_private_targets);
+        let bad = env(&[("WAGATE_ALLOW_PRIVATE_TARGETS", "yes please")]);
+        assert!(Config::load(Some(&file), bad).is_err());
+        std::fs::write(&file, "allow_private_targets = true\n").unwrap();
+        let cfg = Config::load(Some(&file), env(&[])).unwrap();
+        assert!(cfg.allow_private_targets);
+        assert!(format!("{cfg:?}").contains("allow_private_targets: true"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod breaker;
+pub mod endpoint;
 pub mod event;
 pub mod phone;
 pub mod project;
