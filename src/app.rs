@@ -78,10 +78,16 @@ impl App {
         if config.roles.contains(&Role::Ingress) {
             warn_unauthenticated_ingress(&config);
         }
+        if config.allow_private_targets {
+            tracing::warn!(
+                "WAGATE_ALLOW_PRIVATE_TARGETS is on: webhook endpoints may target loopback, private and metadata addresses"
+            );
+        }
         let secret =
             |s: &Option<secrecy::SecretString>| s.as_ref().map(|s| s.expose_secret().into());
         let state = AppState::new(Shared {
             store: backends.store.clone(),
+            endpoints: backends.endpoints.clone(),
             queue: backends.queue.clone(),
             shared_cache: backends.shared.clone(),
             lookup,
@@ -91,6 +97,7 @@ impl App {
             ingress_token: secret(&config.ingress_token),
             meta_app_secret: secret(&config.meta_app_secret),
             meta_verify_token: secret(&config.meta_verify_token),
+            allow_private_targets: config.allow_private_targets,
         });
         let limits = HttpLimits::from_config(&config);
         let router = http::router(state, &config.roles, &limits);

@@ -158,6 +158,10 @@ pub struct Config {
     /// wait in the file until a processor opens it later (the processor benchmark fills a
     /// backlog this way). Off by default, since events would otherwise be stranded.
     pub embedded_ingress_only: bool,
+    /// Lets webhook endpoints target loopback, private, link-local and other internal
+    /// addresses. Off by default: a customer's URL must not reach wagate's own network. For
+    /// tests and local development.
+    pub allow_private_targets: bool,
 }
 
 impl Default for Config {
@@ -199,6 +203,7 @@ impl Default for Config {
             shutdown_timeout_secs: 30,
             log_format: "text".into(),
             embedded_ingress_only: false,
+            allow_private_targets: false,
         }
     }
 }
@@ -283,7 +288,7 @@ impl Config {
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
             cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, shutdown_timeout_secs,
             log_format,
-            embedded_ingress_only,
+            embedded_ingress_only, allow_private_targets,
         );
         env_optional!(cfg, env;
             database_url, amqp_url, redis_url, amqp_queue_expires_ms,
@@ -521,6 +526,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("log_format", &self.log_format)
             .field("embedded_ingress_only", &self.embedded_ingress_only)
+            .field("allow_private_targets", &self.allow_private_targets)
             .finish()
     }
 }
@@ -716,6 +722,26 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn private_targets_are_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wagate.toml");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            !Config::load(Some(&file), env(&[]))
+                .unwrap()
+                .allow_private_targets
+        );
+        let on = env(&[("WAGATE_ALLOW_PRIVATE_TARGETS", "true")]);
+        assert!(Config::load(Some(&file), on).unwrap().allow_private_targets);
+        let bad = env(&[("WAGATE_ALLOW_PRIVATE_TARGETS", "yes please")]);
+        assert!(Config::load(Some(&file), bad).is_err());
+        std::fs::write(&file, "allow_private_targets = true\n").unwrap();
+        let cfg = Config::load(Some(&file), env(&[])).unwrap();
+        assert!(cfg.allow_private_targets);
+        assert!(format!("{cfg:?}").contains("allow_private_targets: true"));
     }
 
     #[test]

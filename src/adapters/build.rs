@@ -12,11 +12,13 @@ use super::redis_cache::RedisCache;
 use super::sqlite::{LocalQueue, SqliteDb, SqliteStore};
 use crate::config::{Config, endpoint};
 use crate::metrics::Metrics;
-use crate::ports::{Cache, Queue, Store};
+use crate::ports::{Cache, Endpoints, Queue, Store};
 
-/// The three ports, wired.
+/// The ports, wired.
 pub struct Backends {
     pub store: Arc<dyn Store>,
+    /// The same database as `store`.
+    pub endpoints: Arc<dyn Endpoints>,
     pub queue: Arc<dyn Queue>,
     /// Project and API-key lookups, in memory.
     pub memory: Arc<dyn Cache>,
@@ -32,12 +34,14 @@ impl Backends {
     /// Backends assembled by hand (lookups and dedupe marks share `memory`); nothing to close.
     pub fn new(
         store: Arc<dyn Store>,
+        endpoints: Arc<dyn Endpoints>,
         queue: Arc<dyn Queue>,
         memory: Arc<dyn Cache>,
         shared: Option<Arc<dyn Cache>>,
     ) -> Backends {
         Backends {
             store,
+            endpoints,
             queue,
             dedupe_memory: memory.clone(),
             memory,
@@ -155,14 +159,17 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
     let mut closers = Vec::new();
     let url = cfg.database_url();
     let synchronous_full = cfg.sqlite_synchronous == "full";
-    let (store, embedded): (Arc<dyn Store>, Option<SqliteDb>) = if url.starts_with("sqlite:") {
+    type Stores = (Arc<dyn Store>, Arc<dyn Endpoints>, Option<SqliteDb>);
+    let (store, endpoints, embedded): Stores = if url.starts_with("sqlite:") {
         let db = sqlite(&url, synchronous_full).await?;
         closers.push(Closer::Sqlite(db.clone()));
-        (Arc::new(SqliteStore::new(db.clone())), Some(db))
+        let store = Arc::new(SqliteStore::new(db.clone()));
+        (store.clone(), store, Some(db))
     } else {
         let pg = postgres(&url, cfg.store_pool_size).await?;
         closers.push(Closer::Postgres(pg.clone()));
-        (Arc::new(pg), None)
+        let store = Arc::new(pg);
+        (store.clone(), store, None)
     };
     let queue: Arc<dyn Queue> = match &cfg.amqp_url {
         Some(amqp) => match RabbitQueue::connect(amqp, rabbit_options(cfg)).await {
@@ -240,6 +247,7 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
     };
     Ok(Backends {
         store: Instrumented::wrap(store, metrics.clone()),
+        endpoints,
         queue,
         memory,
         dedupe_memory,

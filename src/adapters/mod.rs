@@ -2,10 +2,12 @@
 //! (PostgreSQL, RabbitMQ, Redis).
 
 pub mod build;
+pub mod endpoint_queries;
 pub mod guarded_cache;
 pub mod instrumented;
 pub mod memory_cache;
 pub mod postgres;
+pub mod postgres_endpoints;
 pub mod queries;
 pub mod rabbitmq;
 pub mod redis_cache;

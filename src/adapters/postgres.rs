@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reported_statuses",
         include_str!("../../migrations/postgres/0003_reported_statuses.sql"),
     ),
+    (
+        4,
+        "endpoints",
+        include_str!("../../migrations/postgres/0004_endpoints.sql"),
+    ),
 ];
 
 /// Deadlocks and serialization failures are retried this many times inside `apply`.
@@ -43,7 +48,7 @@ const APPLY_TRIES: u32 = 3;
 
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgStore {

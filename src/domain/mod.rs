@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod breaker;
 pub mod delivery;
+pub mod endpoint;
 pub mod event;
 pub mod phone;
 pub mod project;

@@ -9,6 +9,7 @@ mod messages;
 mod ops;
 mod projects;
 pub mod serve;
+mod webhooks;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub use limits::HttpLimits;
 
 use crate::config::Role;
 use crate::metrics::Metrics;
-use crate::ports::{Cache, Queue, Store};
+use crate::ports::{Cache, Endpoints, Queue, Store};
 use crate::services::ProjectLookup;
 use crate::workers::publisher::Publisher;
 
@@ -47,6 +48,7 @@ impl std::ops::Deref for AppState {
 
 pub struct Shared {
     pub store: Arc<dyn Store>,
+    pub endpoints: Arc<dyn Endpoints>,
     pub queue: Arc<dyn Queue>,
     pub shared_cache: Option<Arc<dyn Cache>>,
     pub lookup: Arc<ProjectLookup>,
@@ -57,6 +59,8 @@ pub struct Shared {
     pub ingress_token: Option<Arc<str>>,
     pub meta_app_secret: Option<Arc<str>>,
     pub meta_verify_token: Option<Arc<str>>,
+    /// Webhook URLs may target internal addresses (`allow_private_targets`).
+    pub allow_private_targets: bool,
 }
 
 pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> Router {
@@ -92,7 +96,23 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
             .route("/v1/admin/quarantine", get(admin::quarantine))
             .route("/v1/admin/quarantine/replay", post(admin::replay))
             .route("/v1/admin/queues/{queue}", get(admin::queue))
-            .route("/v1/admin/queues/{queue}/redrive", post(admin::redrive));
+            .route("/v1/admin/queues/{queue}/redrive", post(admin::redrive))
+            .route(
+                "/webhook/config",
+                post(webhooks::create).get(webhooks::list),
+            )
+            .route(
+                "/webhook/config/{id}",
+                get(webhooks::one)
+                    .put(webhooks::update)
+                    .delete(webhooks::remove),
+            )
+            .route(
+                "/webhook/config/{id}/rotate-secret",
+                post(webhooks::rotate_secret),
+            )
+            .route("/webhook/config/{id}/deliveries", get(webhooks::deliveries))
+            .route("/webhook/deliveries/{id}", get(webhooks::delivery));
     }
     let app = app
         .fallback(ops::not_found)

@@ -1,9 +1,11 @@
-//! The three ports the core talks through; each has an embedded and a distributed adapter.
+//! The ports the core talks through; each has an embedded and a distributed adapter.
 
 pub mod cache;
+pub mod endpoints;
 pub mod queue;
 pub mod store;
 
 pub use cache::{Cache, CacheError};
+pub use endpoints::Endpoints;
 pub use queue::{Consumer, Delivery, DeliveryId, Outgoing, Queue, QueueError};
 pub use store::{Store, StoreError};

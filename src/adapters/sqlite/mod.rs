@@ -1,5 +1,6 @@
 //! The embedded backend: one SQLite file (WAL mode) holding the store and the local queue.
 
+mod endpoints;
 mod queue;
 mod store;
 
@@ -31,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "reported_statuses",
         include_str!("../../../migrations/sqlite/0003_reported_statuses.sql"),
+    ),
+    (
+        4,
+        "endpoints",
+        include_str!("../../../migrations/sqlite/0004_endpoints.sql"),
     ),
 ];
 

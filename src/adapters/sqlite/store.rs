@@ -45,7 +45,7 @@ fn padded<T: Clone>(rows: &[T], pad: impl Fn(&T) -> T) -> Vec<(Vec<T>, usize)> {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    db: SqliteDb,
+    pub(super) db: SqliteDb,
 }
 
 impl SqliteStore {

@@ -43,6 +43,8 @@ pub async fn config(backend: Backend) -> Option<(Config, Isolation)> {
         admin_token: Some(ADMIN.into()),
         sqlite_synchronous: "normal".into(),
         processor_flush_ms: 5,
+        // Test receivers listen on 127.0.0.1; the guard itself is tested with this off.
+        allow_private_targets: true,
         ..Config::default()
     };
     let mut db = None;

@@ -1,0 +1,103 @@
+//! `Endpoints` on PostgreSQL: the shared queries on the store's pool.
+
+use async_trait::async_trait;
+
+use super::endpoint_queries::pg as q;
+use super::postgres::PgStore;
+use super::sql::classify;
+use crate::domain::endpoint::{
+    Endpoint, EndpointId, EndpointPatch, SharedSecret, Topic, WebhookDeliveryId,
+};
+use crate::domain::project::ProjectId;
+use crate::domain::time::Timestamp;
+use crate::ports::StoreError;
+use crate::ports::endpoints::{DeliveryDetail, DeliveryQuery, DeliveryView, Endpoints};
+
+#[async_trait]
+impl Endpoints for PgStore {
+    async fn create(&self, e: &Endpoint) -> Result<(), StoreError> {
+        q::insert(&self.pool, e).await.map_err(classify)
+    }
+
+    async fn get(&self, p: &ProjectId, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        q::get(&self.pool, p, id).await.map_err(classify)
+    }
+
+    async fn list(&self, p: &ProjectId) -> Result<Vec<Endpoint>, StoreError> {
+        q::list(&self.pool, p, false).await.map_err(classify)
+    }
+
+    async fn update(
+        &self,
+        p: &ProjectId,
+        id: &EndpointId,
+        patch: &EndpointPatch,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        q::update(&self.pool, p, id, patch, now)
+            .await
+            .map_err(classify)
+    }
+
+    async fn disable(
+        &self,
+        id: &EndpointId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        q::disable(&self.pool, id, reason, now)
+            .await
+            .map_err(classify)
+    }
+
+    async fn delete(&self, p: &ProjectId, id: &EndpointId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let deleted = q::delete(&mut tx, p, id).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(deleted)
+    }
+
+    async fn rotate_secret(
+        &self,
+        p: &ProjectId,
+        id: &EndpointId,
+        new: &SharedSecret,
+        previous_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        q::rotate_secret(&self.pool, p, id, new, previous_expires_at, now)
+            .await
+            .map_err(classify)
+    }
+
+    async fn for_project_topic(
+        &self,
+        p: &ProjectId,
+        topic: Topic,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        let enabled = q::list(&self.pool, p, true).await.map_err(classify)?;
+        Ok(enabled
+            .into_iter()
+            .filter(|e| e.topics.accepts(topic))
+            .collect())
+    }
+
+    async fn deliveries(
+        &self,
+        p: &ProjectId,
+        endpoint: &EndpointId,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
+        q::deliveries(&self.pool, p, endpoint, query)
+            .await
+            .map_err(classify)
+    }
+
+    async fn delivery(
+        &self,
+        p: &ProjectId,
+        id: &WebhookDeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError> {
+        q::delivery(&self.pool, p, id).await.map_err(classify)
+    }
+}

@@ -1,0 +1,402 @@
+//! A project's webhook endpoints (the seed's `/webhook/config` paths) and their delivery logs.
+//!
+//! The shared secret appears in two responses only: creation and rotation. A URL whose host is
+//! or resolves to an internal address is refused unless `allow_private_targets` is set; the
+//! forwarder checks again when it connects, since DNS can change in between.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Body, JsonBody, ProjectAuth, QueryParams};
+use crate::domain::endpoint::{
+    DeliveryStatus, Endpoint, EndpointError, EndpointId, EndpointIn, EndpointPatch, SharedSecret,
+    WebhookDeliveryId, WebhookUrl, is_forbidden_target,
+};
+use crate::domain::time::Timestamp;
+use crate::ports::endpoints::{AttemptView, DeliveryQuery, DeliveryView};
+
+/// How long resolving a webhook's host may take when it is configured.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the old secret keeps signing after a rotation, unless the request says.
+const DEFAULT_OVERLAP_SECS: u64 = 86_400;
+const MAX_OVERLAP_SECS: u64 = 30 * 86_400;
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+fn invalid(e: EndpointError) -> ApiError {
+    match e {
+        EndpointError::InvalidUrl(_) => ApiError::bad_request("url_not_allowed", e.to_string()),
+        EndpointError::UnknownTopic(_) | EndpointError::TopicCount => {
+            ApiError::bad_request("invalid_topic", e.to_string())
+        }
+        _ => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Refuses a URL whose host is, or resolves to, anything but public addresses; every address
+/// the name resolves to must be allowed, or a second record could point inside. A host that
+/// does not resolve is refused too, with the same words, so the answer does not tell a caller
+/// which internal names exist.
+async fn check_target(url: &WebhookUrl, allow_private: bool) -> Result<(), ApiError> {
+    if allow_private {
+        return Ok(());
+    }
+    let refused = || {
+        ApiError::bad_request(
+            "url_not_allowed",
+            "webhook_url must name a host that resolves to public internet addresses only \
+             (loopback, private, link-local, CGNAT and metadata addresses are refused)",
+        )
+    };
+    let (host, port) = url.host_and_port().ok_or_else(refused)?;
+    let addresses: Vec<IpAddr> = match host {
+        url::Host::Ipv4(ip) => vec![ip.into()],
+        url::Host::Ipv6(ip) => vec![ip.into()],
+        url::Host::Domain(name) => {
+            let lookup = tokio::net::lookup_host((name.as_str(), port));
+            match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                Ok(Err(_)) | Err(_) => return Err(refused()),
+            }
+        }
+    };
+    if addresses.is_empty() || addresses.iter().any(|ip| is_forbidden_target(*ip)) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no webhook endpoint {id}"))
+}
+
+/// An endpoint id from the path; one that cannot be an id is as absent as any other.
+fn endpoint_id(id: &str) -> Result<EndpointId, ApiError> {
+    EndpointId::parse(id).map_err(|_| not_found(id))
+}
+
+/// An endpoint without its secrets.
+fn view(e: &Endpoint, now: Timestamp) -> Value {
+    json!({
+        "id": e.id,
+        "webhook_url": e.url.as_str(),
+        "topics": e.topics.as_slice(),
+        "description": e.description,
+        "enabled": e.enabled,
+        "disabled_reason": e.disabled_reason,
+        // Filled in by the forwarder's circuit breaker, which does not exist yet.
+        "breaker": Value::Null,
+        "previous_secret_expires_at": e.active_previous(now).map(|p| p.expires_at.to_rfc3339()),
+        "created_at": e.created_at.to_rfc3339(),
+        "updated_at": e.updated_at.to_rfc3339(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointBody {
+    webhook_url: String,
+    topics: Vec<String>,
+    shared_secret: Option<String>,
+    description: Option<String>,
+}
+
+/// `POST /webhook/config`: 201 with the endpoint and its `shared_secret`.
+pub async fn create(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    JsonBody(b): JsonBody<EndpointBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let input = EndpointIn::parse(
+        &b.webhook_url,
+        &b.topics,
+        b.description.as_deref(),
+        b.shared_secret.as_deref(),
+    )
+    .map_err(invalid)?;
+    check_target(&input.url, s.allow_private_targets).await?;
+    let now = Timestamp::now();
+    let endpoint = Endpoint::create(project, input, now);
+    s.endpoints.create(&endpoint).await?;
+    let mut body = view(&endpoint, now);
+    body["shared_secret"] = json!(endpoint.secret.expose());
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `GET /webhook/config`: the project's endpoints, oldest first, without secrets.
+pub async fn list(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+) -> Result<Json<Value>, ApiError> {
+    let now = Timestamp::now();
+    let all = s.endpoints.list(&project).await?;
+    Ok(Json(json!({
+        "data": all.iter().map(|e| view(e, now)).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /webhook/config/{id}`: the endpoint and its state.
+pub async fn one(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let found = s.endpoints.get(&project, &endpoint_id(&id)?).await?;
+    let endpoint = found.ok_or_else(|| not_found(&id))?;
+    Ok(Json(view(&endpoint, Timestamp::now())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    webhook_url: Option<String>,
+    topics: Option<Vec<String>>,
+    /// `""` clears it.
+    description: Option<String>,
+    enabled: Option<bool>,
+    /// Refused with a pointer to rotation, which keeps the old secret valid for a while.
+    shared_secret: Option<IgnoredAny>,
+}
+
+/// `PUT /webhook/config/{id}`: changes the fields given; `"enabled": true` re-enables an
+/// endpoint the forwarder disabled.
+pub async fn update(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<PatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    let endpoint = endpoint_id(&id)?;
+    if b.shared_secret.is_some() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "shared_secret is changed with POST /webhook/config/{id}/rotate-secret",
+        ));
+    }
+    let patch = EndpointPatch::parse(
+        b.webhook_url.as_deref(),
+        b.topics.as_deref(),
+        b.description.as_deref(),
+        b.enabled,
+    )
+    .map_err(invalid)?;
+    if let Some(url) = &patch.url {
+        check_target(url, s.allow_private_targets).await?;
+    }
+    let now = Timestamp::now();
+    let updated = s.endpoints.update(&project, &endpoint, &patch, now).await?;
+    let updated = updated.ok_or_else(|| not_found(&id))?;
+    Ok(Json(view(&updated, now)))
+}
+
+/// `DELETE /webhook/config/{id}`: 204; its deliveries go with it.
+pub async fn remove(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if s.endpoints.delete(&project, &endpoint_id(&id)?).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    overlap_secs: Option<u64>,
+    /// The new secret, when the customer chooses it; else one is generated.
+    shared_secret: Option<String>,
+}
+
+/// `POST /webhook/config/{id}/rotate-secret` (body optional): a new secret; the old one keeps
+/// signing beside it for `overlap_secs` (default a day).
+pub async fn rotate_secret(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+    Body(bytes): Body,
+) -> Result<Json<Value>, ApiError> {
+    let endpoint = endpoint_id(&id)?;
+    let b: RotateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            if e.is_data() {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    e.to_string(),
+                )
+            } else {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("request body is not valid JSON: {e}"),
+                )
+            }
+        })?
+    };
+    let overlap = b.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
+    if overlap > MAX_OVERLAP_SECS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("overlap_secs must be at most {MAX_OVERLAP_SECS} (30 days)"),
+        ));
+    }
+    let secret = match b.shared_secret.as_deref() {
+        Some(given) => SharedSecret::parse(given).map_err(invalid)?,
+        None => SharedSecret::generate(),
+    };
+    let now = Timestamp::now();
+    // At most 30 days in ms: far inside i64.
+    let until = Timestamp::from_millis(now.millis() + overlap as i64 * 1000);
+    let rotated = s
+        .endpoints
+        .rotate_secret(&project, &endpoint, &secret, until, now)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(json!({
+        "id": rotated.id,
+        "shared_secret": rotated.secret.expose(),
+        "previous_secret_expires_at": rotated.active_previous(now).map(|p| p.expires_at.to_rfc3339()),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct DeliveriesQuery {
+    status: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+fn delivery_json(d: &DeliveryView) -> Value {
+    json!({
+        "id": d.id,
+        "event_id": d.event_id,
+        "endpoint_id": d.endpoint_id,
+        "event_type": d.event_type,
+        "status": d.status.as_str(),
+        "attempt_count": d.attempts,
+        "next_attempt_at": (d.status == DeliveryStatus::Pending)
+            .then(|| d.next_attempt_at.to_rfc3339()),
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created_at": d.created_at.to_rfc3339(),
+        "updated_at": d.updated_at.to_rfc3339(),
+    })
+}
+
+fn attempt_json(a: &AttemptView) -> Value {
+    json!({
+        "attempt": a.attempt,
+        "status_code": a.status_code,
+        "latency_ms": a.latency_ms,
+        "error": a.error,
+        "response_snippet": a.response_snippet,
+        "attempted_at": a.attempted_at.to_rfc3339(),
+    })
+}
+
+/// `GET /webhook/config/{id}/deliveries?status=&after=&limit=`: in creation order;
+/// `next_cursor` is the `after` of the next page, `null` on the last.
+pub async fn deliveries(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<DeliveriesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let endpoint = endpoint_id(&id)?;
+    let bad = |m: &str| ApiError::bad_request("invalid_query", m.to_owned());
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(word) => Some(
+            DeliveryStatus::parse(word)
+                .ok_or_else(|| bad("status must be one of pending, succeeded, dead"))?,
+        ),
+    };
+    let after = match q.after.as_deref() {
+        None | Some("") => None,
+        Some(a) => Some(
+            WebhookDeliveryId::parse(a).map_err(|_| bad("after must be a delivery id (dl_…)"))?,
+        ),
+    };
+    let limit = match q.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => return Err(bad("limit must be 1 to 1000")),
+    };
+    if s.endpoints.get(&project, &endpoint).await?.is_none() {
+        return Err(not_found(&id));
+    }
+    let query = DeliveryQuery {
+        status,
+        after,
+        limit,
+    };
+    let page = s.endpoints.deliveries(&project, &endpoint, &query).await?;
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|d| d.id.clone()))
+        .flatten();
+    Ok(Json(json!({
+        "data": page.iter().map(delivery_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// The body a delivery sends, shown byte for byte when it is JSON (as the forwarder writes
+/// it), so a client can check a signature against it.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum Payload {
+    Json(Box<RawValue>),
+    Text(String),
+}
+
+#[derive(serde::Serialize)]
+pub struct DeliveryOut {
+    #[serde(flatten)]
+    delivery: Value,
+    payload: Payload,
+    attempts: Vec<Value>,
+}
+
+/// `GET /webhook/deliveries/{id}`: one delivery with its body and attempts.
+pub async fn delivery(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryOut>, ApiError> {
+    let missing = || ApiError::not_found(format!("no delivery {id}"));
+    let delivery = WebhookDeliveryId::parse(&id).map_err(|_| missing())?;
+    let detail = s
+        .endpoints
+        .delivery(&project, &delivery)
+        .await?
+        .ok_or_else(missing)?;
+    let payload = match serde_json::from_str::<&RawValue>(&detail.payload) {
+        Ok(raw) => Payload::Json(raw.to_owned()),
+        Err(_) => Payload::Text(detail.payload.clone()),
+    };
+    Ok(Json(DeliveryOut {
+        delivery: delivery_json(&detail.delivery),
+        payload,
+        attempts: detail.attempts.iter().map(attempt_json).collect(),
+    }))
+}
