@@ -51,6 +51,14 @@ pub struct SqliteDb {
     stop: CancellationToken,
 }
 
+/// Page cache per connection (negative: KiB), part of the process's memory budget. Every
+/// connection has its own, so six at SQLite's 64 MiB would hold ~400 MB once the file is
+/// large. The writer touches index pages all over the file and keeps most; readers lose their
+/// cache whenever the writer commits (WAL), so a large one would only hold stale pages, and the
+/// checkpointer copies WAL frames, which needs almost none.
+const WRITER_CACHE: &str = "-32768";
+const OTHER_CACHE: &str = "-2048";
+
 /// WAL size (pages) at which a committing writer checkpoints by itself.
 const WRITER_CHECKPOINT_PAGES: u32 = 16_000;
 /// How often the background checkpointer copies the WAL back into the database.
@@ -71,7 +79,6 @@ impl SqliteDb {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-65536")
             // The background checkpointer keeps the WAL short; this is only the writer's
             // fallback, set high because a checkpoint inside a commit stalls every writer.
             .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
@@ -85,7 +92,7 @@ impl SqliteDb {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE))
             .await
             .map_err(classify)?;
         migrator(MIGRATIONS)
@@ -94,12 +101,12 @@ impl SqliteDb {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", OTHER_CACHE))
             .await
             .map_err(classify)?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.read_only(true).pragma("cache_size", OTHER_CACHE))
             .await
             .map_err(classify)?;
         let stop = CancellationToken::new();
