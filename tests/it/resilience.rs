@@ -252,16 +252,31 @@ async fn an_event_the_database_refuses_is_quarantined_alone() {
     let Some(app) = TestApp::spawn(Backend::Distributed).await else {
         return;
     };
-    let key = app.create_project("acme", &["+919812345678"]).await;
-    let mut events: Vec<Event> = (0..9)
-        .map(|i| events::status(&format!("wamid.ok{i}"), Status::Delivered, 1))
-        .collect();
     let mut poison = events::status("wamid.bad", Status::Read, 1);
     if let Event::Status(s) = &mut poison {
         s.wamid = "wamid.bad\u{0}one".into();
         s.raw = RawValue::from_string(r#"{"mid":"wamid.bad\u0000one"}"#.into()).unwrap();
     }
-    events.insert(4, poison);
+    let (stats, q) = batch_with_poison(&app, 9, poison).await;
+    assert_eq!(stats["messages"]["delivered"], 9, "{stats}");
+    let rows = q["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{q}");
+    assert_eq!(rows[0]["reason"], "store_rejected");
+    app.stop().await;
+}
+
+/// Publishes `good` delivered events with `poison` among them as one queue message, processes
+/// it, and returns the project's stats and the quarantine listing.
+async fn batch_with_poison(
+    app: &TestApp,
+    good: usize,
+    poison: Event,
+) -> (serde_json::Value, serde_json::Value) {
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    let mut events: Vec<Event> = (0..good)
+        .map(|i| events::status(&format!("wamid.ok{i}"), Status::Delivered, 1))
+        .collect();
+    events.insert(good / 2, poison);
     let task = Task::EventsV1 {
         received_at: Timestamp::now(),
         events,
@@ -270,9 +285,8 @@ async fn an_event_the_database_refuses_is_quarantined_alone() {
         .publish(queues::EVENTS, &[Outgoing::new(task.encode(), 0)])
         .await
         .unwrap();
-    assert_eq!(app.process().await, 10);
+    assert_eq!(app.process().await, good + 1);
     let (_, stats) = app.get("/v1/stats", &key).await;
-    assert_eq!(stats["messages"]["delivered"], 9, "{stats}");
     let (_, q) = app
         .send(
             app.client
@@ -280,10 +294,7 @@ async fn an_event_the_database_refuses_is_quarantined_alone() {
                 .bearer_auth(ADMIN),
         )
         .await;
-    let rows = q["data"].as_array().unwrap();
-    assert_eq!(rows.len(), 1, "{q}");
-    assert_eq!(rows[0]["reason"], "store_rejected");
-    app.stop().await;
+    (stats, q)
 }
 
 /// An event whose wamid is too long for the database's unique index is refused alone and
@@ -294,33 +305,13 @@ async fn an_oversized_event_is_quarantined_and_its_batch_still_acked() {
     let Some(app) = TestApp::spawn(Backend::Distributed).await else {
         return;
     };
-    let key = app.create_project("acme", &["+919812345678"]).await;
-    let mut events: Vec<Event> = (0..5)
-        .map(|i| events::status(&format!("wamid.fine{i}"), Status::Delivered, 1))
-        .collect();
     // Random text, so PostgreSQL cannot compress it under its index row limit (~2.7 kB).
     let huge: String = (0..250)
         .map(|_| uuid::Uuid::new_v4().simple().to_string())
         .collect();
-    events.push(events::status(&format!("wamid.{huge}"), Status::Read, 1));
-    let task = Task::EventsV1 {
-        received_at: Timestamp::now(),
-        events,
-    };
-    app.queue()
-        .publish(queues::EVENTS, &[Outgoing::new(task.encode(), 0)])
-        .await
-        .unwrap();
-    assert_eq!(app.process().await, 6);
-    let (_, stats) = app.get("/v1/stats", &key).await;
+    let poison = events::status(&format!("wamid.{huge}"), Status::Read, 1);
+    let (stats, q) = batch_with_poison(&app, 5, poison).await;
     assert_eq!(stats["messages"]["delivered"], 5, "{stats}");
-    let (_, q) = app
-        .send(
-            app.client
-                .get(app.url("/v1/admin/quarantine"))
-                .bearer_auth(ADMIN),
-        )
-        .await;
     assert_eq!(q["data"].as_array().unwrap().len(), 1, "{q} {stats}");
     assert_eq!(q["data"][0]["reason"], "store_rejected");
     let (_, queue) = app
