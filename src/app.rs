@@ -30,6 +30,8 @@ pub struct App {
     stop_workers: CancellationToken,
     header_timeout: Duration,
     shutdown_timeout: Duration,
+    /// Days of raw payloads to keep, when this process prunes them (it runs the processor).
+    retention_days: Option<u64>,
 }
 
 impl App {
@@ -119,6 +121,9 @@ impl App {
             stop_workers,
             header_timeout: limits.header_timeout,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+            retention_days: (config.roles.contains(&Role::Processor)
+                && config.raw_payload_retention_days > 0)
+                .then_some(config.raw_payload_retention_days),
         })
     }
 
@@ -135,6 +140,13 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         if let Some(p) = &self.processor {
             p.clone().spawn(&self.tracker);
+        }
+        if let Some(days) = self.retention_days {
+            self.tracker.spawn(crate::services::retention::run(
+                self.backends.store.clone(),
+                days,
+                self.stop_workers.clone(),
+            ));
         }
         self.tracker.spawn(refresh_queue_gauges(
             self.backends.queue.clone(),

@@ -150,6 +150,8 @@ pub struct Config {
     pub cache_redis_ttl_secs: u64,
     pub cache_negative_ttl_secs: u64,
     pub dedupe_ttl_secs: u64,
+    /// Days raw provider payloads are kept before a processor empties them (0 = forever).
+    pub raw_payload_retention_days: u64,
     /// Bytes all in-process caches may weigh together (see `memory_budgets`).
     pub cache_memory_max_bytes: u64,
     pub shutdown_timeout_secs: u64,
@@ -200,6 +202,7 @@ impl Default for Config {
             cache_negative_ttl_secs: 30,
             dedupe_ttl_secs: 86_400,
             cache_memory_max_bytes: 64 * 1024 * 1024,
+            raw_payload_retention_days: 30,
             shutdown_timeout_secs: 30,
             log_format: "text".into(),
             embedded_ingress_only: false,
@@ -286,7 +289,7 @@ impl Config {
             sqlite_synchronous, ingress_batch_max, ingress_inflight, ingress_publish_timeout_ms,
             processor_batch_size, processor_flush_ms, processor_concurrency, processor_prefetch,
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
-            cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, shutdown_timeout_secs,
+            cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, raw_payload_retention_days, shutdown_timeout_secs,
             log_format,
             embedded_ingress_only, allow_private_targets,
         );
@@ -523,6 +526,10 @@ impl std::fmt::Debug for Config {
             .field("cache_negative_ttl_secs", &self.cache_negative_ttl_secs)
             .field("dedupe_ttl_secs", &self.dedupe_ttl_secs)
             .field("cache_memory_max_bytes", &self.cache_memory_max_bytes)
+            .field(
+                "raw_payload_retention_days",
+                &self.raw_payload_retention_days,
+            )
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("log_format", &self.log_format)
             .field("embedded_ingress_only", &self.embedded_ingress_only)

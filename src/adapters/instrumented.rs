@@ -136,6 +136,10 @@ impl Store for Instrumented {
         )
         .await
     }
+    async fn prune_raw(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.timed("prune_raw", self.inner.prune_raw(before, limit))
+            .await
+    }
     async fn release_quarantined(&self, ids: &[i64], token: &str) -> Result<u64, StoreError> {
         self.timed(
             "release_quarantined",

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "endpoints",
         include_str!("../../migrations/postgres/0004_endpoints.sql"),
     ),
+    (
+        5,
+        "raw_retention",
+        include_str!("../../migrations/postgres/0005_raw_retention.sql"),
+    ),
 ];
 
 /// Deadlocks and serialization failures are retried this many times inside `apply`.
@@ -419,6 +424,12 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<QuarantineView>, StoreError> {
         q::claim_quarantined(&self.pool, filter, token, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn prune_raw(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        q::prune_raw(&self.pool, before, limit)
             .await
             .map_err(classify)
     }

@@ -403,6 +403,33 @@ macro_rules! shared_queries {
             Ok(rows)
         }
 
+        pub async fn prune_raw(
+            pool: &Pool<$db>,
+            before: Timestamp,
+            limit: u32,
+        ) -> Result<u64, sqlx::Error> {
+            let history = sqlx::query(
+                "UPDATE message_events SET raw = '' \
+                 WHERE (wamid, status_rank, status_word) IN (SELECT wamid, status_rank, status_word \
+                 FROM message_events WHERE raw <> '' AND received_at < $1 LIMIT $2)",
+            )
+            .bind(before.millis())
+            .bind(i64::from(limit))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            let inbound = sqlx::query(
+                "UPDATE inbound_messages SET raw = '' WHERE seq IN (SELECT seq \
+                 FROM inbound_messages WHERE raw <> '' AND received_at < $1 LIMIT $2)",
+            )
+            .bind(before.millis())
+            .bind(i64::from(limit))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(history + inbound)
+        }
+
         pub async fn release_quarantined(
             pool: &Pool<$db>,
             ids: &[i64],

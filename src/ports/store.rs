@@ -236,6 +236,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self, project: &ProjectId) -> Result<ProjectStats, StoreError>;
 
+    /// Empties the raw provider payload of up to `limit` history rows and up to `limit` inbound
+    /// messages received before `before`; their normalized fields stay. Returns how many rows
+    /// it emptied (less than `limit` in each table: nothing older is left).
+    async fn prune_raw(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+
     /// Records items; one whose `dedupe_key` is already there is updated in place (and stays
     /// quarantined even if a replay had claimed it).
     async fn quarantine(&self, items: &[Quarantined]) -> Result<(), StoreError>;

@@ -1,8 +1,9 @@
-//! Logic shared by several roles, built on the ports: cached lookups, event dedupe, quarantine replay.
+//! Logic shared by several roles, built on the ports: cached lookups, event dedupe, quarantine replay, payload retention.
 
 pub mod dedupe;
 pub mod lookup;
 pub mod replay;
+pub mod retention;
 mod tiers;
 
 pub use dedupe::Dedupe;

@@ -11,6 +11,7 @@ on_both_backends!(
     events_for_a_late_number_replay_on_registration,
     quarantine_replay_by_filter,
     ingress_quarantine_keeps_a_retried_body_once,
+    retention_empties_raw_payloads_and_keeps_the_history,
 );
 
 const WAMID: &str = "wamid.HBgMOTE5ODc2NTQzMjEwFQIAERgSM0E1RjQyNUE3QjE5QzA0RDQ2AA%3D%3D";
@@ -337,4 +338,33 @@ async fn a_new_project_is_seen_at_once_by_other_processes_without_redis() {
     assert_eq!(m["status"], "read", "{m}");
     assert_eq!(m["events"].as_array().unwrap().len(), 2);
     app.stop().await;
+}
+
+/// The retention task's work, end to end: webhooks in and applied, then their raw payloads
+/// emptied; the message and its history read the same.
+async fn retention_empties_raw_payloads_and_keeps_the_history(app: &TestApp) {
+    let key = app.create_project("acme", &["+919812345678"]).await;
+    app.post_raw("/datagen-webhook", fixture("datagen/delivery_read.json"))
+        .await;
+    app.post_raw("/datagen-webhook", fixture("datagen/delivery_sent.json"))
+        .await;
+    app.process().await;
+    let path = format!("/v1/messages/{WAMID}");
+    let (_, before) = app.get(&path, &key).await;
+    let future = wagate::domain::time::Timestamp::from_millis(
+        wagate::domain::time::Timestamp::now().millis() + 60_000,
+    );
+    let store = app.store();
+    let emptied = wagate::services::retention::prune_raw_payloads(&*store, future)
+        .await
+        .unwrap();
+    assert_eq!(emptied, 2);
+    assert_eq!(
+        wagate::services::retention::prune_raw_payloads(&*store, future)
+            .await
+            .unwrap(),
+        0
+    );
+    let (_, after) = app.get(&path, &key).await;
+    assert_eq!(after, before, "the normalized message and history are kept");
 }

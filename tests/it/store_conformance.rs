@@ -60,14 +60,17 @@ store_suite!(
     racing_projects_leave_one_owner,
     projects_are_managed,
     replay_claims_survive_requarantine,
+    raw_payloads_are_pruned_and_history_stays,
     reported_kinds_are_history_rows,
 );
 
 mod ownership;
+mod retention;
 use ownership::{
     first_project_owns_the_message, projects_are_managed, racing_projects_leave_one_owner,
     replay_claims_survive_requarantine,
 };
+use retention::raw_payloads_are_pruned_and_history_stays;
 
 pub(crate) async fn create(
     store: &dyn Store,

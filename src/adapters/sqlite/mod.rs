@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "endpoints",
         include_str!("../../../migrations/sqlite/0004_endpoints.sql"),
     ),
+    (
+        5,
+        "raw_retention",
+        include_str!("../../../migrations/sqlite/0005_raw_retention.sql"),
+    ),
 ];
 
 /// Two pools on one file: writes go through a single connection, so writers in this process

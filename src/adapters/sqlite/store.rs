@@ -374,6 +374,12 @@ impl Store for SqliteStore {
             .map_err(classify)
     }
 
+    async fn prune_raw(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        q::prune_raw(&self.db.write, before, limit)
+            .await
+            .map_err(classify)
+    }
+
     async fn release_quarantined(&self, ids: &[i64], token: &str) -> Result<u64, StoreError> {
         q::release_quarantined(&self.db.write, ids, token)
             .await

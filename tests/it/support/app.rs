@@ -107,6 +107,11 @@ impl TestApp {
         })
     }
 
+    /// The app's store (the test processor's handle on it).
+    pub fn store(&self) -> std::sync::Arc<dyn wagate::ports::Store> {
+        self.processor.store.clone()
+    }
+
     /// The queue the app publishes to (through the test processor's own connection).
     pub fn queue(&self) -> std::sync::Arc<dyn wagate::ports::Queue> {
         self.processor.queue.clone()
