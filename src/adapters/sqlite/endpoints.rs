@@ -51,12 +51,7 @@ impl Endpoints for SqliteStore {
     }
 
     async fn delete(&self, p: &ProjectId, id: &EndpointId) -> Result<bool, StoreError> {
-        let mut tx = self
-            .db
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(classify)?;
+        let mut tx = self.db.begin_write().await.map_err(classify)?;
         let deleted = q::delete(&mut tx, p, id).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         Ok(deleted)

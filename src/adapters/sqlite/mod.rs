@@ -124,6 +124,14 @@ impl SqliteDb {
         })
     }
 
+    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so it never
+    /// has to upgrade from a read lock and fail with BUSY half-way.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Stops the checkpointer, folds the WAL into the database file, closes every connection.
     pub async fn close(&self) {
         self.stop.cancel();

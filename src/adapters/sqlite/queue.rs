@@ -54,12 +54,7 @@ impl LocalQueue {
 
     /// Moves a job to the dead-letter table, in one transaction.
     async fn park(&self, id: DeliveryId, reason: &str) -> Result<(), QueueError> {
-        let mut tx = self
-            .db
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
+        let mut tx = self.db.begin_write().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO queue_dead (queue, priority, payload, attempt, reason, failed_at) \
              SELECT j.queue, j.priority, p.payload, j.attempt, ?, ? \
@@ -105,12 +100,7 @@ impl Queue for LocalQueue {
             return Ok(());
         }
         let now = now_ms();
-        let mut tx = self
-            .db
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
+        let mut tx = self.db.begin_write().await.map_err(unavailable)?;
         for m in messages {
             insert_job(
                 &mut tx,
@@ -154,12 +144,7 @@ impl Queue for LocalQueue {
     }
 
     async fn redrive(&self, queue: &str, limit: u64) -> Result<u64, QueueError> {
-        let mut tx = self
-            .db
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
+        let mut tx = self.db.begin_write().await.map_err(unavailable)?;
         let ids: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM queue_dead WHERE queue = ? ORDER BY id LIMIT ?")
                 .bind(queue)
@@ -291,13 +276,7 @@ impl Consumer for LocalConsumer {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .queue
-            .db
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
+        let mut tx = self.queue.db.begin_write().await.map_err(unavailable)?;
         delete_jobs(&mut tx, ids).await?;
         tx.commit().await.map_err(unavailable)
     }

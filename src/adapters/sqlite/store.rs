@@ -55,13 +55,8 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// A write transaction that takes the write lock at once, so it never has to upgrade.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.db
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(classify)
+        self.db.begin_write().await.map_err(classify)
     }
 
     /// One transaction: history rows (learning which are new), then the messages they change,
