@@ -9,6 +9,8 @@ use super::time::Timestamp;
 pub mod queues {
     /// Normalized BSP events on their way to the processor.
     pub const EVENTS: &str = "events";
+    /// Webhook deliveries (outbox rows) for the forwarder to attempt.
+    pub const FORWARD: &str = "forward";
 }
 
 /// A queue message. New shapes get a new variant (`EventsV2`), so a rolling deploy can still
@@ -22,6 +24,10 @@ pub enum Task {
         received_at: Timestamp,
         events: Vec<Event>,
     },
+    /// Deliveries to attempt, by id (`dl_…`). Only ids: the row holds the body, the endpoint
+    /// holds the secret, and a secret never travels in a queue message.
+    #[serde(rename = "forward.v1")]
+    ForwardV1 { deliveries: Vec<String> },
 }
 
 impl Task {
@@ -48,7 +54,9 @@ mod tests {
             "provider":"datagen","wamid":"wamid.A","status":"delivered",
             "business_number":"+919812345678","phone":"+919876543210","campaign_id":"c1",
             "occurred_at":1732700300000,"error":null,"raw":{"mid":"wamid.A"}}}]}}"#;
-        let Task::EventsV1 { events, .. } = Task::decode(old).unwrap();
+        let Ok(Task::EventsV1 { events, .. }) = Task::decode(old) else {
+            panic!("expected events")
+        };
         let Event::Status(e) = &events[0] else {
             panic!("expected a status event")
         };
@@ -61,7 +69,9 @@ mod tests {
             received_at: Timestamp::from_millis(1),
             events: vec![Event::Status(again)],
         };
-        let Task::EventsV1 { events, .. } = Task::decode(&task.encode()).unwrap();
+        let Ok(Task::EventsV1 { events, .. }) = Task::decode(&task.encode()) else {
+            panic!("expected events")
+        };
         let Event::Status(e) = &events[0] else {
             panic!("expected a status event")
         };

@@ -39,6 +39,14 @@ impl Timestamp {
         self.0
     }
 
+    /// This time moved `d` later, saturating.
+    pub fn plus(self, d: std::time::Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// The last millisecond of the year 9999: the latest time the API can write in RFC 3339.
     pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::domain::apply::Plan;
+use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::event::EventError;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
@@ -50,6 +51,9 @@ pub struct Applied {
     /// Status events refused because another project owns their message: (wamid, the project
     /// the events were resolved to). Nothing of theirs was written.
     pub mismatched: Vec<(String, ProjectId)>,
+    /// Outbox rows written for the new events (one per event and subscribed endpoint), for
+    /// the processor to queue after the commit.
+    pub deliveries: Vec<WebhookDeliveryId>,
 }
 
 impl Applied {
@@ -59,6 +63,7 @@ impl Applied {
         self.new_inbound += other.new_inbound;
         self.duplicate_inbound += other.duplicate_inbound;
         self.mismatched.extend(other.mismatched);
+        self.deliveries.extend(other.deliveries);
     }
 }
 
@@ -208,7 +213,10 @@ pub trait Store: Send + Sync + 'static {
     /// Applies a batch: history rows inserted unless present, messages created or merged with
     /// their new events (status = max, counts summed), inbound messages inserted unless
     /// present. A message belongs to the project that first recorded it: status events that
-    /// resolve to another project change nothing and come back in `Applied::mismatched`. Atomic per transaction; an adapter may use several (SQLite does, to keep its
+    /// resolve to another project change nothing and come back in `Applied::mismatched`. In the
+    /// same transaction, each new event (not a duplicate) gets one delivery row per enabled
+    /// endpoint of its project subscribed to its type (the outbox, `domain::delivery::outbox`),
+    /// returned in `Applied::deliveries`. Atomic per transaction; an adapter may use several (SQLite does, to keep its
     /// one writer free), which is safe because every effect is idempotent. On error, applying
     /// the same plan again completes it.
     async fn apply(&self, plan: &Plan<'_>) -> Result<Applied, StoreError>;

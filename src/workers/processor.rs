@@ -172,6 +172,10 @@ impl Processor {
                     events: evs,
                 });
             }
+            Ok(other) => {
+                tracing::error!(task = ?std::mem::discriminant(&other), "a task of another queue on the events queue; dead-lettering it");
+                poison.push((d, "not an events task".to_owned()));
+            }
             Err(e) => {
                 tracing::error!(error = %e, "undecodable queue message; dead-lettering it");
                 poison.push((d, format!("undecodable task: {e}")));

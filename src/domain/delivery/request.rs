@@ -35,14 +35,43 @@ pub mod header {
     pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 }
 
+/// An event by reference, as a store's plan holds it (status rows and inbound rows apart).
+#[derive(Debug, Clone, Copy)]
+pub enum EventRef<'a> {
+    Status(&'a StatusEvent),
+    Inbound(&'a InboundMessage),
+}
+
+impl<'a> From<&'a Event> for EventRef<'a> {
+    fn from(event: &'a Event) -> EventRef<'a> {
+        match event {
+            Event::Status(e) => EventRef::Status(e),
+            Event::Inbound(m) => EventRef::Inbound(m),
+        }
+    }
+}
+
+impl<'a> EventRef<'a> {
+    fn raw(self) -> &'a RawValue {
+        match self {
+            EventRef::Status(e) => &e.raw,
+            EventRef::Inbound(m) => &m.raw,
+        }
+    }
+}
+
 /// The topic an event is forwarded under: `{provider}.delivery` for a status report,
 /// `{provider}.user_message` for a message from a user.
-pub fn event_type(event: &Event) -> &'static str {
-    match (event.provider(), event) {
-        (Provider::Datagen, Event::Status(_)) => "datagen.delivery",
-        (Provider::Datagen, Event::Inbound(_)) => "datagen.user_message",
-        (Provider::Meta, Event::Status(_)) => "meta.delivery",
-        (Provider::Meta, Event::Inbound(_)) => "meta.user_message",
+pub fn event_type<'a>(event: impl Into<EventRef<'a>>) -> &'static str {
+    let (provider, is_report) = match event.into() {
+        EventRef::Status(e) => (e.provider, true),
+        EventRef::Inbound(m) => (m.provider, false),
+    };
+    match (provider, is_report) {
+        (Provider::Datagen, true) => "datagen.delivery",
+        (Provider::Datagen, false) => "datagen.user_message",
+        (Provider::Meta, true) => "meta.delivery",
+        (Provider::Meta, false) => "meta.user_message",
     }
 }
 
@@ -66,15 +95,16 @@ pub fn event_type(event: &Event) -> &'static str {
 ///
 /// `timestamp` is when the event was made a delivery, not the attempt's time (that is
 /// `webhook-timestamp`): build the body once and send the same bytes on every attempt.
-pub fn body(
-    event: &Event,
+pub fn body<'a>(
+    event: impl Into<EventRef<'a>>,
     current_status: Option<Status>,
     event_id: &str,
     timestamp: Timestamp,
 ) -> Vec<u8> {
+    let event = event.into();
     let message = match event {
-        Event::Status(e) => Message::Status(StatusFields::new(e, current_status)),
-        Event::Inbound(m) => Message::Inbound(InboundFields::new(m)),
+        EventRef::Status(e) => Message::Status(StatusFields::new(e, current_status)),
+        EventRef::Inbound(m) => Message::Inbound(InboundFields::new(m)),
     };
     let body = Body {
         event_type: event_type(event),

@@ -1,0 +1,106 @@
+//! The deliveries port: what the forwarder and its sweeper do to the outbox rows.
+//!
+//! A delivery row is the truth about a forwarded event; queue messages only say "look at
+//! these". Every write here is conditional on the row still being where the caller saw it, so
+//! a duplicate queue message, a second forwarder or a late sweeper changes nothing twice.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use super::endpoints::DeliveryView;
+use crate::domain::endpoint::{DeliveryStatus, EndpointId, WebhookDeliveryId};
+use crate::domain::project::ProjectId;
+use crate::domain::time::Timestamp;
+
+/// A delivery as the forwarder needs it to make an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub id: WebhookDeliveryId,
+    pub event_id: String,
+    pub endpoint_id: EndpointId,
+    pub project_id: ProjectId,
+    pub event_type: String,
+    pub payload: String,
+    pub status: DeliveryStatus,
+    /// Attempts made so far, all time (the next one is `attempts + 1`).
+    pub attempts: u32,
+    /// Attempts made since the last manual retry or redrive: what the retry schedule counts.
+    pub budget_used: u32,
+    pub created_at: Timestamp,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUp {
+    Succeeded,
+    /// Stays pending, due again at this time.
+    RetryAt(Timestamp),
+    Dead,
+}
+
+/// One attempt and its follow-up, recorded together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub delivery: WebhookDeliveryId,
+    /// This attempt's number: the row's `attempts + 1` when the forwarder read it. The record
+    /// applies only if the row still has `attempts = attempt - 1` and is pending.
+    pub attempt: u32,
+    pub status_code: Option<u16>,
+    pub latency_ms: Option<u64>,
+    /// A short word or sentence (`timeout`, `connect: connection refused`), never a secret.
+    pub error: Option<String>,
+    /// At most 1 KB of the response body.
+    pub response_snippet: Option<String>,
+    pub attempted_at: Timestamp,
+    pub follow_up: FollowUp,
+}
+
+#[async_trait]
+pub trait Deliveries: Send + Sync + 'static {
+    /// The rows with these ids (any status; ids with no row are left out), in no set order.
+    async fn load(&self, ids: &[WebhookDeliveryId]) -> Result<Vec<Pending>, StoreError>;
+
+    /// Records attempts and their follow-ups in one transaction: inserts each attempt row and
+    /// moves its delivery (attempts + 1, status, next_attempt_at, last code/error) only if the
+    /// delivery is still pending with `attempts = attempt - 1`. Returns the ids that moved;
+    /// the others were recorded by someone else first and are left as they are.
+    async fn record(
+        &self,
+        attempts: &[AttemptRecord],
+    ) -> Result<Vec<WebhookDeliveryId>, StoreError>;
+
+    /// Moves pending deliveries' next attempt to `at` without counting an attempt (an open
+    /// breaker, an endpoint at its in-flight cap): deferred, never dropped, never charged.
+    async fn defer(&self, ids: &[WebhookDeliveryId], at: Timestamp) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` pending deliveries due at or before `now`, oldest due first, by
+    /// moving their next attempt to `lease_until`, so no other sweeper claims them meanwhile;
+    /// returns them for queueing. Safe with several sweepers at once.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<WebhookDeliveryId>, StoreError>;
+
+    /// Makes one delivery of this project pending again and due at `now` with a fresh retry
+    /// budget (whatever its status). `None`: not this project's.
+    async fn retry(
+        &self,
+        project: &ProjectId,
+        id: &WebhookDeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<DeliveryView>, StoreError>;
+
+    /// Makes every dead delivery of this project's endpoint pending and due at `now` with a
+    /// fresh retry budget; returns how many. The sweeper queues them.
+    async fn redrive(
+        &self,
+        project: &ProjectId,
+        endpoint: &EndpointId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Dead deliveries over all endpoints (the dead-letter depth metric).
+    async fn dead_count(&self) -> Result<u64, StoreError>;
+}
