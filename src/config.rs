@@ -18,16 +18,19 @@ pub enum Role {
     Ingress,
     /// Applies queued events to the store.
     Processor,
+    /// Delivers events to the projects' webhook endpoints, and re-queues due deliveries.
+    Forwarder,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Api, Role::Ingress, Role::Processor];
+    pub const ALL: [Role; 4] = [Role::Api, Role::Ingress, Role::Processor, Role::Forwarder];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Api => "api",
             Role::Ingress => "ingress",
             Role::Processor => "processor",
+            Role::Forwarder => "forwarder",
         }
     }
 }
@@ -40,7 +43,7 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s.trim())
             .ok_or_else(|| ConfigError::Invalid {
                 key: "roles".into(),
-                message: format!("unknown role `{s}` (known: api, ingress, processor)"),
+                message: format!("unknown role `{s}` (known: api, ingress, processor, forwarder)"),
             })
     }
 }
@@ -164,6 +167,24 @@ pub struct Config {
     /// addresses. Off by default: a customer's URL must not reach wagate's own network. For
     /// tests and local development.
     pub allow_private_targets: bool,
+    /// Webhook requests in flight at once, over all endpoints.
+    pub forwarder_concurrency: usize,
+    /// Webhook requests in flight at once to one endpoint; the excess is deferred, so a slow
+    /// endpoint cannot take every slot.
+    pub forwarder_endpoint_inflight: usize,
+    /// A webhook request's whole time, connect to last byte read.
+    pub forwarder_timeout_ms: u64,
+    /// Delays between attempts (`3s,3s` = the seed's 3 attempts 3 s apart), each spread ±10%.
+    pub forwarder_retry_schedule: String,
+    /// Forward queue messages (each names up to 64 deliveries) a forwarder holds at once.
+    pub forwarder_prefetch: u16,
+    /// How often the sweeper looks for due deliveries (retries, lost queue messages).
+    pub sweeper_interval_ms: u64,
+    /// Consecutive failures (timeouts, connection errors, 408/429/5xx) that open an endpoint
+    /// URL's circuit breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long an open breaker defers deliveries before letting one probe through.
+    pub breaker_cooldown_secs: u64,
 }
 
 impl Default for Config {
@@ -207,6 +228,14 @@ impl Default for Config {
             log_format: "text".into(),
             embedded_ingress_only: false,
             allow_private_targets: false,
+            forwarder_concurrency: 100,
+            forwarder_endpoint_inflight: 20,
+            forwarder_timeout_ms: 15_000,
+            forwarder_retry_schedule: "3s,3s".into(),
+            forwarder_prefetch: 64,
+            sweeper_interval_ms: 500,
+            breaker_failure_threshold: 10,
+            breaker_cooldown_secs: 300,
         }
     }
 }
@@ -292,6 +321,9 @@ impl Config {
             cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, raw_payload_retention_days, shutdown_timeout_secs,
             log_format,
             embedded_ingress_only, allow_private_targets,
+            forwarder_concurrency, forwarder_endpoint_inflight, forwarder_timeout_ms,
+            forwarder_retry_schedule, forwarder_prefetch, sweeper_interval_ms,
+            breaker_failure_threshold, breaker_cooldown_secs,
         );
         env_optional!(cfg, env;
             database_url, amqp_url, redis_url, amqp_queue_expires_ms,
@@ -373,6 +405,28 @@ impl Config {
                 "must be at least 1",
             );
         }
+        for (key, v) in [
+            ("forwarder_concurrency", self.forwarder_concurrency as u64),
+            (
+                "forwarder_endpoint_inflight",
+                self.forwarder_endpoint_inflight as u64,
+            ),
+            ("forwarder_timeout_ms", self.forwarder_timeout_ms),
+            ("forwarder_prefetch", u64::from(self.forwarder_prefetch)),
+            ("sweeper_interval_ms", self.sweeper_interval_ms),
+            (
+                "breaker_failure_threshold",
+                u64::from(self.breaker_failure_threshold),
+            ),
+            ("breaker_cooldown_secs", self.breaker_cooldown_secs),
+        ] {
+            if v == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if let Err(e) = self.retry_schedule() {
+            return invalid("forwarder_retry_schedule", &e.to_string());
+        }
         if self.cache_memory_max_bytes < 1024 * 1024 {
             return invalid("cache_memory_max_bytes", "must be at least 1048576 (1 MiB)");
         }
@@ -415,6 +469,13 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("wagate.db").display()))
+    }
+
+    /// The forwarder's retry schedule, parsed.
+    pub fn retry_schedule(
+        &self,
+    ) -> Result<crate::domain::delivery::RetrySchedule, crate::domain::delivery::BadSchedule> {
+        crate::domain::delivery::RetrySchedule::parse(&self.forwarder_retry_schedule)
     }
 
     pub fn is_embedded_store(&self) -> bool {
@@ -534,6 +595,17 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("embedded_ingress_only", &self.embedded_ingress_only)
             .field("allow_private_targets", &self.allow_private_targets)
+            .field("forwarder_concurrency", &self.forwarder_concurrency)
+            .field(
+                "forwarder_endpoint_inflight",
+                &self.forwarder_endpoint_inflight,
+            )
+            .field("forwarder_timeout_ms", &self.forwarder_timeout_ms)
+            .field("forwarder_retry_schedule", &self.forwarder_retry_schedule)
+            .field("forwarder_prefetch", &self.forwarder_prefetch)
+            .field("sweeper_interval_ms", &self.sweeper_interval_ms)
+            .field("breaker_failure_threshold", &self.breaker_failure_threshold)
+            .field("breaker_cooldown_secs", &self.breaker_cooldown_secs)
             .finish()
     }
 }

@@ -30,7 +30,22 @@ pub enum Task {
     ForwardV1 { deliveries: Vec<String> },
 }
 
+/// Deliveries named per forward queue message: small enough that one slow endpoint holding a
+/// message's ack (up to the request timeout) holds few others with it, large enough that the
+/// broker's per-message cost stays low.
+pub const FORWARD_CHUNK: usize = 64;
+
 impl Task {
+    /// The forward tasks naming these deliveries, [`FORWARD_CHUNK`] per task.
+    pub fn forward<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<Task> {
+        let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+        ids.chunks(FORWARD_CHUNK)
+            .map(|c| Task::ForwardV1 {
+                deliveries: c.to_vec(),
+            })
+            .collect()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("tasks contain only serializable values")
     }

@@ -3,6 +3,7 @@
 mod admin;
 mod error;
 mod extract;
+mod forwarding;
 mod ingress;
 pub mod limits;
 mod messages;
@@ -23,8 +24,9 @@ pub use limits::HttpLimits;
 
 use crate::config::Role;
 use crate::metrics::Metrics;
-use crate::ports::{Cache, Endpoints, Queue, Store};
-use crate::services::ProjectLookup;
+use crate::adapters::webhook_client::WebhookClient;
+use crate::ports::{Cache, Deliveries, Endpoints, Queue, Store};
+use crate::services::{Breakers, EndpointCache, ProjectLookup};
 use crate::workers::publisher::Publisher;
 
 /// What handlers share, behind one `Arc`: axum clones the state for every request, and cloning
@@ -61,6 +63,18 @@ pub struct Shared {
     pub meta_verify_token: Option<Arc<str>>,
     /// Webhook URLs may target internal addresses (`allow_private_targets`).
     pub allow_private_targets: bool,
+    pub forwarding: Forwarding,
+}
+
+/// What the webhook API shares with the forwarder: the deliveries, the endpoint cache it must
+/// invalidate on every change, the breakers whose state it shows, the client its test ping
+/// goes through.
+#[derive(Clone)]
+pub struct Forwarding {
+    pub deliveries: Arc<dyn Deliveries>,
+    pub cache: Arc<EndpointCache>,
+    pub breakers: Arc<Breakers>,
+    pub client: WebhookClient,
 }
 
 pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> Router {
@@ -111,8 +125,11 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
                 "/webhook/config/{id}/rotate-secret",
                 post(webhooks::rotate_secret),
             )
+            .route("/webhook/config/{id}/test", post(forwarding::test))
+            .route("/webhook/config/{id}/redrive", post(forwarding::redrive))
             .route("/webhook/config/{id}/deliveries", get(webhooks::deliveries))
-            .route("/webhook/deliveries/{id}", get(webhooks::delivery));
+            .route("/webhook/deliveries/{id}", get(webhooks::delivery))
+            .route("/webhook/deliveries/{id}/retry", post(forwarding::retry));
     }
     let app = app
         .fallback(ops::not_found)

@@ -80,17 +80,19 @@ async fn check_target(url: &WebhookUrl, allow_private: bool) -> Result<(), ApiEr
     Ok(())
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no webhook endpoint {id}"))
 }
 
 /// An endpoint id from the path; one that cannot be an id is as absent as any other.
-fn endpoint_id(id: &str) -> Result<EndpointId, ApiError> {
+pub(super) fn endpoint_id(id: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(id).map_err(|_| not_found(id))
 }
 
-/// An endpoint without its secrets.
-fn view(e: &Endpoint, now: Timestamp) -> Value {
+/// An endpoint without its secrets, with its URL's circuit breaker as this process sees it
+/// (shared by all forwarders when Redis is configured).
+async fn view(s: &AppState, e: &Endpoint, now: Timestamp) -> Value {
+    let b = s.forwarding.breakers.view(e.url.as_str()).await;
     json!({
         "id": e.id,
         "webhook_url": e.url.as_str(),
@@ -98,8 +100,11 @@ fn view(e: &Endpoint, now: Timestamp) -> Value {
         "description": e.description,
         "enabled": e.enabled,
         "disabled_reason": e.disabled_reason,
-        // Filled in by the forwarder's circuit breaker, which does not exist yet.
-        "breaker": Value::Null,
+        "breaker": {
+            "state": b.state.as_str(),
+            "consecutive_failures": b.consecutive_failures,
+            "open_until": b.open_until.map(Timestamp::to_rfc3339),
+        },
         "previous_secret_expires_at": e.active_previous(now).map(|p| p.expires_at.to_rfc3339()),
         "created_at": e.created_at.to_rfc3339(),
         "updated_at": e.updated_at.to_rfc3339(),
@@ -132,7 +137,7 @@ pub async fn create(
     let now = Timestamp::now();
     let endpoint = Endpoint::create(project, input, now);
     s.endpoints.create(&endpoint).await?;
-    let mut body = view(&endpoint, now);
+    let mut body = view(&s, &endpoint, now).await;
     body["shared_secret"] = json!(endpoint.secret.expose());
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -144,9 +149,11 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let now = Timestamp::now();
     let all = s.endpoints.list(&project).await?;
-    Ok(Json(json!({
-        "data": all.iter().map(|e| view(e, now)).collect::<Vec<_>>(),
-    })))
+    let mut data = Vec::with_capacity(all.len());
+    for e in &all {
+        data.push(view(&s, e, now).await);
+    }
+    Ok(Json(json!({ "data": data })))
 }
 
 /// `GET /webhook/config/{id}`: the endpoint and its state.
@@ -157,7 +164,7 @@ pub async fn one(
 ) -> Result<Json<Value>, ApiError> {
     let found = s.endpoints.get(&project, &endpoint_id(&id)?).await?;
     let endpoint = found.ok_or_else(|| not_found(&id))?;
-    Ok(Json(view(&endpoint, Timestamp::now())))
+    Ok(Json(view(&s, &endpoint, Timestamp::now()).await))
 }
 
 #[derive(Deserialize)]
@@ -201,7 +208,8 @@ pub async fn update(
     let now = Timestamp::now();
     let updated = s.endpoints.update(&project, &endpoint, &patch, now).await?;
     let updated = updated.ok_or_else(|| not_found(&id))?;
-    Ok(Json(view(&updated, now)))
+    s.forwarding.cache.invalidate(&endpoint).await;
+    Ok(Json(view(&s, &updated, now).await))
 }
 
 /// `DELETE /webhook/config/{id}`: 204; its deliveries go with it.
@@ -210,7 +218,9 @@ pub async fn remove(
     ProjectAuth(project): ProjectAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if s.endpoints.delete(&project, &endpoint_id(&id)?).await? {
+    let endpoint = endpoint_id(&id)?;
+    if s.endpoints.delete(&project, &endpoint).await? {
+        s.forwarding.cache.invalidate(&endpoint).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))
@@ -272,6 +282,7 @@ pub async fn rotate_secret(
         .rotate_secret(&project, &endpoint, &secret, until, now)
         .await?
         .ok_or_else(|| not_found(&id))?;
+    s.forwarding.cache.invalidate(&endpoint).await;
     Ok(Json(json!({
         "id": rotated.id,
         "shared_secret": rotated.secret.expose(),
@@ -286,7 +297,7 @@ pub struct DeliveriesQuery {
     limit: Option<u32>,
 }
 
-fn delivery_json(d: &DeliveryView) -> Value {
+pub(super) fn delivery_json(d: &DeliveryView) -> Value {
     json!({
         "id": d.id,
         "event_id": d.event_id,

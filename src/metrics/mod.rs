@@ -1,5 +1,6 @@
 //! Every metric wagate exports, its name, help and labels, in one typed place.
 
+pub mod forward;
 pub mod process;
 
 use std::sync::Arc;
@@ -85,6 +86,7 @@ pub struct Metrics {
     pub cache_lookups: Family<CacheResultLabel, Counter>,
     pub cache_hit_ratio: Family<CacheLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub store_seconds: HistogramFamily<OpLabel>,
+    pub forward: forward::ForwardMetrics,
 }
 
 impl Default for Metrics {
@@ -99,6 +101,7 @@ impl Metrics {
         let sizes = process::Sizes::default();
         root.register_collector(Box::new(sizes.clone()));
         let r = root.sub_registry_with_prefix("wagate");
+        let forward = forward::ForwardMetrics::register(r);
         let m = Metrics {
             registry: Arc::new(Registry::default()),
             sizes: process::Sizes::default(),
@@ -118,6 +121,7 @@ impl Metrics {
             cache_lookups: Family::default(),
             cache_hit_ratio: Family::default(),
             store_seconds: Family::new_with_constructor(latency_histogram),
+            forward,
         };
         r.register(
             "ingress_events_accepted",

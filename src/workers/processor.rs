@@ -20,7 +20,8 @@ use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::{AppliedLabel, LayerLabel, Metrics, QueueLabel, ReasonLabel};
 use crate::ports::store::{Applied, Quarantined};
-use crate::ports::{Consumer, Delivery, Queue, QueueError, Store, StoreError};
+use crate::domain::endpoint::WebhookDeliveryId;
+use crate::ports::{Consumer, Delivery, Outgoing, Queue, QueueError, Store, StoreError};
 use crate::services::{Dedupe, ProjectLookup};
 
 #[derive(Debug, Clone)]
@@ -225,6 +226,7 @@ impl Processor {
                 }
             }
         }
+        self.queue_deliveries(&report.applied.deliveries).await;
         let ids: Vec<_> = batch.iter().map(|r| r.delivery.id).collect();
         if let Err(e) = consumer.ack(&ids).await {
             // Effects are committed and idempotent: a redelivery is harmless.
@@ -242,6 +244,30 @@ impl Processor {
             .processor_batch_events
             .observe(report.events as f64);
         report
+    }
+
+    /// Queues the outbox rows the batch created, for the forwarder. Best effort on purpose:
+    /// the rows are committed and come due after their lease, so a publish lost here (a crash,
+    /// a broker outage) is re-queued by the sweeper; holding the batch would gain nothing.
+    async fn queue_deliveries(&self, ids: &[WebhookDeliveryId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let tasks: Vec<Outgoing> = Task::forward(ids.iter().map(WebhookDeliveryId::as_str))
+            .iter()
+            .map(|t| Outgoing::new(t.encode(), 0))
+            .collect();
+        match self.queue.publish(queues::FORWARD, &tasks).await {
+            Ok(()) => {
+                self.metrics
+                    .forward
+                    .outbox_deliveries
+                    .inc_by(ids.len() as u64);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, deliveries = ids.len(), "cannot queue new deliveries; the sweeper will queue them when their lease ends");
+            }
+        }
     }
 
     /// Everything between decoding and acking; any error leaves the batch to be retried whole.

@@ -1,0 +1,430 @@
+//! The forwarder: queued delivery ids → signed webhook requests → attempts recorded → ack.
+//!
+//! A queue message names up to 64 outbox rows; the row is the truth. Each message is handled
+//! in its own task, so a slow endpoint holds only the messages that name it, and each
+//! delivery inside it runs on its own: past the endpoint's circuit breaker, within the
+//! endpoint's in-flight cap (the excess is deferred in the store, not held in a slot), then
+//! within the process's global cap. The attempt and its follow-up (delivered, retry at, dead)
+//! are committed through the [`Recorder`] before the message is acked.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::recorder::Recorder;
+use crate::adapters::webhook_client::WebhookClient;
+use crate::domain::delivery::{DeadLetterReason, Decision, Outcome, RetrySchedule, headers};
+use crate::domain::endpoint::{DeliveryStatus, EndpointId, WebhookDeliveryId};
+use crate::domain::signing::SigningSecret;
+use crate::domain::task::{Task, queues};
+use crate::domain::time::Timestamp;
+use crate::metrics::{Metrics, QueueLabel};
+use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
+use crate::ports::{Consumer, Deliveries, Delivery, Endpoints, Queue, QueueError, StoreError};
+use crate::services::{Breakers, EndpointCache};
+
+/// How long a delivery waits when its endpoint already has its fill of requests in flight.
+const BUSY_DEFER: Duration = Duration::from_secs(1);
+/// How long the worker waits for new messages before acking finished ones.
+const ACK_TICK: Duration = Duration::from_millis(20);
+/// A message whose rows could not be read or recorded comes back after this.
+const STORE_RETRY: Duration = Duration::from_secs(2);
+/// Recorded with the attempt when the endpoint was disabled before the delivery went out.
+const DISABLED: &str = "endpoint disabled";
+/// Why the forwarder disables an endpoint.
+pub const GONE: &str = "the receiver answered 410 Gone";
+
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// Requests in flight at once, over all endpoints.
+    pub concurrency: usize,
+    /// Requests in flight at once to one endpoint.
+    pub endpoint_inflight: usize,
+    /// Queue messages held at once.
+    pub prefetch: u16,
+    /// Most attempts per recording transaction, and how long the first waits for others.
+    pub record_batch: usize,
+    pub record_window: Duration,
+}
+
+pub struct Forwarder {
+    deliveries: Arc<dyn Deliveries>,
+    endpoints: Arc<dyn Endpoints>,
+    cache: Arc<EndpointCache>,
+    breakers: Arc<Breakers>,
+    client: WebhookClient,
+    queue: Arc<dyn Queue>,
+    schedule: RetrySchedule,
+    metrics: Metrics,
+    config: ForwarderConfig,
+    shutdown: CancellationToken,
+    recorder: Recorder,
+    slots: Arc<Semaphore>,
+    /// Requests in flight per endpoint.
+    busy: Mutex<HashMap<EndpointId, usize>>,
+    /// Deliveries being attempted in this process: a second queue message naming one (the
+    /// sweeper's, after a lease ran out) must not send it twice at once.
+    attempting: Mutex<HashSet<WebhookDeliveryId>>,
+}
+
+/// The forwarder's collaborators.
+pub struct ForwarderParts {
+    pub deliveries: Arc<dyn Deliveries>,
+    pub endpoints: Arc<dyn Endpoints>,
+    pub cache: Arc<EndpointCache>,
+    pub breakers: Arc<Breakers>,
+    pub client: WebhookClient,
+    pub queue: Arc<dyn Queue>,
+    pub schedule: RetrySchedule,
+    pub metrics: Metrics,
+}
+
+/// What became of one delivery named by a queue message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Attempted; the outcome's follow-up is committed.
+    Attempted(FollowUp),
+    /// Not attempted now; due again at this time (breaker open, endpoint busy).
+    Deferred(Timestamp),
+    /// Nothing to do: already done, being attempted here, or its endpoint is gone.
+    Skipped,
+}
+
+impl Forwarder {
+    pub fn new(
+        parts: ForwarderParts,
+        config: ForwarderConfig,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Forwarder {
+        let recorder = Recorder::spawn(
+            parts.deliveries.clone(),
+            tracker,
+            config.record_batch,
+            config.record_window,
+        );
+        Forwarder {
+            slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            deliveries: parts.deliveries,
+            endpoints: parts.endpoints,
+            cache: parts.cache,
+            breakers: parts.breakers,
+            client: parts.client,
+            queue: parts.queue,
+            schedule: parts.schedule,
+            metrics: parts.metrics,
+            config,
+            shutdown,
+            recorder,
+            busy: Mutex::default(),
+            attempting: Mutex::default(),
+        }
+    }
+
+    /// Starts the worker loop; it stops when shutdown is signalled, after its messages finish.
+    pub fn spawn(self: Arc<Self>, tracker: &TaskTracker) {
+        let t = tracker.clone();
+        tracker.spawn(async move { self.worker(t).await });
+    }
+
+    async fn worker(self: Arc<Self>, tracker: TaskTracker) {
+        let mut failures = 0u32;
+        while !self.shutdown.is_cancelled() {
+            let mut consumer = match self
+                .queue
+                .consumer(queues::FORWARD, self.config.prefetch)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "forwarder cannot consume; retrying");
+                    failures = (failures + 1).min(6);
+                    self.pause(Duration::from_millis(100 << failures)).await;
+                    continue;
+                }
+            };
+            failures = 0;
+            match self.consume(&mut *consumer, &tracker).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "forwarder lost its consumer; reconnecting");
+                    self.pause(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        tracing::debug!("forwarder worker stopped");
+    }
+
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.shutdown.cancelled() => {}
+        }
+    }
+
+    /// Receives messages while there is room, hands each to its own task, and acks (or
+    /// returns) each once its task reports. On shutdown, stops receiving and waits for the
+    /// tasks it started.
+    async fn consume(
+        self: &Arc<Self>,
+        consumer: &mut dyn Consumer,
+        tracker: &TaskTracker,
+    ) -> Result<(), QueueError> {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, bool)>();
+        let mut outstanding = 0usize;
+        let prefetch = usize::from(self.config.prefetch);
+        loop {
+            let stopping = self.shutdown.is_cancelled();
+            if stopping && outstanding == 0 {
+                return Ok(());
+            }
+            if !stopping && outstanding < prefetch {
+                let got = tokio::select! {
+                    r = consumer.receive(prefetch - outstanding, Some(ACK_TICK)) => r?,
+                    _ = self.shutdown.cancelled() => Vec::new(),
+                };
+                for d in got {
+                    outstanding += 1;
+                    let me = self.clone();
+                    let done = done_tx.clone();
+                    tracker.spawn(async move {
+                        let ok = me.handle_message(&d).await;
+                        let _ = done.send((d, ok));
+                    });
+                }
+            } else if let Some(first) = done_rx.recv().await {
+                outstanding -= 1;
+                self.finish(consumer, first).await?;
+            }
+            while let Ok(next) = done_rx.try_recv() {
+                outstanding -= 1;
+                self.finish(consumer, next).await?;
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        consumer: &mut dyn Consumer,
+        (delivery, ok): (Delivery, bool),
+    ) -> Result<(), QueueError> {
+        if ok {
+            consumer.ack(&[delivery.id]).await
+        } else {
+            consumer.retry(&delivery, STORE_RETRY).await
+        }
+    }
+
+    /// Handles one queue message; `false` when the store failed and it must come back.
+    async fn handle_message(&self, d: &Delivery) -> bool {
+        let ids = match Task::decode(&d.payload) {
+            Ok(Task::ForwardV1 { deliveries }) => deliveries
+                .into_iter()
+                .filter_map(|id| WebhookDeliveryId::parse(&id).ok())
+                .collect::<Vec<_>>(),
+            // Nothing in it can be delivered, and nothing is lost by dropping it: the rows it
+            // might have meant are still in the store, where the sweeper finds them.
+            Ok(_) | Err(_) => {
+                tracing::error!("undecodable message on the forward queue; dropping it");
+                self.metrics
+                    .dead_lettered
+                    .get_or_create(&QueueLabel {
+                        queue: queues::FORWARD,
+                    })
+                    .inc();
+                return true;
+            }
+        };
+        match self.handle(&ids).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, deliveries = ids.len(), "store failed while forwarding; the message comes back");
+                false
+            }
+        }
+    }
+
+    /// Attempts these deliveries (each at once, concurrently) and commits every outcome.
+    pub async fn handle(&self, ids: &[WebhookDeliveryId]) -> Result<Vec<Handled>, StoreError> {
+        let rows = self.deliveries.load(ids).await?;
+        let results =
+            futures_util::future::join_all(rows.into_iter().map(|p| self.deliver(p))).await;
+        let mut handled = Vec::with_capacity(results.len());
+        let mut deferred: HashMap<Timestamp, Vec<WebhookDeliveryId>> = HashMap::new();
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok((id, h)) => {
+                    if let Handled::Deferred(at) = h {
+                        deferred.entry(at).or_default().push(id);
+                    }
+                    handled.push(h);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for (at, ids) in deferred {
+            self.deliveries.defer(&ids, at).await?;
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(handled),
+        }
+    }
+
+    async fn deliver(&self, p: Pending) -> Result<(WebhookDeliveryId, Handled), StoreError> {
+        let id = p.id.clone();
+        if p.status != DeliveryStatus::Pending {
+            self.metrics.forward.count("skipped");
+            return Ok((id, Handled::Skipped));
+        }
+        if !self.attempting.lock().expect("not poisoned").insert(id.clone()) {
+            self.metrics.forward.count("skipped");
+            return Ok((id, Handled::Skipped));
+        }
+        let result = self.attempt(p).await;
+        self.attempting.lock().expect("not poisoned").remove(&id);
+        result.map(|h| (id, h))
+    }
+
+    async fn attempt(&self, p: Pending) -> Result<Handled, StoreError> {
+        let Some(endpoint) = self.cache.get(&p.endpoint_id).await? else {
+            // Deleted with its deliveries a moment ago.
+            self.metrics.forward.count("skipped");
+            return Ok(Handled::Skipped);
+        };
+        let now = Timestamp::now();
+        if !endpoint.enabled {
+            let reason = endpoint.disabled_reason.as_deref().unwrap_or("by request");
+            let record = AttemptRecord {
+                delivery: p.id.clone(),
+                attempt: p.attempts + 1,
+                status_code: None,
+                latency_ms: None,
+                error: Some(format!("{DISABLED}: {reason}")),
+                response_snippet: None,
+                attempted_at: now,
+                follow_up: FollowUp::Dead,
+            };
+            self.recorder.record(record).await?;
+            self.metrics.forward.count("dead");
+            return Ok(Handled::Attempted(FollowUp::Dead));
+        }
+        let url = endpoint.url.as_str();
+        if let Err(until) = self.breakers.admit(url).await {
+            self.metrics.forward.count("deferred_breaker");
+            return Ok(Handled::Deferred(until));
+        }
+        let Some(_busy) = BusySlot::take(&self.busy, &p.endpoint_id, self.config.endpoint_inflight)
+        else {
+            self.metrics.forward.count("deferred_busy");
+            return Ok(Handled::Deferred(now.plus(BUSY_DEFER)));
+        };
+        let _permit = self.slots.acquire().await.expect("the semaphore is never closed");
+        let now = Timestamp::now();
+        let attempt = p.attempts + 1;
+        let secrets: Vec<SigningSecret> = endpoint
+            .signing_secrets(now)
+            .into_iter()
+            .map(|s| s.signing())
+            .collect();
+        let body = Bytes::from(p.payload.into_bytes());
+        let headers = headers(&p.event_type, &p.event_id, attempt, &body, &secrets, now);
+        self.metrics.forward.in_flight.inc();
+        let sent = self.client.post(url, &headers, body).await;
+        self.metrics.forward.in_flight.dec();
+        self.metrics
+            .forward
+            .attempt_seconds
+            .observe(sent.latency.as_secs_f64());
+        let outcome = match (&sent.error, sent.status) {
+            (Some((e, _)), _) => Outcome::of_transport(*e),
+            (None, Some(code)) => Outcome::of_response(code, sent.retry_after.as_deref(), now),
+            (None, None) => Outcome::of_transport(crate::domain::delivery::TransportError::Other),
+        };
+        self.breakers
+            .record(url, outcome.is_endpoint_failure())
+            .await;
+        let decision = self
+            .schedule
+            .decide(outcome, p.budget_used + 1, rand::random::<f64>());
+        let follow_up = match decision {
+            Decision::Delivered => FollowUp::Succeeded,
+            Decision::RetryIn(d) => FollowUp::RetryAt(Timestamp::now().plus(d)),
+            Decision::Disable | Decision::DeadLetter(_) => FollowUp::Dead,
+        };
+        if decision == Decision::Disable {
+            self.endpoints.disable(&p.endpoint_id, GONE, now).await?;
+            self.cache.invalidate(&p.endpoint_id).await;
+            tracing::warn!(endpoint = %p.endpoint_id.as_str(), "endpoint answered 410 Gone; disabled it");
+        }
+        let record = AttemptRecord {
+            delivery: p.id.clone(),
+            attempt,
+            status_code: sent.status,
+            latency_ms: Some(u64::try_from(sent.latency.as_millis()).unwrap_or(u64::MAX)),
+            error: sent.error.as_ref().map(|(_, text)| text.clone()),
+            response_snippet: sent.snippet,
+            attempted_at: now,
+            follow_up,
+        };
+        self.recorder.record(record).await?;
+        let label = match decision {
+            Decision::Delivered => "delivered",
+            Decision::RetryIn(_) => {
+                self.metrics.forward.retries_scheduled.inc();
+                "retry"
+            }
+            Decision::Disable => "disabled",
+            Decision::DeadLetter(DeadLetterReason::Permanent | DeadLetterReason::Exhausted) => {
+                "dead"
+            }
+        };
+        self.metrics.forward.count(label);
+        Ok(Handled::Attempted(follow_up))
+    }
+}
+
+/// One of an endpoint's in-flight places, given back on drop.
+struct BusySlot<'a> {
+    busy: &'a Mutex<HashMap<EndpointId, usize>>,
+    endpoint: EndpointId,
+}
+
+impl<'a> BusySlot<'a> {
+    fn take(
+        busy: &'a Mutex<HashMap<EndpointId, usize>>,
+        endpoint: &EndpointId,
+        cap: usize,
+    ) -> Option<BusySlot<'a>> {
+        let mut map = busy.lock().expect("not poisoned");
+        let n = map.entry(endpoint.clone()).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(BusySlot {
+            busy,
+            endpoint: endpoint.clone(),
+        })
+    }
+}
+
+impl Drop for BusySlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.busy.lock().expect("not poisoned");
+        if let Some(n) = map.get_mut(&self.endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.endpoint);
+            }
+        }
+    }
+}
