@@ -13,17 +13,25 @@ use tokio_util::task::TaskTracker;
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
 use crate::domain::task::queues;
-use crate::http::{self, AppState, HttpLimits, Shared};
+use crate::adapters::webhook_client::{WebhookClient, WebhookClientConfig};
+use crate::http::{self, AppState, Forwarding, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
-use crate::services::{Dedupe, ProjectLookup, Tiers};
+use crate::services::{
+    BreakerConfig, Breakers, Dedupe, EndpointCache, EndpointCacheConfig, ProjectLookup, Tiers,
+};
+use crate::workers::forwarder::{Forwarder, ForwarderConfig, ForwarderParts};
 use crate::workers::processor::{Processor, ProcessorConfig};
 use crate::workers::publisher::{Publisher, PublisherConfig};
+use crate::workers::sweeper::Sweeper;
 
 /// A built, not yet running, wagate process.
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
     processor: Option<Arc<Processor>>,
+    forwarder: Option<Arc<Forwarder>>,
+    forwarding: Forwarding,
+    sweep_interval: Duration,
     backends: Backends,
     metrics: Metrics,
     tracker: TaskTracker,
@@ -76,6 +84,17 @@ impl App {
                 stop_workers.clone(),
             ))
         });
+        let forwarding = forwarding(&config, &backends, &metrics)?;
+        let forwarder = config.roles.contains(&Role::Forwarder).then(|| {
+            Arc::new(forwarder(
+                &config,
+                &backends,
+                &forwarding,
+                &metrics,
+                &tracker,
+                stop_workers.clone(),
+            ))
+        });
         let admin_token = admin_token(&config)?;
         if config.roles.contains(&Role::Ingress) {
             warn_unauthenticated_ingress(&config);
@@ -100,6 +119,7 @@ impl App {
             meta_app_secret: secret(&config.meta_app_secret),
             meta_verify_token: secret(&config.meta_verify_token),
             allow_private_targets: config.allow_private_targets,
+            forwarding: forwarding.clone(),
         });
         let limits = HttpLimits::from_config(&config);
         let router = http::router(state, &config.roles, &limits);
@@ -115,6 +135,9 @@ impl App {
             listener,
             router,
             processor,
+            forwarder,
+            forwarding,
+            sweep_interval: Config::ms(config.sweeper_interval_ms),
             backends,
             metrics,
             tracker,
@@ -137,9 +160,27 @@ impl App {
     /// either durably enqueued or refused), lets the processor finish its batch, closes pools.
     /// All of that within `shutdown_timeout_secs`; past it, whatever is left is dropped (work a
     /// worker had not acked is redelivered, which is safe) and the process exits anyway.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         if let Some(p) = &self.processor {
             p.clone().spawn(&self.tracker);
+        }
+        self.forwarding
+            .cache
+            .spawn_watcher(&self.tracker, self.stop_workers.clone());
+        // Handed over, not kept: the forwarder's recorder stops when the last handle is gone,
+        // after writing what its in-flight attempts give it.
+        if let Some(f) = self.forwarder.take() {
+            f.spawn(&self.tracker);
+            self.tracker.spawn(
+                Sweeper {
+                    deliveries: self.backends.deliveries.clone(),
+                    queue: self.backends.queue.clone(),
+                    metrics: self.metrics.clone(),
+                    interval: self.sweep_interval,
+                    shutdown: self.stop_workers.clone(),
+                }
+                .run(),
+            );
         }
         if let Some(days) = self.retention_days {
             self.tracker.spawn(crate::services::retention::run(
@@ -295,21 +336,106 @@ pub fn processor(
     }
 }
 
+/// The webhook client, breakers and endpoint cache, shared by the API (test pings, breaker
+/// state, invalidation) and the forwarder.
+pub fn forwarding(
+    config: &Config,
+    backends: &Backends,
+    metrics: &Metrics,
+) -> anyhow::Result<Forwarding> {
+    let timeout = Config::ms(config.forwarder_timeout_ms);
+    let extra_root_certs_pem = match &config.webhook_ca_file {
+        Some(path) => Some(
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let client = WebhookClient::new(WebhookClientConfig {
+        timeout,
+        connect_timeout: timeout.min(Duration::from_secs(5)),
+        allow_private_targets: config.allow_private_targets,
+        extra_root_certs_pem,
+    })
+    .context("building the webhook HTTP client")?;
+    let breakers = Arc::new(Breakers::new(
+        BreakerConfig {
+            threshold: config.breaker_failure_threshold,
+            cooldown: Duration::from_secs(config.breaker_cooldown_secs),
+            // A probe that neither succeeds nor fails within a request's time (its process
+            // died) must not keep the breaker half-open for ever.
+            probe_timeout: timeout + Duration::from_secs(5),
+        },
+        backends.shared.clone(),
+        metrics.clone(),
+    ));
+    let cache = Arc::new(EndpointCache::new(
+        backends.endpoints.clone(),
+        backends.shared.clone(),
+        EndpointCacheConfig {
+            memory_ttl: Duration::from_secs(config.cache_memory_ttl_secs),
+            shared_ttl: Duration::from_secs(config.cache_redis_ttl_secs),
+            max_bytes: config.endpoint_cache_budget(),
+            single_process: config.is_embedded_store() && config.amqp_url.is_none(),
+        },
+        metrics.clone(),
+    ));
+    Ok(Forwarding {
+        deliveries: backends.deliveries.clone(),
+        cache,
+        breakers,
+        client,
+    })
+}
+
+/// A forwarder on these backends; `App` spawns its loop, tests drive it with `handle`.
+pub fn forwarder(
+    config: &Config,
+    backends: &Backends,
+    forwarding: &Forwarding,
+    metrics: &Metrics,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Forwarder {
+    Forwarder::new(
+        ForwarderParts {
+            deliveries: backends.deliveries.clone(),
+            endpoints: backends.endpoints.clone(),
+            cache: forwarding.cache.clone(),
+            breakers: forwarding.breakers.clone(),
+            client: forwarding.client.clone(),
+            queue: backends.queue.clone(),
+            schedule: config
+                .retry_schedule()
+                .expect("Config::validate checked the schedule"),
+            metrics: metrics.clone(),
+        },
+        ForwarderConfig {
+            concurrency: config.forwarder_concurrency,
+            endpoint_inflight: config.forwarder_endpoint_inflight,
+            prefetch: config.forwarder_prefetch,
+            record_batch: 512,
+            record_window: Duration::from_millis(5),
+        },
+        tracker,
+        shutdown,
+    )
+}
+
 /// Keeps the queue-depth gauges current for `/metrics`.
 async fn refresh_queue_gauges(
     queue: Arc<dyn crate::ports::Queue>,
     metrics: Metrics,
     stop: CancellationToken,
 ) {
-    let label = QueueLabel {
-        queue: queues::EVENTS,
-    };
     loop {
-        if let Ok(n) = queue.depth(queues::EVENTS).await {
-            metrics.queue_depth.get_or_create(&label).set(n as i64);
-        }
-        if let Ok(n) = queue.dead_count(queues::EVENTS).await {
-            metrics.queue_dead.get_or_create(&label).set(n as i64);
+        for name in [queues::EVENTS, queues::FORWARD] {
+            let label = QueueLabel { queue: name };
+            if let Ok(n) = queue.depth(name).await {
+                metrics.queue_depth.get_or_create(&label).set(n as i64);
+            }
+            if let Ok(n) = queue.dead_count(name).await {
+                metrics.queue_dead.get_or_create(&label).set(n as i64);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

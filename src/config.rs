@@ -493,11 +493,22 @@ impl Config {
 
     /// `cache_memory_max_bytes` split into (lookups, dedupe marks). Lookups get an eighth:
     /// a project lookup or key entry is ~250 bytes, so 8 MiB of the default holds ~30,000
-    /// numbers and keys, more than any deployment has; dedupe marks (~250 bytes each) get the
-    /// rest, ~230,000 recent events by default. A full dedupe cache costs only store work.
+    /// numbers and keys, more than any deployment has; webhook endpoints get a sixteenth
+    /// ([`endpoint_cache_budget`](Self::endpoint_cache_budget)); dedupe marks (~250 bytes
+    /// each) get the rest, ~200,000 recent events by default. A full dedupe cache costs only
+    /// store work.
     pub fn memory_budgets(&self) -> (u64, u64) {
         let lookups = self.cache_memory_max_bytes / 8;
-        (lookups, self.cache_memory_max_bytes - lookups)
+        (
+            lookups,
+            self.cache_memory_max_bytes - lookups - self.endpoint_cache_budget(),
+        )
+    }
+
+    /// Bytes of endpoint configurations kept in memory: 4 MiB of the default, ~4,000
+    /// endpoints of ~1 KB.
+    pub fn endpoint_cache_budget(&self) -> u64 {
+        self.cache_memory_max_bytes / 16
     }
 
     pub fn ms(v: u64) -> Duration {

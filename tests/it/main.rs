@@ -9,6 +9,8 @@ mod cache_recovery;
 mod crash;
 mod edges;
 mod endpoints_conformance;
+mod forwarding;
+mod forwarding_crash;
 mod http;
 mod projects;
 mod queue_conformance;

@@ -101,6 +101,7 @@ pub mod events;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 
 #[cfg(test)]
 mod tests {
