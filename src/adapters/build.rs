@@ -12,13 +12,15 @@ use super::redis_cache::RedisCache;
 use super::sqlite::{LocalQueue, SqliteDb, SqliteStore};
 use crate::config::{Config, endpoint};
 use crate::metrics::Metrics;
-use crate::ports::{Cache, Endpoints, Queue, Store};
+use crate::ports::{Cache, Deliveries, Endpoints, Queue, Store};
 
 /// The ports, wired.
 pub struct Backends {
     pub store: Arc<dyn Store>,
     /// The same database as `store`.
     pub endpoints: Arc<dyn Endpoints>,
+    /// The outbox rows the forwarder works through; the same database as `store`.
+    pub deliveries: Arc<dyn Deliveries>,
     pub queue: Arc<dyn Queue>,
     /// Project and API-key lookups, in memory.
     pub memory: Arc<dyn Cache>,
@@ -35,6 +37,7 @@ impl Backends {
     pub fn new(
         store: Arc<dyn Store>,
         endpoints: Arc<dyn Endpoints>,
+        deliveries: Arc<dyn Deliveries>,
         queue: Arc<dyn Queue>,
         memory: Arc<dyn Cache>,
         shared: Option<Arc<dyn Cache>>,
@@ -42,6 +45,7 @@ impl Backends {
         Backends {
             store,
             endpoints,
+            deliveries,
             queue,
             dedupe_memory: memory.clone(),
             memory,
@@ -159,17 +163,22 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
     let mut closers = Vec::new();
     let url = cfg.database_url();
     let synchronous_full = cfg.sqlite_synchronous == "full";
-    type Stores = (Arc<dyn Store>, Arc<dyn Endpoints>, Option<SqliteDb>);
-    let (store, endpoints, embedded): Stores = if url.starts_with("sqlite:") {
+    type Stores = (
+        Arc<dyn Store>,
+        Arc<dyn Endpoints>,
+        Arc<dyn Deliveries>,
+        Option<SqliteDb>,
+    );
+    let (store, endpoints, deliveries, embedded): Stores = if url.starts_with("sqlite:") {
         let db = sqlite(&url, synchronous_full).await?;
         closers.push(Closer::Sqlite(db.clone()));
         let store = Arc::new(SqliteStore::new(db.clone()));
-        (store.clone(), store, Some(db))
+        (store.clone(), store.clone(), store, Some(db))
     } else {
         let pg = postgres(&url, cfg.store_pool_size).await?;
         closers.push(Closer::Postgres(pg.clone()));
         let store = Arc::new(pg);
-        (store.clone(), store, None)
+        (store.clone(), store.clone(), store, None)
     };
     let queue: Arc<dyn Queue> = match &cfg.amqp_url {
         Some(amqp) => match RabbitQueue::connect(amqp, rabbit_options(cfg)).await {
@@ -248,6 +257,7 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
     Ok(Backends {
         store: Instrumented::wrap(store, metrics.clone()),
         endpoints,
+        deliveries,
         queue,
         memory,
         dedupe_memory,

@@ -2,11 +2,13 @@
 //! (PostgreSQL, RabbitMQ, Redis).
 
 pub mod build;
+pub mod delivery_queries;
 pub mod endpoint_queries;
 pub mod guarded_cache;
 pub mod instrumented;
 pub mod memory_cache;
 pub mod postgres;
+pub mod postgres_deliveries;
 pub mod postgres_endpoints;
 pub mod queries;
 pub mod rabbitmq;

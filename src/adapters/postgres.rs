@@ -5,14 +5,18 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
 
+use super::delivery_queries::{NewEvent, SubscriberRow, outbox_rows, projects as outbox_projects};
 use super::queries::pg as q;
 use super::sql::{self, assemble, classify, history_row, migrator};
 use crate::domain::apply::Plan;
+use crate::domain::delivery::EventRef;
+use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
+use crate::domain::status::{Reported, Status};
 use crate::domain::time::Timestamp;
 use crate::ports::store::{
     Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineFilter,
@@ -45,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "raw_retention",
         include_str!("../../migrations/postgres/0005_raw_retention.sql"),
+    ),
+    (
+        6,
+        "delivery_budget",
+        include_str!("../../migrations/postgres/0006_delivery_budget.sql"),
     ),
 ];
 
@@ -144,15 +153,19 @@ impl PgStore {
             applied.new_history = new.len() as u64;
             applied.duplicate_history = h.len() as u64 - applied.new_history;
         }
-        let upserts = plan.messages(|w, s| {
+        let is_new = |w: &str, s: &Reported| {
             new.contains(&(w.to_owned(), i32::from(s.code()), s.key_word().to_owned()))
-        });
+        };
+        let upserts = plan.messages(is_new);
+        // Each changed message's status after the merge (what deliveries report as current);
+        // a wamid missing here lost the race for its ownership.
+        let mut merged: HashMap<String, i32> = HashMap::new();
         if !upserts.is_empty() {
             let m = &upserts;
             // The merge rule, in SQL: status is the max rank; known fields are never erased.
             // A message another project created since the ownership check above is left as
             // it is (the WHERE) and does not come back from RETURNING.
-            let merged: HashSet<String> = sqlx::query_scalar(
+            merged = sqlx::query_as(
                 "INSERT INTO messages (wamid, project_id, provider, status_rank, business_number, \
                  phone, campaign_id, event_count, created_at, updated_at) \
                  SELECT w, p, pr, s, b, ph, c, n, t, t FROM unnest($1::text[], $2::text[], $3::text[], \
@@ -166,7 +179,7 @@ impl PgStore {
                  business_number = COALESCE(messages.business_number, EXCLUDED.business_number), \
                  phone = COALESCE(messages.phone, EXCLUDED.phone), \
                  campaign_id = COALESCE(messages.campaign_id, EXCLUDED.campaign_id) \
-                 WHERE messages.project_id = EXCLUDED.project_id RETURNING wamid",
+                 WHERE messages.project_id = EXCLUDED.project_id RETURNING wamid, status_rank",
             )
             .bind(m.iter().map(|r| r.wamid).collect::<Vec<_>>())
             .bind(m.iter().map(|r| r.project_id.as_str()).collect::<Vec<_>>())
@@ -181,7 +194,7 @@ impl PgStore {
             .await?
             .into_iter()
             .collect();
-            let lost: Vec<_> = m.iter().filter(|u| !merged.contains(u.wamid)).collect();
+            let lost: Vec<_> = m.iter().filter(|u| !merged.contains_key(u.wamid)).collect();
             if !lost.is_empty() {
                 // Lost the race to own these messages: take back the history rows this
                 // transaction added for them.
@@ -205,14 +218,15 @@ impl PgStore {
                 );
             }
         }
+        let mut fresh_inbound: HashSet<String> = HashSet::new();
         if !plan.inbound.is_empty() {
             let i = &plan.inbound;
-            let inserted = sqlx::query(
+            fresh_inbound = sqlx::query_scalar(
                 "INSERT INTO inbound_messages (message_id, project_id, provider, business_number, \
                  from_phone, profile_name, kind, body, occurred_at, received_at, raw) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[]) \
-                 ON CONFLICT DO NOTHING",
+                 ON CONFLICT DO NOTHING RETURNING message_id",
             )
             .bind(
                 i.iter()
@@ -257,15 +271,98 @@ impl PgStore {
             )
             .bind(i.iter().map(|r| r.received_at.millis()).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.message.raw.get()).collect::<Vec<_>>())
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?
-            .rows_affected();
-            applied.new_inbound = inserted;
-            applied.duplicate_inbound = i.len() as u64 - inserted;
+            .into_iter()
+            .collect();
+            applied.new_inbound = fresh_inbound.len() as u64;
+            applied.duplicate_inbound = i.len() as u64 - applied.new_inbound;
         }
+        let events: Vec<NewEvent> = plan
+            .history
+            .iter()
+            .filter(|h| is_new(&h.event.wamid, &h.event.status))
+            .filter_map(|h| {
+                let rank = merged.get(h.event.wamid.as_str())?;
+                Some(NewEvent {
+                    event: EventRef::Status(h.event),
+                    project_id: h.project_id,
+                    current_status: i16::try_from(*rank).ok().and_then(Status::from_rank),
+                })
+            })
+            .chain(
+                plan.inbound
+                    .iter()
+                    .filter(|i| fresh_inbound.contains(i.message.message_id.as_str()))
+                    .map(|i| NewEvent {
+                        event: EventRef::Inbound(i.message),
+                        project_id: i.project_id,
+                        current_status: None,
+                    }),
+            )
+            .collect();
+        applied.deliveries = outbox(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(applied)
     }
+}
+
+/// In the applying transaction: one delivery row per new event and subscribed endpoint.
+/// A batch whose projects have no enabled endpoint costs one indexed read.
+async fn outbox(
+    tx: &mut PgConnection,
+    events: &[NewEvent<'_>],
+) -> Result<Vec<WebhookDeliveryId>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let subscribers: Vec<SubscriberRow> = sqlx::query_as(
+        "SELECT id, project_id, topics FROM endpoints WHERE enabled AND project_id = ANY($1)",
+    )
+    .bind(outbox_projects(events))
+    .fetch_all(&mut *tx)
+    .await?;
+    let rows = outbox_rows(events, subscribers, Timestamp::now());
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO deliveries (id, event_id, endpoint_id, project_id, event_type, payload, \
+         next_attempt_at, created_at, updated_at) \
+         SELECT i, e, ep, p, t, b, n, c, c FROM unnest($1::text[], $2::text[], $3::text[], \
+         $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[]) AS u(i, e, ep, p, t, b, n, c) \
+         ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id",
+    )
+    .bind(rows.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|d| d.event_id.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|d| d.endpoint_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|d| d.project_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|d| d.event_type).collect::<Vec<_>>())
+    .bind(rows.iter().map(|d| d.payload.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|d| d.next_attempt_at.millis())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|d| d.created_at.millis())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(ids
+        .into_iter()
+        .map(WebhookDeliveryId::from_trusted)
+        .collect())
 }
 
 #[async_trait]

@@ -57,6 +57,13 @@ pub struct StatusEvent {
     pub raw: Box<RawValue>,
 }
 
+impl StatusEvent {
+    /// See [`Event::dedupe_key`].
+    pub fn dedupe_key(&self) -> String {
+        format!("s:{}:{}", self.wamid, self.status.key_text())
+    }
+}
+
 /// A message a WhatsApp user sent to a business number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboundMessage {
@@ -70,6 +77,13 @@ pub struct InboundMessage {
     pub text: Option<String>,
     pub occurred_at: Option<Timestamp>,
     pub raw: Box<RawValue>,
+}
+
+impl InboundMessage {
+    /// See [`Event::dedupe_key`].
+    pub fn dedupe_key(&self) -> String {
+        format!("i:{}", self.message_id)
+    }
 }
 
 /// One unit of work for the processor. Externally tagged on purpose: serde's internally tagged
@@ -100,8 +114,8 @@ impl Event {
     /// reported kind, and the word for an unknown one), an inbound message its id.
     pub fn dedupe_key(&self) -> String {
         match self {
-            Event::Status(e) => format!("s:{}:{}", e.wamid, e.status.key_text()),
-            Event::Inbound(m) => format!("i:{}", m.message_id),
+            Event::Status(e) => e.dedupe_key(),
+            Event::Inbound(m) => m.dedupe_key(),
         }
     }
 

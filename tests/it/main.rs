@@ -7,6 +7,7 @@
 mod cache_conformance;
 mod cache_recovery;
 mod crash;
+mod deliveries_conformance;
 mod edges;
 mod endpoints_conformance;
 mod forwarding;

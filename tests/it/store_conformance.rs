@@ -64,6 +64,7 @@ store_suite!(
     reported_kinds_are_history_rows,
 );
 
+mod outbox;
 mod ownership;
 mod retention;
 use ownership::{

@@ -1,5 +1,6 @@
 //! The embedded backend: one SQLite file (WAL mode) holding the store and the local queue.
 
+mod deliveries;
 mod endpoints;
 mod queue;
 mod store;
@@ -42,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "raw_retention",
         include_str!("../../../migrations/sqlite/0005_raw_retention.sql"),
+    ),
+    (
+        6,
+        "delivery_budget",
+        include_str!("../../../migrations/sqlite/0006_delivery_budget.sql"),
     ),
 ];
 

@@ -3,14 +3,21 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteDb;
+use crate::adapters::delivery_queries::{
+    NewEvent, SubscriberRow, outbox_rows, projects as outbox_projects,
+};
 use crate::adapters::queries::lite as q;
 use crate::adapters::sql::{MessageRow, assemble, classify, history_row};
 use crate::domain::apply::{MessageUpsert, Plan};
+use crate::domain::delivery::EventRef;
+use crate::domain::delivery::outbox::NewDelivery;
+use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
+use crate::domain::status::{Reported, Status};
 use crate::domain::time::Timestamp;
 use crate::ports::store::{
     Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineFilter,
@@ -41,6 +48,49 @@ fn padded<T: Clone>(rows: &[T], pad: impl Fn(&T) -> T) -> Vec<(Vec<T>, usize)> {
             (v, chunk.len())
         })
         .collect()
+}
+
+/// In the applying transaction: one delivery row per new event and subscribed endpoint.
+/// A batch whose projects have no enabled endpoint costs one indexed read.
+async fn outbox(
+    tx: &mut SqliteConnection,
+    events: &[NewEvent<'_>],
+) -> Result<Vec<WebhookDeliveryId>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let subscribers: Vec<SubscriberRow> = sqlx::query_as(
+        "SELECT id, project_id, topics FROM endpoints \
+         WHERE enabled AND project_id IN (SELECT value FROM json_each($1))",
+    )
+    .bind(serde_json::to_string(&outbox_projects(events)).expect("strings serialize"))
+    .fetch_all(&mut *tx)
+    .await?;
+    let rows = outbox_rows(events, subscribers, Timestamp::now());
+    let refs: Vec<&NewDelivery> = rows.iter().collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    for (chunk, _) in padded(&refs, |d| *d) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, event_id, endpoint_id, project_id, event_type, payload, \
+             next_attempt_at, created_at, updated_at) ",
+        );
+        q.push_values(&chunk, |mut b, d| {
+            b.push_bind(d.id.as_str())
+                .push_bind(d.event_id.as_str())
+                .push_bind(d.endpoint_id.as_str())
+                .push_bind(d.project_id.as_str())
+                .push_bind(d.event_type)
+                .push_bind(d.payload.as_str())
+                .push_bind(d.next_attempt_at.millis())
+                .push_bind(d.created_at.millis())
+                .push_bind(d.created_at.millis());
+        });
+        // No conflict target: besides (event_id, endpoint_id), padding repeats a row's id.
+        q.push(" ON CONFLICT DO NOTHING RETURNING id");
+        let inserted: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        ids.extend(inserted.into_iter().map(WebhookDeliveryId::from_trusted));
+    }
+    Ok(ids)
 }
 
 #[derive(Clone)]
@@ -112,9 +162,12 @@ impl SqliteStore {
         }
         applied.new_history = new.len() as u64;
         applied.duplicate_history = plan.history.len() as u64 - applied.new_history;
-        let upserts = plan.messages(|w, s| {
+        let is_new = |w: &str, s: &Reported| {
             new.contains(&(w.to_owned(), i64::from(s.code()), s.key_word().to_owned()))
-        });
+        };
+        let upserts = plan.messages(is_new);
+        // Each changed message's status after the merge: what its deliveries report as current.
+        let mut merged: HashMap<String, i64> = HashMap::with_capacity(upserts.len());
         // Padding repeats the last upsert with no new events: the max and the sum ignore it.
         for (chunk, _) in padded(&upserts, |m| MessageUpsert {
             new_events: 0,
@@ -146,10 +199,16 @@ impl SqliteStore {
                  business_number = COALESCE(messages.business_number, excluded.business_number), \
                  phone = COALESCE(messages.phone, excluded.phone), \
                  campaign_id = COALESCE(messages.campaign_id, excluded.campaign_id) \
-                 WHERE messages.project_id = excluded.project_id",
+                 WHERE messages.project_id = excluded.project_id RETURNING wamid, status_rank",
             );
-            q.build().execute(&mut *tx).await.map_err(classify)?;
+            let rows: Vec<(String, i64)> = q
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(classify)?;
+            merged.extend(rows);
         }
+        let mut fresh_inbound: HashSet<String> = HashSet::new();
         for (chunk, real) in padded(&plan.inbound, |i| *i) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO inbound_messages (message_id, project_id, provider, business_number, \
@@ -169,16 +228,41 @@ impl SqliteStore {
                     .push_bind(i.received_at.millis())
                     .push_bind(m.raw.get());
             });
-            q.push(" ON CONFLICT DO NOTHING");
-            let inserted = q
-                .build()
-                .execute(&mut *tx)
+            // Padding conflicts with its original, so only real new rows come back.
+            q.push(" ON CONFLICT DO NOTHING RETURNING message_id");
+            let inserted: Vec<String> = q
+                .build_query_scalar()
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(classify)?
-                .rows_affected();
-            applied.new_inbound += inserted;
-            applied.duplicate_inbound += real as u64 - inserted;
+                .map_err(classify)?;
+            applied.new_inbound += inserted.len() as u64;
+            applied.duplicate_inbound += (real - inserted.len()) as u64;
+            fresh_inbound.extend(inserted);
         }
+        let events: Vec<NewEvent> = plan
+            .history
+            .iter()
+            .filter(|h| is_new(&h.event.wamid, &h.event.status))
+            .filter_map(|h| {
+                let rank = merged.get(h.event.wamid.as_str())?;
+                Some(NewEvent {
+                    event: EventRef::Status(h.event),
+                    project_id: h.project_id,
+                    current_status: i16::try_from(*rank).ok().and_then(Status::from_rank),
+                })
+            })
+            .chain(
+                plan.inbound
+                    .iter()
+                    .filter(|i| fresh_inbound.contains(i.message.message_id.as_str()))
+                    .map(|i| NewEvent {
+                        event: EventRef::Inbound(i.message),
+                        project_id: i.project_id,
+                        current_status: None,
+                    }),
+            )
+            .collect();
+        applied.deliveries = outbox(&mut tx, &events).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         Ok(applied)
     }

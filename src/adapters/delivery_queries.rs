@@ -1,0 +1,292 @@
+//! The outbox and the deliveries port's SQL and row handling, written once for both stores
+//! where the text is the same (see `queries.rs` for why a macro). Batch statements differ
+//! (`unnest` arrays against multi-row `VALUES`) and stay in the adapters.
+
+use std::collections::HashMap;
+
+use crate::domain::delivery::EventRef;
+use crate::domain::delivery::outbox::{self, NewDelivery, Subscriber};
+use crate::domain::endpoint::{DeliveryStatus, EndpointId, Topics, WebhookDeliveryId};
+use crate::domain::project::ProjectId;
+use crate::domain::status::Status;
+use crate::domain::time::Timestamp;
+use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
+
+/// A new event of an applied plan (not a duplicate, not refused), with the status its message
+/// has after the transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub event: EventRef<'a>,
+    pub project_id: &'a ProjectId,
+    pub current_status: Option<Status>,
+}
+
+/// The distinct projects of `events`, sorted: whose subscribers the outbox reads.
+pub fn projects<'a>(events: &[NewEvent<'a>]) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// `(id, project_id, topics)` as the outbox's subscriber query returns them.
+pub type SubscriberRow = (String, String, String);
+
+/// The outbox rows for `events`, built only when some endpoint subscribes (no body otherwise).
+pub fn outbox_rows(
+    events: &[NewEvent<'_>],
+    subscribers: Vec<SubscriberRow>,
+    now: Timestamp,
+) -> Vec<NewDelivery> {
+    if subscribers.is_empty() {
+        return Vec::new();
+    }
+    let subscribers: Vec<Subscriber> = subscribers
+        .into_iter()
+        .map(|(id, project, topics)| Subscriber {
+            id: EndpointId::from_trusted(id),
+            project_id: ProjectId::from_trusted(project),
+            topics: Topics::from_stored(&topics),
+        })
+        .collect();
+    let keys: Vec<String> = events
+        .iter()
+        .map(|e| match e.event {
+            EventRef::Status(s) => s.dedupe_key(),
+            EventRef::Inbound(m) => m.dedupe_key(),
+        })
+        .collect();
+    let applied = events.iter().zip(&keys).map(|(e, key)| outbox::Applied {
+        event: e.event,
+        dedupe_key: key,
+        project_id: e.project_id,
+        current_status: e.current_status,
+    });
+    outbox::deliveries(applied, &subscribers, now)
+}
+
+/// Splits attempt records into rounds with one record per delivery each, keeping their order:
+/// a batched conditional update sees every delivery once, and a second record for the same
+/// delivery (its next attempt) is judged against the row the first one left.
+pub fn rounds(records: &[AttemptRecord]) -> Vec<Vec<&AttemptRecord>> {
+    let mut rounds: Vec<Vec<&AttemptRecord>> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for r in records {
+        let k = seen.entry(r.delivery.as_str()).or_insert(0);
+        if *k == rounds.len() {
+            rounds.push(Vec::new());
+        }
+        rounds[*k].push(r);
+        *k += 1;
+    }
+    rounds
+}
+
+/// The columns an attempt's follow-up writes: status and, when it sets one, the next time.
+pub fn follow_up_columns(f: FollowUp) -> (&'static str, Option<i64>) {
+    match f {
+        FollowUp::Succeeded => (DeliveryStatus::Succeeded.as_str(), None),
+        FollowUp::RetryAt(at) => (DeliveryStatus::Pending.as_str(), Some(at.millis())),
+        FollowUp::Dead => (DeliveryStatus::Dead.as_str(), None),
+    }
+}
+
+/// The columns `PendingRow` holds, in order.
+macro_rules! pending_columns {
+    () => {
+        "id, event_id, endpoint_id, project_id, event_type, payload, status, attempts, \
+         attempts_before_retry, created_at"
+    };
+}
+pub(crate) use pending_columns;
+
+pub type PendingRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    i32,
+    i64,
+);
+
+pub fn pending_from(r: PendingRow) -> Result<Pending, sqlx::Error> {
+    let status = DeliveryStatus::parse(&r.6)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown delivery status `{}`", r.6).into()))?;
+    let attempts = u32::try_from(r.7).unwrap_or(0);
+    let before = u32::try_from(r.8).unwrap_or(0);
+    Ok(Pending {
+        id: WebhookDeliveryId::from_trusted(r.0),
+        event_id: r.1,
+        endpoint_id: EndpointId::from_trusted(r.2),
+        project_id: ProjectId::from_trusted(r.3),
+        event_type: r.4,
+        payload: r.5,
+        status,
+        attempts,
+        budget_used: attempts.saturating_sub(before),
+        created_at: Timestamp::from_millis(r.9),
+    })
+}
+
+/// An attempt number as the `INTEGER` columns hold it.
+pub fn attempt_number(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+macro_rules! delivery_queries {
+    ($db:ty, $conn:ty) => {
+        use sqlx::Pool;
+
+        use crate::adapters::delivery_queries::{attempt_number, follow_up_columns};
+        use crate::adapters::endpoint_queries::{DeliveryRow, delivery_from};
+        use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
+        use crate::domain::project::ProjectId;
+        use crate::domain::time::Timestamp;
+        use crate::ports::deliveries::AttemptRecord;
+        use crate::ports::endpoints::DeliveryView;
+
+        /// In the caller's transaction: moves the delivery if it is still pending at the
+        /// attempt before this one, and then records the attempt. `false`: it was not there.
+        pub async fn record_one(tx: &mut $conn, r: &AttemptRecord) -> Result<bool, sqlx::Error> {
+            let (status, next) = follow_up_columns(r.follow_up);
+            let moved = sqlx::query(
+                "UPDATE deliveries SET attempts = attempts + 1, status = $3, \
+                 next_attempt_at = COALESCE($4, next_attempt_at), last_status_code = $5, \
+                 last_error = $6, updated_at = $7 \
+                 WHERE id = $1 AND status = 'pending' AND attempts = $2",
+            )
+            .bind(r.delivery.as_str())
+            .bind(attempt_number(r.attempt) - 1)
+            .bind(status)
+            .bind(next)
+            .bind(r.status_code.map(i32::from))
+            .bind(r.error.as_deref())
+            .bind(r.attempted_at.millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, \
+                 error, response_snippet, attempted_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(r.delivery.as_str())
+            .bind(attempt_number(r.attempt))
+            .bind(r.status_code.map(i32::from))
+            .bind(r.latency_ms.map(|l| i64::try_from(l).unwrap_or(i64::MAX)))
+            .bind(r.error.as_deref())
+            .bind(r.response_snippet.as_deref())
+            .bind(r.attempted_at.millis())
+            .execute(&mut *tx)
+            .await?;
+            Ok(true)
+        }
+
+        /// A manual retry: pending, due now, with the attempts so far no longer charged to the
+        /// schedule; the last error stays for the log.
+        pub async fn retry(
+            conn: &mut $conn,
+            project: &ProjectId,
+            id: &WebhookDeliveryId,
+            now: Timestamp,
+        ) -> Result<Option<DeliveryView>, sqlx::Error> {
+            let row: Option<DeliveryRow> = sqlx::query_as(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, \
+                 attempts_before_retry = attempts, updated_at = $3 \
+                 WHERE id = $1 AND project_id = $2 \
+                 RETURNING id, event_id, endpoint_id, event_type, status, attempts, \
+                 next_attempt_at, last_status_code, last_error, created_at, updated_at",
+            )
+            .bind(id.as_str())
+            .bind(project.as_str())
+            .bind(now.millis())
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.map(delivery_from).transpose()
+        }
+
+        pub async fn redrive(
+            conn: &mut $conn,
+            project: &ProjectId,
+            endpoint: &EndpointId,
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, \
+                 attempts_before_retry = attempts, updated_at = $3 \
+                 WHERE endpoint_id = $1 AND project_id = $2 AND status = 'dead'",
+            )
+            .bind(endpoint.as_str())
+            .bind(project.as_str())
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        pub async fn dead_count(pool: &Pool<$db>) -> Result<u64, sqlx::Error> {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'dead'")
+                .fetch_one(pool)
+                .await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+    };
+}
+
+/// The delivery queries on PostgreSQL.
+pub mod pg {
+    delivery_queries!(sqlx::Postgres, sqlx::PgConnection);
+}
+
+/// The delivery queries on SQLite.
+pub mod lite {
+    delivery_queries!(sqlx::Sqlite, sqlx::SqliteConnection);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &WebhookDeliveryId, attempt: u32) -> AttemptRecord {
+        AttemptRecord {
+            delivery: id.clone(),
+            attempt,
+            status_code: None,
+            latency_ms: None,
+            error: None,
+            response_snippet: None,
+            attempted_at: Timestamp::from_millis(0),
+            follow_up: FollowUp::Dead,
+        }
+    }
+
+    #[test]
+    fn rounds_hold_each_delivery_once_in_order() {
+        let a = WebhookDeliveryId::generate();
+        let b = WebhookDeliveryId::generate();
+        let records = [record(&a, 1), record(&b, 1), record(&a, 2), record(&a, 3)];
+        let shape: Vec<Vec<(String, u32)>> = rounds(&records)
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|x| (x.delivery.to_string(), x.attempt))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                vec![(a.to_string(), 1), (b.to_string(), 1)],
+                vec![(a.to_string(), 2)],
+                vec![(a.to_string(), 3)],
+            ]
+        );
+    }
+}
