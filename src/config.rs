@@ -164,6 +164,9 @@ pub struct Config {
     /// addresses. Off by default: a customer's URL must not reach wagate's own network. For
     /// tests and local development.
     pub allow_private_targets: bool,
+    /// A PEM file of extra root certificates the forwarder trusts beside the system's, for
+    /// receivers behind a private CA.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -207,6 +210,7 @@ impl Default for Config {
             log_format: "text".into(),
             embedded_ingress_only: false,
             allow_private_targets: false,
+            webhook_ca_file: None,
         }
     }
 }
@@ -294,7 +298,7 @@ impl Config {
             embedded_ingress_only, allow_private_targets,
         );
         env_optional!(cfg, env;
-            database_url, amqp_url, redis_url, amqp_queue_expires_ms,
+            database_url, amqp_url, redis_url, amqp_queue_expires_ms, webhook_ca_file,
         );
         for (key, field) in [
             ("WAGATE_ADMIN_TOKEN", &mut cfg.admin_token),
@@ -534,6 +538,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("embedded_ingress_only", &self.embedded_ingress_only)
             .field("allow_private_targets", &self.allow_private_targets)
+            .field("webhook_ca_file", &self.webhook_ca_file)
             .finish()
     }
 }
