@@ -2,6 +2,7 @@
 
 pub mod breakers;
 pub mod dedupe;
+pub mod endpoint_cache;
 pub mod lookup;
 pub mod replay;
 pub mod retention;

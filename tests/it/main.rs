@@ -9,6 +9,7 @@ mod cache_conformance;
 mod cache_recovery;
 mod crash;
 mod edges;
+mod endpoint_cache;
 mod endpoints_conformance;
 mod http;
 mod projects;
