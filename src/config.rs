@@ -185,6 +185,9 @@ pub struct Config {
     pub breaker_failure_threshold: u32,
     /// How long an open breaker defers deliveries before letting one probe through.
     pub breaker_cooldown_secs: u64,
+    /// A PEM file of extra root certificates the forwarder trusts beside the system's, for
+    /// receivers behind a private CA.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -236,6 +239,7 @@ impl Default for Config {
             sweeper_interval_ms: 500,
             breaker_failure_threshold: 10,
             breaker_cooldown_secs: 300,
+            webhook_ca_file: None,
         }
     }
 }
@@ -326,7 +330,7 @@ impl Config {
             breaker_failure_threshold, breaker_cooldown_secs,
         );
         env_optional!(cfg, env;
-            database_url, amqp_url, redis_url, amqp_queue_expires_ms,
+            database_url, amqp_url, redis_url, amqp_queue_expires_ms, webhook_ca_file,
         );
         for (key, field) in [
             ("WAGATE_ADMIN_TOKEN", &mut cfg.admin_token),
@@ -617,6 +621,7 @@ impl std::fmt::Debug for Config {
             .field("sweeper_interval_ms", &self.sweeper_interval_ms)
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("breaker_cooldown_secs", &self.breaker_cooldown_secs)
+            .field("webhook_ca_file", &self.webhook_ca_file)
             .finish()
     }
 }

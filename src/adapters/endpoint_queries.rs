@@ -183,6 +183,21 @@ macro_rules! endpoint_queries {
             Ok(row.map(endpoint_from))
         }
 
+        pub async fn by_id(
+            pool: &Pool<$db>,
+            id: &EndpointId,
+        ) -> Result<Option<Endpoint>, sqlx::Error> {
+            let row: Option<EndpointRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM endpoints WHERE id = $1"
+            ))
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(endpoint_from))
+        }
+
         /// The project's endpoints, oldest first; only the enabled ones if `enabled_only`.
         pub async fn list(
             pool: &Pool<$db>,

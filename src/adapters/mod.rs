@@ -15,5 +15,6 @@ pub mod rabbitmq;
 pub mod redis_cache;
 pub mod sql;
 pub mod sqlite;
+pub mod webhook_client;
 
 pub use build::{Backends, build};

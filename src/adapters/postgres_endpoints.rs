@@ -23,6 +23,10 @@ impl Endpoints for PgStore {
         q::get(&self.pool, p, id).await.map_err(classify)
     }
 
+    async fn by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        q::by_id(&self.pool, id).await.map_err(classify)
+    }
+
     async fn list(&self, p: &ProjectId) -> Result<Vec<Endpoint>, StoreError> {
         q::list(&self.pool, p, false).await.map_err(classify)
     }

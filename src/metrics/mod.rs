@@ -53,6 +53,11 @@ pub struct CacheResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
     pub op: &'static str,
 }
@@ -87,6 +92,10 @@ pub struct Metrics {
     pub cache_hit_ratio: Family<CacheLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub store_seconds: HistogramFamily<OpLabel>,
     pub forward: forward::ForwardMetrics,
+    /// Per-URL breakers this process tracks, by state (a count, never a label per URL).
+    pub forward_breakers: Family<StateLabel, Gauge>,
+    /// Endpoint config lookups answered, by the layer that answered.
+    pub endpoint_cache_lookups: Family<LayerLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,6 +131,8 @@ impl Metrics {
             cache_hit_ratio: Family::default(),
             store_seconds: Family::new_with_constructor(latency_histogram),
             forward,
+            forward_breakers: Family::default(),
+            endpoint_cache_lookups: Family::default(),
         };
         r.register(
             "ingress_events_accepted",
@@ -199,6 +210,16 @@ impl Metrics {
             "Store call latency by operation",
             m.store_seconds.clone(),
         );
+        r.register(
+            "forward_breakers",
+            "Webhook URL circuit breakers this process tracks, by state",
+            m.forward_breakers.clone(),
+        );
+        r.register(
+            "endpoint_cache_lookups",
+            "Endpoint config lookups by the layer that answered (memory, shared, store)",
+            m.endpoint_cache_lookups.clone(),
+        );
         Metrics {
             registry: Arc::new(root),
             sizes,
@@ -214,6 +235,22 @@ impl Metrics {
                 layer,
                 result,
             })
+            .inc();
+    }
+
+    /// The gauge counting breakers in `state`.
+    pub fn forward_breaker(&self, state: crate::domain::breaker::BreakerState) -> Gauge {
+        self.forward_breakers
+            .get_or_create(&StateLabel {
+                state: state.as_str(),
+            })
+            .clone()
+    }
+
+    /// Counts an endpoint lookup answered by `layer` (`memory`, `shared` or `store`).
+    pub fn endpoint_cache_hit(&self, layer: &'static str) {
+        self.endpoint_cache_lookups
+            .get_or_create(&LayerLabel { layer })
             .inc();
     }
 

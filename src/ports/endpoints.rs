@@ -68,6 +68,10 @@ pub trait Endpoints: Send + Sync + 'static {
         id: &EndpointId,
     ) -> Result<Option<Endpoint>, StoreError>;
 
+    /// An endpoint whatever its project: the forwarder's read, which knows only the id a
+    /// delivery names.
+    async fn by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>, StoreError>;
+
     /// The project's endpoints, oldest first.
     async fn list(&self, project: &ProjectId) -> Result<Vec<Endpoint>, StoreError>;
 

@@ -1,6 +1,8 @@
-//! Logic shared by several roles, built on the ports: cached lookups, event dedupe, quarantine replay, payload retention.
+//! Logic shared by several roles, built on the ports: cached lookups, event dedupe, quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache.
 
+pub mod breakers;
 pub mod dedupe;
+pub mod endpoint_cache;
 pub mod lookup;
 pub mod replay;
 pub mod retention;

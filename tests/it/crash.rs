@@ -33,6 +33,7 @@ fn load(
                 let (base, acked, next, stop) =
                     (base.clone(), acked.clone(), next.clone(), stop.clone());
                 tokio::spawn(async move {
+                    wagate::adapters::webhook_client::install_tls_provider();
                     let client = reqwest::Client::builder()
                         .timeout(Duration::from_secs(5))
                         .build()
@@ -64,6 +65,7 @@ fn load(
 }
 
 async fn create_project(base: &str) -> String {
+    wagate::adapters::webhook_client::install_tls_provider();
     let r = reqwest::Client::new()
         .post(format!("{base}/v1/projects"))
         .bearer_auth(ADMIN)
@@ -81,6 +83,7 @@ async fn create_project(base: &str) -> String {
 /// Waits until the server has applied at least `n` history events, then returns every wamid
 /// it holds with its status.
 async fn applied(base: &str, key: &str, n: usize) -> Vec<(String, String)> {
+    wagate::adapters::webhook_client::install_tls_provider();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

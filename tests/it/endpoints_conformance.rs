@@ -72,6 +72,7 @@ endpoints_suite!(
     for_project_topic_picks_enabled_subscribers,
     deliveries_are_listed_by_endpoint_status_and_cursor,
     deleting_an_endpoint_takes_its_deliveries,
+    by_id_reads_any_project_endpoint,
 );
 
 fn project(id: &str) -> ProjectId {
@@ -557,4 +558,18 @@ async fn deleting_an_endpoint_takes_its_deliveries(db: &Db) {
         "already gone"
     );
     assert_eq!(db.endpoints.list(&acme).await.unwrap(), vec![kept]);
+}
+
+async fn by_id_reads_any_project_endpoint(db: &Db) {
+    projects(db).await;
+    let a = endpoint(db, "acme", &["*"]).await;
+    let b = endpoint(db, "beta", &["meta.delivery"]).await;
+    assert_eq!(db.endpoints.by_id(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(db.endpoints.by_id(&b.id).await.unwrap(), Some(b));
+    assert_eq!(
+        db.endpoints.by_id(&EndpointId::generate()).await.unwrap(),
+        None
+    );
+    assert!(db.endpoints.delete(&project("acme"), &a.id).await.unwrap());
+    assert_eq!(db.endpoints.by_id(&a.id).await.unwrap(), None);
 }

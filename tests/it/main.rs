@@ -4,11 +4,13 @@
 //! the local services). When one is unreachable they skip, unless
 //! `WAGATE_TEST_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns the skip into a failure.
 
+mod breakers;
 mod cache_conformance;
 mod cache_recovery;
 mod crash;
 mod deliveries_conformance;
 mod edges;
+mod endpoint_cache;
 mod endpoints_conformance;
 mod forwarding;
 mod forwarding_crash;

@@ -144,6 +144,7 @@ async fn unreachable_redis_is_a_warning_naming_host_and_port() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
+    wagate::adapters::webhook_client::install_tls_provider();
     while reqwest::get(format!("http://127.0.0.1:{listen}/healthz"))
         .await
         .is_err()

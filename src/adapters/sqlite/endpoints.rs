@@ -23,6 +23,10 @@ impl Endpoints for SqliteStore {
         q::get(&self.db.read, p, id).await.map_err(classify)
     }
 
+    async fn by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        q::by_id(&self.db.read, id).await.map_err(classify)
+    }
+
     async fn list(&self, p: &ProjectId) -> Result<Vec<Endpoint>, StoreError> {
         q::list(&self.db.read, p, false).await.map_err(classify)
     }

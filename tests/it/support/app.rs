@@ -95,6 +95,7 @@ impl TestApp {
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
+        wagate::adapters::webhook_client::install_tls_provider();
         Some(TestApp {
             addr,
             client: reqwest::Client::new(),

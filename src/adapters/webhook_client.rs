@@ -1,0 +1,279 @@
+//! The forwarder's HTTP client: one pooled reqwest client, TLS on rustls with ring, no
+//! redirects, bounded response reads, and the private-address guard applied at connect time.
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::domain::delivery::TransportError;
+use crate::domain::endpoint::is_forbidden_target;
+
+/// The most of a response body read: enough for any error page worth keeping, and a receiver
+/// streaming gigabytes back cannot hold a worker.
+pub const MAX_BODY_READ: usize = 10 * 1024;
+
+/// The most of the body kept with the attempt.
+pub const SNIPPET_BYTES: usize = 1024;
+
+/// Idle connections kept per host: the forwarder caps in-flight requests per endpoint at 20
+/// by default, so more could never be reused at once.
+const IDLE_PER_HOST: usize = 20;
+
+/// How long an idle pooled connection is kept: long enough to carry a steady stream to the
+/// same receiver, short enough that thousands of quiet hosts do not pile up sockets.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+pub struct WebhookClientConfig {
+    /// The whole request, connect to last body byte read (the seed: 15 s).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Lets requests reach loopback and private addresses (tests, local development).
+    pub allow_private_targets: bool,
+    /// PEM certificates trusted beside the system's roots.
+    pub extra_root_certs_pem: Option<Vec<u8>>,
+}
+
+impl Default for WebhookClientConfig {
+    fn default() -> WebhookClientConfig {
+        WebhookClientConfig {
+            timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            allow_private_targets: false,
+            extra_root_certs_pem: None,
+        }
+    }
+}
+
+/// One attempt's result as the forwarder records it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub status: Option<u16>,
+    pub retry_after: Option<String>,
+    pub latency: Duration,
+    /// at most 1 KB of the body, lossy UTF-8
+    pub snippet: Option<String>,
+    pub error: Option<(TransportError, String)>,
+}
+
+/// Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    allow_private_targets: bool,
+}
+
+/// Makes ring the process's rustls crypto provider, which every reqwest client in the process
+/// needs before it is built (reqwest is built without its aws-lc default). Idempotent.
+pub fn install_tls_provider() {
+    // `Err` means a provider is already installed, which is all this asks for.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The host resolved to an address the forwarder does not send to.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} resolves to an address that is not allowed")]
+struct ForbiddenAddress(String);
+
+/// The host did not resolve (kept apart from connect errors, which reqwest reports alike).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} did not resolve: {1}")]
+struct LookupFailed(String, std::io::Error);
+
+/// Resolves with the system resolver and drops refused addresses, so a name that passed the
+/// config-time check cannot be re-pointed at an internal address later (DNS rebinding): the
+/// addresses checked are the ones connected to.
+struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| LookupFailed(host.clone(), e))?
+                .collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| !is_forbidden_target(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err(Box::new(ForbiddenAddress(host)) as Box<dyn StdError + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+impl WebhookClient {
+    pub fn new(cfg: WebhookClientConfig) -> anyhow::Result<WebhookClient> {
+        install_tls_provider();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would make the address check meaningless.
+            .no_proxy()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .pool_max_idle_per_host(IDLE_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE)
+            .tcp_nodelay(true)
+            .user_agent(crate::domain::delivery::USER_AGENT);
+        if !cfg.allow_private_targets {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        if let Some(pem) = &cfg.extra_root_certs_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .context("reading the extra root certificates")?;
+            anyhow::ensure!(!certs.is_empty(), "no certificate in the extra root PEM");
+            builder = builder.tls_certs_merge(certs);
+        }
+        Ok(WebhookClient {
+            http: builder
+                .build()
+                .context("building the webhook HTTP client")?,
+            allow_private_targets: cfg.allow_private_targets,
+        })
+    }
+
+    /// Sends one POST and reads at most [`MAX_BODY_READ`] of the answer. Never fails: a
+    /// request that got no response comes back with `error` set.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: bytes::Bytes,
+    ) -> Sent {
+        let started = Instant::now();
+        let failed = |kind: TransportError, text: String| Sent {
+            status: None,
+            retry_after: None,
+            latency: started.elapsed(),
+            snippet: None,
+            error: Some((kind, text)),
+        };
+        if let Err((kind, text)) = self.check_literal(url) {
+            return failed(kind, text);
+        }
+        let mut request = self.http.post(url).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let (kind, text) = classify(&e);
+                return failed(kind, text);
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(64).collect());
+        let mut buf = Vec::new();
+        let mut error = None;
+        while buf.len() < MAX_BODY_READ {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_BODY_READ - buf.len();
+                    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The status arrived, so the attempt has an answer; a body cut short is
+                    // noted but does not change what the status means.
+                    error = Some(classify(&e));
+                    break;
+                }
+            }
+        }
+        let snippet = (!buf.is_empty())
+            .then(|| String::from_utf8_lossy(&buf[..buf.len().min(SNIPPET_BYTES)]).into_owned());
+        Sent {
+            status: Some(status),
+            retry_after,
+            latency: started.elapsed(),
+            snippet,
+            error,
+        }
+    }
+
+    /// reqwest does not ask the resolver about IP-literal hosts, so those are checked here.
+    fn check_literal(&self, url: &str) -> Result<(), (TransportError, String)> {
+        let parsed =
+            url::Url::parse(url).map_err(|_| (TransportError::Other, "invalid URL".to_owned()))?;
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        if !self.allow_private_targets && is_forbidden_target(ip) {
+            return Err((
+                TransportError::NotAllowed,
+                format!("{ip} is not an address webhooks may target"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Maps a reqwest error to its kind, with a short text made from the error chain (reqwest's
+/// errors carry the URL, never header values; the URL is dropped too, being on the endpoint).
+fn classify(e: &reqwest::Error) -> (TransportError, String) {
+    let kind = if has::<ForbiddenAddress>(e) {
+        TransportError::NotAllowed
+    } else if e.is_timeout() {
+        TransportError::Timeout
+    } else if has::<LookupFailed>(e) || e.is_dns() {
+        TransportError::Dns
+    } else if has::<rustls::Error>(e) {
+        TransportError::Tls
+    } else if e.is_connect() {
+        TransportError::Connect
+    } else {
+        TransportError::Other
+    };
+    let text = innermost(e).to_string();
+    let text: String = text.chars().take(200).collect();
+    (kind, format!("{}: {text}", kind.as_str()))
+}
+
+/// Whether the chain holds an error of type `T`, looking inside `io::Error`s too: rustls
+/// errors reach reqwest wrapped in two of them, and an `io::Error`'s `source` skips what it
+/// wraps.
+fn has<T: StdError + 'static>(e: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let mut inner: &(dyn StdError + 'static) = err;
+        loop {
+            if inner.is::<T>() {
+                return true;
+            }
+            match inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(wrapped) => inner = wrapped,
+                None => break,
+            }
+        }
+        next = err.source();
+    }
+    false
+}
+
+fn innermost<'a>(e: &'a (dyn StdError + 'static)) -> &'a (dyn StdError + 'static) {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current
+}
+
+#[cfg(test)]
+mod tests;
