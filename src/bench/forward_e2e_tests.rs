@@ -1,0 +1,1 @@
+//! `run_forward` end to end.
