@@ -95,10 +95,17 @@ struct Post {
     events: Range<usize>,
 }
 
-/// Every event's wamid and endpoint, and the requests that carry them.
+/// Every event's wamid and endpoint (handed to the receiver before the run), and the requests
+/// that carry them.
 struct Plan {
     events: Vec<(String, u32)>,
     posts: Vec<Post>,
+}
+
+impl Plan {
+    fn event_count(&self) -> usize {
+        self.posts.last().map_or(0, |p| p.events.end)
+    }
 }
 
 /// Builds the run's requests: request `r` goes to project `r mod E` and carries `batch` events
@@ -194,7 +201,7 @@ pub async fn run_forward(args: ForwardArgs) -> anyhow::Result<ForwardSummary> {
         .collect();
 
     let started = Instant::now();
-    let plan = {
+    let mut plan = {
         let (numbers, events, batch, share) =
             (numbers.clone(), args.events, args.batch, args.meta_share);
         tokio::task::spawn_blocking(move || plan(&numbers, events, batch, share, seed))
@@ -205,8 +212,9 @@ pub async fn run_forward(args: ForwardArgs) -> anyhow::Result<ForwardSummary> {
         .map(|e| e >= args.endpoints - args.slow_endpoints)
         .collect();
     let epoch = Instant::now();
+    let events = plan.event_count();
     let receiver = Arc::new(Receiver::new(
-        plan.events.clone(),
+        std::mem::take(&mut plan.events),
         &slow,
         Duration::from_secs(args.slow_hold_secs),
         epoch,
@@ -218,7 +226,7 @@ pub async fn run_forward(args: ForwardArgs) -> anyhow::Result<ForwardSummary> {
         .with_context(|| format!("starting the receiver on {}", args.receiver_listen))?;
     eprintln!(
         "bench: {} events in {} requests built in {:.1}s; receiver on {addr}; seed {seed}",
-        plan.events.len(),
+        events,
         plan.posts.len(),
         started.elapsed().as_secs_f64()
     );
@@ -241,7 +249,7 @@ pub async fn run_forward(args: ForwardArgs) -> anyhow::Result<ForwardSummary> {
     let ticker = tokio::spawn(report_progress(
         progress.clone(),
         receiver.clone(),
-        plan.events.len() as u64,
+        events as u64,
     ));
     let first_post = Instant::now();
     let posted = post_all(&api, &plan, &receiver, &progress, &args).await;
@@ -373,7 +381,7 @@ async fn post_all(
         });
     }
     let mut total = Posted {
-        accepted: vec![false; plan.events.len()],
+        accepted: vec![false; plan.event_count()],
         ..Posted::default()
     };
     while let Some(joined) = workers.join_next().await {

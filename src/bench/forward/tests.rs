@@ -14,7 +14,7 @@ fn numbers(n: usize) -> Vec<String> {
 fn the_plan_spreads_distinct_events_round_robin() {
     let nums = numbers(3);
     let p = plan(&nums, 100, 4, 0.5, 7);
-    assert_eq!(p.events.len(), 100);
+    assert_eq!((p.events.len(), p.event_count()), (100, 100));
     assert_eq!(p.posts.len(), 25);
     let wamids: HashSet<&str> = p.events.iter().map(|(w, _)| w.as_str()).collect();
     assert_eq!(wamids.len(), 100, "every event its own wamid");
