@@ -38,8 +38,8 @@ pub enum BenchCommand {
     /// verify nothing was lost or went backwards, and print one JSON line of results.
     Ingest(IngestArgs),
     /// Post status events through ingress for E fresh projects, each with one webhook endpoint
-    /// on a receiver this command runs, and measure the forwarding: forwards/s, ingress-to-
-    /// delivery latency, and that every delivery arrived exactly once with valid signatures
+    /// on a receiver this command runs, and measure the forwarding: forwards/s, latency from
+    /// ingress to delivery, and that every delivery arrived exactly once with valid signatures
     /// (exit status 1 otherwise). The gateway must run with WAGATE_ALLOW_PRIVATE_TARGETS=true:
     /// the receiver listens on this machine.
     Forward(ForwardArgs),
@@ -81,7 +81,8 @@ pub struct ForwardArgs {
     /// How long a hanging endpoint holds each request before answering 200.
     #[arg(long, default_value_t = 20)]
     pub slow_hold_secs: u64,
-    /// Where the receiver listens; its URLs are given to the gateway as http://<this address>.
+    /// Where the receiver listens (an address the gateway can reach: its endpoint URLs are
+    /// http://<this address>/e/<n>).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub receiver_listen: std::net::SocketAddr,
     /// Admin token, to create the run's projects.
