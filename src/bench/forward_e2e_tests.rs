@@ -286,3 +286,80 @@ async fn the_gateway_forwards_every_event_signed_and_once() {
         (0, 0, 0, 0)
     );
 }
+
+/// How many signed deliveries per second the receiver verifies and records, posted from this
+/// same process (so a lower bound): it must stay well above the gateway's rate. Prints the rate;
+/// run with `cargo test --release --lib receiver_capacity -- --ignored --nocapture`.
+#[ignore = "a measurement, not a check"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_capacity() {
+    use std::time::Instant;
+
+    use super::receiver::Receiver;
+    const EVENTS: usize = 50_000;
+    const ENDPOINTS: usize = 10;
+    let secrets: Vec<SigningSecret> = (0..ENDPOINTS).map(|_| SigningSecret::generate()).collect();
+    let plan: Vec<(String, u32)> = (0..EVENTS)
+        .map(|i| (format!("wamid.CAP{i:08}"), (i % ENDPOINTS) as u32))
+        .collect();
+    let now = Timestamp::now();
+    let requests: Vec<(usize, Vec<u8>, Vec<(&'static str, String)>)> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, (wamid, e))| {
+            let id = format!("event-{i}");
+            let body = format!(
+                r#"{{"event_type":"meta.delivery","event_id":"{id}","timestamp":"2025-01-01T00:00:00.000Z","data":{{"id":"{wamid}","status":"delivered","recipient_id":"919812345678","timestamp":"1750000000"}},"message":{{"wamid":"{wamid}","status":"delivered","current_status":"delivered","phone":"+919812345678","business_number":"+918000000000","campaign_id":"cmp","occurred_at":null,"error":null}}}}"#
+            )
+            .into_bytes();
+            let secret = std::slice::from_ref(&secrets[*e as usize]);
+            let headers = delivery::headers("meta.delivery", &id, 1, &body, secret, now);
+            (*e as usize, body, headers)
+        })
+        .collect();
+    let epoch = Instant::now();
+    let receiver = Arc::new(Receiver::new(
+        plan,
+        &[false; ENDPOINTS],
+        Duration::ZERO,
+        epoch,
+    ));
+    for (e, s) in secrets.into_iter().enumerate() {
+        receiver.set_secret(e, s);
+    }
+    let addr = receiver
+        .clone()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let requests = Arc::new(requests);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = reqwest::Client::builder().http1_only().build().unwrap();
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (requests, next, client) = (requests.clone(), next.clone(), client.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((e, body, headers)) = requests.get(i) else {
+                    break;
+                };
+                let mut req = client.post(Receiver::url(addr, *e)).body(body.clone());
+                for (k, v) in headers {
+                    req = req.header(*k, v);
+                }
+                assert_eq!(req.send().await.unwrap().status(), StatusCode::OK);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let secs = start.elapsed().as_secs_f64();
+    let counts = receiver.counts();
+    println!(
+        "receiver: {EVENTS} signed deliveries in {secs:.2}s: {:.0}/s",
+        EVENTS as f64 / secs
+    );
+    assert_eq!(counts.healthy_delivered, EVENTS as u64);
+    assert_eq!((counts.bad_signatures, counts.duplicates), (0, 0));
+}
