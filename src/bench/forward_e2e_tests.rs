@@ -303,7 +303,9 @@ async fn receiver_capacity() {
         .map(|i| (format!("wamid.CAP{i:08}"), (i % ENDPOINTS) as u32))
         .collect();
     let now = Timestamp::now();
-    let requests: Vec<(usize, Vec<u8>, Vec<(&'static str, String)>)> = plan
+    /// Endpoint, body, headers.
+    type Signed = (usize, Vec<u8>, Vec<(&'static str, String)>);
+    let requests: Vec<Signed> = plan
         .iter()
         .enumerate()
         .map(|(i, (wamid, e))| {
