@@ -4,17 +4,25 @@
 //! - [`workload`] (+ `payload`, which renders its bodies, and `model`, the types both share):
 //!   the seeded bodies and the state they imply; pure.
 //! - `load`, `verify`, `api`: the HTTP phases and the typed client they share.
+//! - [`forward`] (+ `endpoints`, its setup, and `receiver`, which verifies and times what the
+//!   gateway delivers): drives events through ingress and measures the forwarding.
 
 mod api;
 #[cfg(test)]
 mod e2e_tests;
+mod endpoints;
+pub mod forward;
+#[cfg(test)]
+mod forward_e2e_tests;
 pub mod ingest;
 mod load;
 mod model;
 mod payload;
+pub mod receiver;
 mod verify;
 pub mod workload;
 
+pub use forward::{ForwardSummary, run_forward};
 pub use ingest::{IngestSummary, run_ingest};
 
 /// `wagate bench <command>`.
@@ -29,6 +37,74 @@ pub enum BenchCommand {
     /// Post a seeded webhook workload (Datagen + Meta) at a server, wait for it to be processed,
     /// verify nothing was lost or went backwards, and print one JSON line of results.
     Ingest(IngestArgs),
+    /// Post status events through ingress for E fresh projects, each with one webhook endpoint
+    /// on a receiver this command runs, and measure the forwarding: forwards/s, latency from
+    /// ingress to delivery, and that every delivery arrived exactly once with valid signatures
+    /// (exit status 1 otherwise). The gateway must run with WAGATE_ALLOW_PRIVATE_TARGETS=true:
+    /// the receiver listens on this machine.
+    Forward(ForwardArgs),
+}
+
+/// Options of `wagate bench forward`. No `Debug`: it holds the admin token.
+#[derive(Clone, clap::Args)]
+pub struct ForwardArgs {
+    /// Base URL of the wagate gateway (run it with WAGATE_ALLOW_PRIVATE_TARGETS=true).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// Status events to post, each a distinct message, so each is exactly one forward.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Endpoints, one per fresh project (each with its own business number); events are
+    /// spread over them round-robin.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
+    /// How many of the endpoints hang past the gateway's 15 s timeout (held
+    /// --slow-hold-secs, then 200), to measure isolation. Their deliveries are not waited for.
+    #[arg(long, default_value_t = 0)]
+    pub slow_endpoints: usize,
+    /// Ingress requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Post at this many events per second (at most --concurrency requests in flight);
+    /// without it, as fast as --concurrency allows.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Events per ingress request (Datagen arrays, Meta `statuses`).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Share of requests in Meta Cloud API format; the rest are Datagen.
+    #[arg(long, default_value_t = 0.5)]
+    pub meta_share: f64,
+    /// How long to wait, after posting, for every healthy endpoint's deliveries.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+    /// How long a hanging endpoint holds each request before answering 200.
+    #[arg(long, default_value_t = 20)]
+    pub slow_hold_secs: u64,
+    /// Where the receiver listens (an address the gateway can reach: its endpoint URLs are
+    /// http://<this address>/e/<n>).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub receiver_listen: std::net::SocketAddr,
+    /// Admin token, to create the run's projects.
+    #[arg(long, env = "WAGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Seed of the bodies; random when absent (printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl ForwardArgs {
+    /// The defaults, as the command line gives them: a starting point for tests.
+    pub fn from_defaults() -> ForwardArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ForwardArgs,
+        }
+        <Cli as clap::Parser>::try_parse_from(["forward"])
+            .expect("every option has a default")
+            .args
+    }
 }
 
 /// Options of `wagate bench ingest`. No `Debug`: it holds the admin token.
@@ -87,6 +163,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => {
             let summary = run_ingest(args).await?;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        BenchCommand::Forward(args) => {
+            let summary = run_forward(args).await?;
+            println!("{}", serde_json::to_string(&summary)?);
+            let failures = summary.failures();
+            if !failures.is_empty() {
+                anyhow::bail!("forwarding was not clean: {}", failures.join(", "));
+            }
         }
     }
     Ok(())
