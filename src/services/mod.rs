@@ -8,7 +8,9 @@ pub mod replay;
 pub mod retention;
 mod tiers;
 
+pub use breakers::{BreakerConfig, BreakerView, Breakers};
 pub use dedupe::Dedupe;
+pub use endpoint_cache::{EndpointCache, EndpointCacheConfig};
 pub use lookup::ProjectLookup;
 pub use replay::Replayer;
 pub use tiers::Tiers;
