@@ -10,10 +10,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::adapters::webhook_client::{WebhookClient, WebhookClientConfig};
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
 use crate::domain::task::queues;
-use crate::adapters::webhook_client::{WebhookClient, WebhookClientConfig};
 use crate::http::{self, AppState, Forwarding, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
 use crate::services::{
@@ -345,9 +345,9 @@ pub fn forwarding(
 ) -> anyhow::Result<Forwarding> {
     let timeout = Config::ms(config.forwarder_timeout_ms);
     let extra_root_certs_pem = match &config.webhook_ca_file {
-        Some(path) => Some(
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
         None => None,
     };
     let client = WebhookClient::new(WebhookClientConfig {

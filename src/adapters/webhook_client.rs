@@ -73,6 +73,13 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The one way to start a reqwest client in this crate (and its tests): a client built
+/// before a crypto provider is installed panics, so this installs ring first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    install_tls_provider();
+    reqwest::Client::builder()
+}
+
 /// The host resolved to an address the forwarder does not send to.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} resolves to an address that is not allowed")]
@@ -111,8 +118,7 @@ impl Resolve for GuardedResolver {
 
 impl WebhookClient {
     pub fn new(cfg: WebhookClientConfig) -> anyhow::Result<WebhookClient> {
-        install_tls_provider();
-        let mut builder = reqwest::Client::builder()
+        let mut builder = client_builder()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy from the environment would make the address check meaningless.
             .no_proxy()

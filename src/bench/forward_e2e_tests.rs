@@ -131,7 +131,7 @@ async fn ingest(
 }
 
 async fn serve(faults: Faults) -> String {
-    let client = reqwest::Client::builder()
+    let client = crate::adapters::webhook_client::client_builder()
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
@@ -336,7 +336,10 @@ async fn receiver_capacity() {
         .unwrap();
     let requests = Arc::new(requests);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let client = reqwest::Client::builder().http1_only().build().unwrap();
+    let client = crate::adapters::webhook_client::client_builder()
+        .http1_only()
+        .build()
+        .unwrap();
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..32 {

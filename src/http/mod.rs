@@ -22,9 +22,9 @@ use axum::routing::{delete, get, post};
 pub use error::ApiError;
 pub use limits::HttpLimits;
 
+use crate::adapters::webhook_client::WebhookClient;
 use crate::config::Role;
 use crate::metrics::Metrics;
-use crate::adapters::webhook_client::WebhookClient;
 use crate::ports::{Cache, Deliveries, Endpoints, Queue, Store};
 use crate::services::{Breakers, EndpointCache, ProjectLookup};
 use crate::workers::publisher::Publisher;

@@ -78,6 +78,8 @@ impl ForwardMetrics {
     }
 
     pub fn count(&self, outcome: &'static str) {
-        self.deliveries.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.deliveries
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 }

@@ -28,6 +28,10 @@ const MEMO: Duration = Duration::from_secs(1);
 /// Breakers kept at most; beyond that the least used are forgotten (their URLs start closed
 /// again, or read the shared key).
 const MAX_BREAKERS: u64 = 100_000;
+/// While a half-open probe is out, other deliveries look again this soon: a probe usually
+/// answers in milliseconds, and waiting for its deadline (a request timeout and more) would
+/// hold every delivery that long after the endpoint came back.
+pub const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct BreakerConfig {
@@ -135,7 +139,8 @@ impl Breakers {
         }
     }
 
-    /// Ok: send now. Err(t): open, or another process's half-open probe is out: defer to t
+    /// Ok: send now. Err(t): open, or a half-open probe is out: defer to t (while a probe is
+    /// out, at most [`PROBE_WAIT`] ahead).
     pub async fn admit(&self, url: &str) -> Result<(), Timestamp> {
         let slot = self.slot(url).await;
         let mut e = slot.entry.lock().await;
@@ -163,7 +168,13 @@ impl Breakers {
                             e.probing = true;
                             return Ok(());
                         }
-                        Ok(false) => return Err(deadline),
+                        // Another process's probe is out: look again soon rather than at its
+                        // deadline, so deliveries follow a quick answer quickly.
+                        Ok(false) => {
+                            return Err(self
+                                .wall(now)
+                                .plus(PROBE_WAIT.min(self.cfg.probe_timeout)));
+                        }
                         Err(_) => {}
                     }
                 }
@@ -176,7 +187,16 @@ impl Breakers {
             }
             Shared::Closed | Shared::Unknown => {}
         }
-        e.local.admit(now.into_std()).map_err(|at| self.wall_at(at))
+        let half_open = e.local.state() == BreakerState::HalfOpen;
+        e.local.admit(now.into_std()).map_err(|at| {
+            let at = self.wall_at(at);
+            if half_open {
+                // This process's probe is out: the same as another's.
+                at.min(self.wall(now).plus(PROBE_WAIT))
+            } else {
+                at
+            }
+        })
     }
 
     /// outcome of an admitted request; `endpoint_failure` = Outcome::is_endpoint_failure()

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,7 +28,9 @@ use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
 use crate::ports::{Consumer, Deliveries, Delivery, Endpoints, Queue, QueueError, StoreError};
 use crate::services::{Breakers, EndpointCache};
 
-/// How long a delivery waits when its endpoint already has its fill of requests in flight.
+/// How long a delivery waits for a place among its endpoint's requests in flight before it is
+/// deferred, and how long it is deferred then.
+const LANE_WAIT: Duration = Duration::from_secs(1);
 const BUSY_DEFER: Duration = Duration::from_secs(1);
 /// How long the worker waits for new messages before acking finished ones.
 const ACK_TICK: Duration = Duration::from_millis(20);
@@ -66,7 +68,7 @@ pub struct Forwarder {
     recorder: Recorder,
     slots: Arc<Semaphore>,
     /// Requests in flight per endpoint.
-    busy: Mutex<HashMap<EndpointId, usize>>,
+    lanes: Lanes,
     /// Deliveries being attempted in this process: a second queue message naming one (the
     /// sweeper's, after a lease ran out) must not send it twice at once.
     attempting: Mutex<HashSet<WebhookDeliveryId>>,
@@ -110,6 +112,7 @@ impl Forwarder {
         );
         Forwarder {
             slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            lanes: Lanes::new(config.endpoint_inflight),
             deliveries: parts.deliveries,
             endpoints: parts.endpoints,
             cache: parts.cache,
@@ -121,7 +124,6 @@ impl Forwarder {
             config,
             shutdown,
             recorder,
-            busy: Mutex::default(),
             attempting: Mutex::default(),
         }
     }
@@ -285,7 +287,12 @@ impl Forwarder {
             self.metrics.forward.count("skipped");
             return Ok((id, Handled::Skipped));
         }
-        if !self.attempting.lock().expect("not poisoned").insert(id.clone()) {
+        if !self
+            .attempting
+            .lock()
+            .expect("not poisoned")
+            .insert(id.clone())
+        {
             self.metrics.forward.count("skipped");
             return Ok((id, Handled::Skipped));
         }
@@ -322,12 +329,15 @@ impl Forwarder {
             self.metrics.forward.count("deferred_breaker");
             return Ok(Handled::Deferred(until));
         }
-        let Some(_busy) = BusySlot::take(&self.busy, &p.endpoint_id, self.config.endpoint_inflight)
-        else {
+        let Some(_lane) = self.lanes.take(&p.endpoint_id, LANE_WAIT).await else {
             self.metrics.forward.count("deferred_busy");
-            return Ok(Handled::Deferred(now.plus(BUSY_DEFER)));
+            return Ok(Handled::Deferred(Timestamp::now().plus(BUSY_DEFER)));
         };
-        let _permit = self.slots.acquire().await.expect("the semaphore is never closed");
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let now = Timestamp::now();
         let attempt = p.attempts + 1;
         let secrets: Vec<SigningSecret> = endpoint
@@ -392,39 +402,66 @@ impl Forwarder {
     }
 }
 
-/// One of an endpoint's in-flight places, given back on drop.
-struct BusySlot<'a> {
-    busy: &'a Mutex<HashMap<EndpointId, usize>>,
-    endpoint: EndpointId,
+/// Each endpoint's in-flight places: a semaphore per endpoint with deliveries in flight or
+/// waiting, dropped from the map when nobody holds or awaits it.
+struct Lanes {
+    cap: usize,
+    map: Mutex<HashMap<EndpointId, Arc<Semaphore>>>,
 }
 
-impl<'a> BusySlot<'a> {
-    fn take(
-        busy: &'a Mutex<HashMap<EndpointId, usize>>,
-        endpoint: &EndpointId,
-        cap: usize,
-    ) -> Option<BusySlot<'a>> {
-        let mut map = busy.lock().expect("not poisoned");
-        let n = map.entry(endpoint.clone()).or_insert(0);
-        if *n >= cap {
-            return None;
+/// One of an endpoint's in-flight places, given back on drop.
+struct Lane<'a> {
+    lanes: &'a Lanes,
+    endpoint: EndpointId,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Lanes {
+    fn new(cap: usize) -> Lanes {
+        Lanes {
+            cap: cap.max(1),
+            map: Mutex::default(),
         }
-        *n += 1;
-        Some(BusySlot {
-            busy,
-            endpoint: endpoint.clone(),
-        })
+    }
+
+    /// Waits up to `wait` for one of the endpoint's places. A healthy endpoint frees places
+    /// within milliseconds, so a burst to it waits its turn; a slow one holds them for up to
+    /// the request timeout, so its excess gives up here and is deferred, instead of holding
+    /// its queue message (and the worker's room for messages) behind it.
+    async fn take(&self, endpoint: &EndpointId, wait: Duration) -> Option<Lane<'_>> {
+        let sem = self
+            .map
+            .lock()
+            .expect("not poisoned")
+            .entry(endpoint.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.cap)))
+            .clone();
+        let permit = tokio::time::timeout(wait, sem.acquire_owned()).await;
+        match permit {
+            Ok(p) => Some(Lane {
+                lanes: self,
+                endpoint: endpoint.clone(),
+                permit: Some(p.expect("the semaphore is never closed")),
+            }),
+            Err(_) => {
+                self.forget_if_idle(endpoint);
+                None
+            }
+        }
+    }
+
+    /// A permit and a waiter each hold the semaphore: held by the map alone, it is idle.
+    fn forget_if_idle(&self, endpoint: &EndpointId) {
+        let mut map = self.map.lock().expect("not poisoned");
+        if map.get(endpoint).is_some_and(|s| Arc::strong_count(s) == 1) {
+            map.remove(endpoint);
+        }
     }
 }
 
-impl Drop for BusySlot<'_> {
+impl Drop for Lane<'_> {
     fn drop(&mut self) {
-        let mut map = self.busy.lock().expect("not poisoned");
-        if let Some(n) = map.get_mut(&self.endpoint) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.endpoint);
-            }
-        }
+        drop(self.permit.take());
+        self.lanes.forget_if_idle(&self.endpoint);
     }
 }

@@ -14,13 +14,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::domain::apply::{Incoming, plan};
+use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::event::Event;
 use crate::domain::project::ProjectId;
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::{AppliedLabel, LayerLabel, Metrics, QueueLabel, ReasonLabel};
 use crate::ports::store::{Applied, Quarantined};
-use crate::domain::endpoint::WebhookDeliveryId;
 use crate::ports::{Consumer, Delivery, Outgoing, Queue, QueueError, Store, StoreError};
 use crate::services::{Dedupe, ProjectLookup};
 

@@ -33,8 +33,7 @@ fn load(
                 let (base, acked, next, stop) =
                     (base.clone(), acked.clone(), next.clone(), stop.clone());
                 tokio::spawn(async move {
-                    wagate::adapters::webhook_client::install_tls_provider();
-                    let client = reqwest::Client::builder()
+                    let client = wagate::adapters::webhook_client::client_builder()
                         .timeout(Duration::from_secs(5))
                         .build()
                         .unwrap();
@@ -65,8 +64,9 @@ fn load(
 }
 
 async fn create_project(base: &str) -> String {
-    wagate::adapters::webhook_client::install_tls_provider();
-    let r = reqwest::Client::new()
+    let r = wagate::adapters::webhook_client::client_builder()
+        .build()
+        .unwrap()
         .post(format!("{base}/v1/projects"))
         .bearer_auth(ADMIN)
         .json(&json!({"id": "crash", "name": "Crash", "phone_numbers": ["+919812345678"]}))
@@ -83,8 +83,9 @@ async fn create_project(base: &str) -> String {
 /// Waits until the server has applied at least `n` history events, then returns every wamid
 /// it holds with its status.
 async fn applied(base: &str, key: &str, n: usize) -> Vec<(String, String)> {
-    wagate::adapters::webhook_client::install_tls_provider();
-    let client = reqwest::Client::new();
+    let client = wagate::adapters::webhook_client::client_builder()
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let stats: Value = client

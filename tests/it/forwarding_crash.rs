@@ -18,14 +18,19 @@ async fn kill_forwarder_mid_run(backend: Backend) {
     };
     env.extend([
         ("WAGATE_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
-        ("WAGATE_FORWARDER_RETRY_SCHEDULE".into(), "200ms,1s,2s".into()),
+        (
+            "WAGATE_FORWARDER_RETRY_SCHEDULE".into(),
+            "200ms,1s,2s".into(),
+        ),
         ("WAGATE_SWEEPER_INTERVAL_MS".into(), "100".into()),
     ]);
     let rx = Receiver::start().await;
     // Slow enough that the kill lands while deliveries are in flight.
     rx.hang("hook", Duration::from_millis(200));
     let mut server = start(&env).await;
-    let client = reqwest::Client::new();
+    let client = wagate::adapters::webhook_client::client_builder()
+        .build()
+        .unwrap();
     let created: Value = client
         .post(format!("{}/v1/projects", server.base))
         .bearer_auth(ADMIN)

@@ -7,7 +7,6 @@ use crate::support::app::{ADMIN, Backend};
 use crate::support::process::{env_for, start_with};
 
 async fn applied_count(base: &str) -> f64 {
-    wagate::adapters::webhook_client::install_tls_provider();
     let text = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()

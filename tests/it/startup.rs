@@ -144,8 +144,12 @@ async fn unreachable_redis_is_a_warning_naming_host_and_port() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    wagate::adapters::webhook_client::install_tls_provider();
-    while reqwest::get(format!("http://127.0.0.1:{listen}/healthz"))
+    let client = wagate::adapters::webhook_client::client_builder()
+        .build()
+        .unwrap();
+    while client
+        .get(format!("http://127.0.0.1:{listen}/healthz"))
+        .send()
         .await
         .is_err()
     {

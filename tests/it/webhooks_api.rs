@@ -77,7 +77,9 @@ async fn endpoints_are_created_listed_changed_and_deleted(app: &TestApp) {
     assert_eq!(created["description"], "CRM");
     assert_eq!(created["enabled"], true);
     assert_eq!(created["disabled_reason"], Value::Null);
-    assert!(created.get("breaker").is_some_and(Value::is_null));
+    assert_eq!(created["breaker"]["state"], "closed", "{created}");
+    assert_eq!(created["breaker"]["consecutive_failures"], 0);
+    assert_eq!(created["breaker"]["open_until"], Value::Null);
     let second = create_endpoint(
         app,
         &key,

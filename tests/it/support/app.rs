@@ -95,10 +95,11 @@ impl TestApp {
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
-        wagate::adapters::webhook_client::install_tls_provider();
         Some(TestApp {
             addr,
-            client: reqwest::Client::new(),
+            client: wagate::adapters::webhook_client::client_builder()
+                .build()
+                .unwrap(),
             config,
             processor,
             consumer: Mutex::new(None),

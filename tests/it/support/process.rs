@@ -40,8 +40,9 @@ pub async fn start_with(env: &[(String, String)], args: &[&str]) -> Server {
         .spawn()
         .expect("spawn wagate");
     let base = format!("http://127.0.0.1:{port}");
-    wagate::adapters::webhook_client::install_tls_provider();
-    let client = reqwest::Client::new();
+    let client = wagate::adapters::webhook_client::client_builder()
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = client.get(format!("{base}/healthz")).send().await
