@@ -3,7 +3,7 @@
 //! status event signed by the domain's own functions. Faults it can inject (bad signatures,
 //! duplicates, drops, refusing the receiver's URL) prove the bench notices each.
 //!
-//! The last test drives the real gateway; it is ignored until the forwarder exists.
+//! The last test drives the real gateway (embedded backends, in this process).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -245,10 +245,8 @@ async fn a_refused_receiver_url_says_what_to_set() {
     );
 }
 
-/// The real gateway, embedded backends, in this process. Ignored until the forwarder lands
-/// (today nothing is delivered and the run times out with everything missing); then run with
-/// `cargo test --lib bench::forward_e2e_tests -- --ignored`.
-#[ignore = "needs the forwarder (issue 6)"]
+/// The real gateway, embedded backends, in this process, with one hanging endpoint: every
+/// healthy delivery arrives once, signed, and the hanging one costs the others nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_forwards_every_event_signed_and_once() {
     use tokio_util::sync::CancellationToken;
@@ -259,6 +257,8 @@ async fn the_gateway_forwards_every_event_signed_and_once() {
         data_dir: dir.path().to_path_buf(),
         admin_token: Some(ADMIN.into()),
         allow_private_targets: true,
+        // The hanging endpoint times out quickly, so shutdown does not wait long for it.
+        forwarder_timeout_ms: 2_000,
         ..crate::config::Config::default()
     };
     let app = crate::app::App::build(config).await.unwrap();
@@ -266,10 +266,11 @@ async fn the_gateway_forwards_every_event_signed_and_once() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
     let s = run_forward(ForwardArgs {
-        events: 2000,
+        events: 1000,
         endpoints: 10,
         slow_endpoints: 1,
-        // One event per request: 200 per endpoint, so 1800 reach the nine healthy ones.
+        slow_hold_secs: 3,
+        // One event per request: 100 per endpoint, so 900 reach the nine healthy ones.
         batch: 1,
         admin_token: Some(ADMIN.into()),
         timeout_secs: 60,
@@ -279,8 +280,8 @@ async fn the_gateway_forwards_every_event_signed_and_once() {
     .unwrap();
     shutdown.cancel();
     let _ = server.await;
-    assert_eq!(s.events_accepted, 2000, "{s:?}");
-    assert_eq!(s.delivered, 1800, "{s:?}");
+    assert_eq!(s.events_accepted, 1000, "{s:?}");
+    assert_eq!(s.delivered, 900, "{s:?}");
     assert_eq!(
         (s.missing, s.duplicates, s.bad_signatures, s.unexpected),
         (0, 0, 0, 0)
