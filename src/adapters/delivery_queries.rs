@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 
+use crate::domain::apply::Plan;
 use crate::domain::delivery::EventRef;
 use crate::domain::delivery::outbox::{self, NewDelivery, Subscriber};
 use crate::domain::endpoint::{DeliveryStatus, EndpointId, Topics, WebhookDeliveryId};
 use crate::domain::project::ProjectId;
-use crate::domain::status::Status;
+use crate::domain::status::{Reported, Status};
 use crate::domain::time::Timestamp;
 use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
 
@@ -19,6 +20,39 @@ pub struct NewEvent<'a> {
     pub event: EventRef<'a>,
     pub project_id: &'a ProjectId,
     pub current_status: Option<Status>,
+}
+
+/// The plan's new events, in plan order: the history rows `is_new` accepts whose message came
+/// back from the upsert with its merged rank (`merged`: a wamid missing there lost the race
+/// for its ownership), then the inbound rows `fresh_inbound` says were inserted.
+pub fn new_events<'a>(
+    plan: &Plan<'a>,
+    is_new: impl Fn(&str, &Reported) -> bool,
+    merged: impl Fn(&str) -> Option<i64>,
+    fresh_inbound: impl Fn(&str) -> bool,
+) -> Vec<NewEvent<'a>> {
+    let reports = plan
+        .history
+        .iter()
+        .filter(|h| is_new(&h.event.wamid, &h.event.status))
+        .filter_map(|h| {
+            let rank = merged(&h.event.wamid)?;
+            Some(NewEvent {
+                event: EventRef::Status(h.event),
+                project_id: h.project_id,
+                current_status: i16::try_from(rank).ok().and_then(Status::from_rank),
+            })
+        });
+    let messages = plan
+        .inbound
+        .iter()
+        .filter(|i| fresh_inbound(&i.message.message_id))
+        .map(|i| NewEvent {
+            event: EventRef::Inbound(i.message),
+            project_id: i.project_id,
+            current_status: None,
+        });
+    reports.chain(messages).collect()
 }
 
 /// The distinct projects of `events`, sorted: whose subscribers the outbox reads.

@@ -8,15 +8,16 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
-use super::delivery_queries::{NewEvent, SubscriberRow, outbox_rows, projects as outbox_projects};
+use super::delivery_queries::{
+    NewEvent, SubscriberRow, new_events, outbox_rows, projects as outbox_projects,
+};
 use super::queries::pg as q;
 use super::sql::{self, assemble, classify, history_row, migrator};
 use crate::domain::apply::Plan;
-use crate::domain::delivery::EventRef;
 use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
-use crate::domain::status::{Reported, Status};
+use crate::domain::status::Reported;
 use crate::domain::time::Timestamp;
 use crate::ports::store::{
     Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineFilter,
@@ -278,29 +279,12 @@ impl PgStore {
             applied.new_inbound = fresh_inbound.len() as u64;
             applied.duplicate_inbound = i.len() as u64 - applied.new_inbound;
         }
-        let events: Vec<NewEvent> = plan
-            .history
-            .iter()
-            .filter(|h| is_new(&h.event.wamid, &h.event.status))
-            .filter_map(|h| {
-                let rank = merged.get(h.event.wamid.as_str())?;
-                Some(NewEvent {
-                    event: EventRef::Status(h.event),
-                    project_id: h.project_id,
-                    current_status: i16::try_from(*rank).ok().and_then(Status::from_rank),
-                })
-            })
-            .chain(
-                plan.inbound
-                    .iter()
-                    .filter(|i| fresh_inbound.contains(i.message.message_id.as_str()))
-                    .map(|i| NewEvent {
-                        event: EventRef::Inbound(i.message),
-                        project_id: i.project_id,
-                        current_status: None,
-                    }),
-            )
-            .collect();
+        let events = new_events(
+            plan,
+            is_new,
+            |w| merged.get(w).map(|r| i64::from(*r)),
+            |id| fresh_inbound.contains(id),
+        );
         applied.deliveries = outbox(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(applied)

@@ -7,17 +7,16 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteDb;
 use crate::adapters::delivery_queries::{
-    NewEvent, SubscriberRow, outbox_rows, projects as outbox_projects,
+    NewEvent, SubscriberRow, new_events, outbox_rows, projects as outbox_projects,
 };
 use crate::adapters::queries::lite as q;
 use crate::adapters::sql::{MessageRow, assemble, classify, history_row};
 use crate::domain::apply::{MessageUpsert, Plan};
-use crate::domain::delivery::EventRef;
 use crate::domain::delivery::outbox::NewDelivery;
 use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
-use crate::domain::status::{Reported, Status};
+use crate::domain::status::Reported;
 use crate::domain::time::Timestamp;
 use crate::ports::store::{
     Applied, InboundView, MessageQuery, MessageView, ProjectStats, QuarantineFilter,
@@ -239,29 +238,12 @@ impl SqliteStore {
             applied.duplicate_inbound += (real - inserted.len()) as u64;
             fresh_inbound.extend(inserted);
         }
-        let events: Vec<NewEvent> = plan
-            .history
-            .iter()
-            .filter(|h| is_new(&h.event.wamid, &h.event.status))
-            .filter_map(|h| {
-                let rank = merged.get(h.event.wamid.as_str())?;
-                Some(NewEvent {
-                    event: EventRef::Status(h.event),
-                    project_id: h.project_id,
-                    current_status: i16::try_from(*rank).ok().and_then(Status::from_rank),
-                })
-            })
-            .chain(
-                plan.inbound
-                    .iter()
-                    .filter(|i| fresh_inbound.contains(i.message.message_id.as_str()))
-                    .map(|i| NewEvent {
-                        event: EventRef::Inbound(i.message),
-                        project_id: i.project_id,
-                        current_status: None,
-                    }),
-            )
-            .collect();
+        let events = new_events(
+            plan,
+            is_new,
+            |w| merged.get(w).copied(),
+            |id| fresh_inbound.contains(id),
+        );
         applied.deliveries = outbox(&mut tx, &events).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         Ok(applied)
