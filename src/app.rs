@@ -412,6 +412,9 @@ pub fn forwarder(
         ForwarderConfig {
             concurrency: config.forwarder_concurrency,
             endpoint_inflight: config.forwarder_endpoint_inflight,
+            // No place frees sooner on a hanging endpoint than its requests time out; 5 s at
+            // most, so a merely slow one's excess is not held long.
+            busy_defer: Config::ms(config.forwarder_timeout_ms).min(Duration::from_secs(5)),
             prefetch: config.forwarder_prefetch,
             record_batch: 512,
             record_window: Duration::from_millis(5),

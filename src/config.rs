@@ -235,7 +235,7 @@ impl Default for Config {
             forwarder_endpoint_inflight: 20,
             forwarder_timeout_ms: 15_000,
             forwarder_retry_schedule: "3s,3s".into(),
-            forwarder_prefetch: 64,
+            forwarder_prefetch: 128,
             sweeper_interval_ms: 500,
             breaker_failure_threshold: 10,
             breaker_cooldown_secs: 300,
