@@ -185,6 +185,7 @@ impl App {
         if let Some(days) = self.retention_days {
             self.tracker.spawn(crate::services::retention::run(
                 self.backends.store.clone(),
+                self.backends.deliveries.clone(),
                 days,
                 self.stop_workers.clone(),
             ));

@@ -225,4 +225,20 @@ impl Deliveries for PgStore {
     async fn dead_count(&self) -> Result<u64, StoreError> {
         q::dead_count(&self.pool).await.map_err(classify)
     }
+
+    async fn prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+             WHERE id < $1 AND status <> 'pending' ORDER BY id LIMIT $2) RETURNING id), \
+             attempts AS (DELETE FROM delivery_attempts a USING gone \
+             WHERE a.delivery_id = gone.id) \
+             SELECT COUNT(*) FROM gone",
+        )
+        .bind(WebhookDeliveryId::bound_before(before))
+        .bind(i64::from(limit))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }

@@ -99,6 +99,15 @@ prefixed_id!(
     "dl_"
 );
 
+impl WebhookDeliveryId {
+    /// Every id generated before `t` sorts below this string: a UUID v7 starts with its
+    /// creation time in milliseconds, as 12 hex digits. (Time-ordered ids let pruning walk the
+    /// primary key instead of an index of its own.)
+    pub fn bound_before(t: Timestamp) -> String {
+        format!("dl_{:012x}", t.millis().max(0))
+    }
+}
+
 /// What an endpoint subscribes to: an event type, or `*` for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Topic {

@@ -103,4 +103,9 @@ pub trait Deliveries: Send + Sync + 'static {
 
     /// Dead deliveries over all endpoints (the dead-letter depth metric).
     async fn dead_count(&self) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` settled deliveries (succeeded or dead) created before `before`,
+    /// with their attempts, oldest first; returns how many deliveries went. Pending ones stay
+    /// whatever their age.
+    async fn prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }

@@ -75,6 +75,7 @@ deliveries_suite!(
     concurrent_claims_are_disjoint,
     retry_resets_the_budget_of_this_projects_delivery,
     redrive_revives_an_endpoints_dead_deliveries,
+    prune_deletes_settled_deliveries_with_their_attempts,
 );
 
 pub const OTHER: &str = "+4915112345678";
@@ -506,4 +507,42 @@ async fn redrive_revives_an_endpoints_dead_deliveries(ports: &Ports) {
             .unwrap(),
         0
     );
+}
+
+async fn prune_deletes_settled_deliveries_with_their_attempts(ports: &Ports) {
+    let (_, ids) = seed(ports, 4).await;
+    record(
+        ports,
+        &[
+            attempt(&ids[0], 1, Some(200), FollowUp::Succeeded),
+            attempt(&ids[1], 1, Some(400), FollowUp::Dead),
+            attempt(&ids[2], 1, Some(500), FollowUp::RetryAt(later(60_000))),
+        ],
+    )
+    .await;
+    let d = &ports.deliveries;
+    // Created just now: not before a cutoff in the past.
+    assert_eq!(d.prune(later(-60_000), 100).await.unwrap(), 0);
+    // A limit of one takes the oldest first.
+    assert_eq!(d.prune(later(60_000), 1).await.unwrap(), 1);
+    assert_eq!(d.prune(later(60_000), 100).await.unwrap(), 1);
+    assert_eq!(d.prune(later(60_000), 100).await.unwrap(), 0);
+    let project = project("acme");
+    for gone in &ids[..2] {
+        assert!(
+            ports
+                .endpoints
+                .delivery(&project, gone)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    // Pending ones stay, attempts and all, whatever their age.
+    assert_eq!(detail(ports, &ids[2]).await.attempts.len(), 1);
+    assert_eq!(
+        detail(ports, &ids[3]).await.delivery.status,
+        DeliveryStatus::Pending
+    );
+    assert_eq!(d.dead_count().await.unwrap(), 0);
 }

@@ -144,4 +144,31 @@ impl Deliveries for SqliteStore {
     async fn dead_count(&self) -> Result<u64, StoreError> {
         q::dead_count(&self.db.read).await.map_err(classify)
     }
+
+    async fn prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        // One writer: both statements see the same rows.
+        let bound = WebhookDeliveryId::bound_before(before);
+        let mut tx = self.db.begin_write().await.map_err(classify)?;
+        sqlx::query(
+            "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries \
+             WHERE id < $1 AND status <> 'pending' ORDER BY id LIMIT $2)",
+        )
+        .bind(&bound)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let n = sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+             WHERE id < $1 AND status <> 'pending' ORDER BY id LIMIT $2)",
+        )
+        .bind(&bound)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+        tx.commit().await.map_err(classify)?;
+        Ok(n)
+    }
 }

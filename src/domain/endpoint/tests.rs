@@ -242,3 +242,12 @@ fn delivery_statuses_round_trip() {
     }
     assert_eq!(DeliveryStatus::parse("failed"), None);
 }
+
+#[test]
+fn delivery_ids_sort_by_creation_time_below_their_bound() {
+    let before = Timestamp::now();
+    let id = WebhookDeliveryId::generate();
+    let after = Timestamp::from_millis(before.millis() + 1000);
+    assert!(id.as_str() >= WebhookDeliveryId::bound_before(before).as_str());
+    assert!(id.as_str() < WebhookDeliveryId::bound_before(after).as_str());
+}
