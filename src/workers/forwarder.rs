@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -49,10 +49,7 @@ pub struct ForwarderConfig {
     pub concurrency: usize,
     /// Requests in flight at once to one endpoint.
     pub endpoint_inflight: usize,
-    /// How far a delivery that found its endpoint full is deferred: an endpoint whose places
-    /// stay full through the lane wait is slow or hanging, and deferring by little only reads,
-    /// queues and defers its backlog again and again until its breaker opens. (With one of ten
-    /// endpoints hanging at 5,000 events/s, 1 s deferrals made ~30,000 deferrals in 40 s.)
+    /// The longest a delivery that found its endpoint full is deferred (see `busy_defer`).
     pub busy_defer: Duration,
     /// Queue messages held at once.
     pub prefetch: u16,
@@ -336,11 +333,14 @@ impl Forwarder {
             self.metrics.forward.count("deferred_breaker");
             return Ok(Handled::Deferred(until));
         }
-        let Some(lane) = self.lanes.take(&p.endpoint_id, LANE_WAIT).await else {
-            self.metrics.forward.count("deferred_busy");
-            return Ok(Handled::Deferred(
-                Timestamp::now().plus(self.config.busy_defer),
-            ));
+        let lane = match self.lanes.take(&p.endpoint_id, LANE_WAIT).await {
+            Ok(lane) => lane,
+            Err(since_freed) => {
+                self.metrics.forward.count("deferred_busy");
+                return Ok(Handled::Deferred(
+                    Timestamp::now().plus(busy_defer(since_freed, self.config.busy_defer)),
+                ));
+            }
         };
         let permit = self
             .slots
@@ -416,11 +416,25 @@ impl Forwarder {
     }
 }
 
+/// How far to defer a delivery whose endpoint stayed full through the lane wait: twice the
+/// time since the endpoint last gave a place back, within [`MIN_BUSY_DEFER`] and `most`. A
+/// slow but working endpoint (its requests take 200 ms) frees places all the time, so its
+/// excess comes back in a fraction of a second; a hanging one frees none until its requests
+/// time out, so its backlog is not read, queued and deferred again every second. (A fixed 5 s
+/// starved the first kind: 20 requests per 5 s to a 200 ms endpoint; a fixed 1 s churned
+/// through ~30,000 deferrals in 40 s for the second at 5,000 events/s.)
+fn busy_defer(since_freed: Duration, most: Duration) -> Duration {
+    (since_freed * 2).clamp(MIN_BUSY_DEFER, most.max(MIN_BUSY_DEFER))
+}
+
+const MIN_BUSY_DEFER: Duration = Duration::from_millis(250);
+
 /// Each endpoint's in-flight places: a semaphore per endpoint with deliveries in flight or
-/// waiting, dropped from the map when nobody holds or awaits it.
+/// waiting, and when a place was last given back, dropped from the map when nobody holds or
+/// awaits it.
 struct Lanes {
     cap: usize,
-    map: Mutex<HashMap<EndpointId, Arc<Semaphore>>>,
+    map: Mutex<HashMap<EndpointId, (Arc<Semaphore>, Instant)>>,
 }
 
 /// One of an endpoint's in-flight places, given back on drop.
@@ -441,25 +455,32 @@ impl Lanes {
     /// Waits up to `wait` for one of the endpoint's places. A healthy endpoint frees places
     /// within milliseconds, so a burst to it waits its turn; a slow one holds them for up to
     /// the request timeout, so its excess gives up here and is deferred, instead of holding
-    /// its queue message (and the worker's room for messages) behind it.
-    async fn take(&self, endpoint: &EndpointId, wait: Duration) -> Option<Lane<'_>> {
+    /// its queue message (and the worker's room for messages) behind it. `Err` holds how long
+    /// ago the endpoint last gave a place back: how slow it is.
+    async fn take(&self, endpoint: &EndpointId, wait: Duration) -> Result<Lane<'_>, Duration> {
         let sem = self
             .map
             .lock()
             .expect("not poisoned")
             .entry(endpoint.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.cap)))
+            .or_insert_with(|| (Arc::new(Semaphore::new(self.cap)), Instant::now()))
+            .0
             .clone();
-        let permit = tokio::time::timeout(wait, sem.acquire_owned()).await;
-        match permit {
-            Ok(p) => Some(Lane {
+        match tokio::time::timeout(wait, sem.acquire_owned()).await {
+            Ok(p) => Ok(Lane {
                 lanes: self,
                 endpoint: endpoint.clone(),
                 permit: Some(p.expect("the semaphore is never closed")),
             }),
             Err(_) => {
+                let since = self
+                    .map
+                    .lock()
+                    .expect("not poisoned")
+                    .get(endpoint)
+                    .map_or(wait, |(_, freed)| freed.elapsed());
                 self.forget_if_idle(endpoint);
-                None
+                Err(since)
             }
         }
     }
@@ -467,7 +488,10 @@ impl Lanes {
     /// A permit and a waiter each hold the semaphore: held by the map alone, it is idle.
     fn forget_if_idle(&self, endpoint: &EndpointId) {
         let mut map = self.map.lock().expect("not poisoned");
-        if map.get(endpoint).is_some_and(|s| Arc::strong_count(s) == 1) {
+        if map
+            .get(endpoint)
+            .is_some_and(|(s, _)| Arc::strong_count(s) == 1)
+        {
             map.remove(endpoint);
         }
     }
@@ -476,6 +500,54 @@ impl Lanes {
 impl Drop for Lane<'_> {
     fn drop(&mut self) {
         drop(self.permit.take());
+        if let Some((_, freed)) = self
+            .lanes
+            .map
+            .lock()
+            .expect("not poisoned")
+            .get_mut(&self.endpoint)
+        {
+            *freed = Instant::now();
+        }
         self.lanes.forget_if_idle(&self.endpoint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_deliveries_come_back_sooner_the_faster_their_endpoint_frees_places() {
+        let most = Duration::from_secs(5);
+        // A place freed 60 ms ago: a working endpoint, back soon.
+        assert_eq!(busy_defer(Duration::from_millis(60), most), MIN_BUSY_DEFER);
+        assert_eq!(
+            busy_defer(Duration::from_millis(400), most),
+            Duration::from_millis(800)
+        );
+        // Nothing freed for 10 s: hanging, deferred as far as allowed.
+        assert_eq!(busy_defer(Duration::from_secs(10), most), most);
+    }
+
+    #[tokio::test]
+    async fn a_full_lane_says_how_long_since_a_place_was_freed() {
+        let lanes = Lanes::new(1);
+        let e = EndpointId::generate();
+        let Ok(held) = lanes.take(&e, Duration::from_millis(10)).await else {
+            panic!("an empty lane has room")
+        };
+        let Err(since) = lanes.take(&e, Duration::from_millis(20)).await else {
+            panic!("a lane of one is full while its place is held")
+        };
+        assert!(since >= Duration::from_millis(20), "{since:?}");
+        drop(held);
+        let again = lanes.take(&e, Duration::from_millis(10)).await;
+        assert!(again.is_ok(), "the place was given back");
+        drop(again);
+        assert!(
+            lanes.map.lock().unwrap().is_empty(),
+            "idle lanes are forgotten"
+        );
     }
 }
