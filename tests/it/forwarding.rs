@@ -51,30 +51,16 @@ forwarding_cases!(
     deliveries_whose_queue_messages_were_lost_are_swept_from_the_store,
 );
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    app.send(req).await
-}
-
 /// Creates an endpoint; returns its id and secret.
 async fn endpoint(app: &TestApp, key: &str, url: &str, topics: &[&str]) -> (String, String) {
-    let (status, e) = call(
-        app,
-        Method::POST,
-        "/webhook/config",
-        key,
-        Some(json!({"webhook_url": url, "topics": topics})),
-    )
-    .await;
+    let (status, e) = app
+        .call(
+            Method::POST,
+            "/webhook/config",
+            key,
+            Some(json!({"webhook_url": url, "topics": topics})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{e}");
     (
         e["id"].as_str().unwrap().to_owned(),
@@ -186,14 +172,14 @@ async fn delivers_signed_events_to_the_endpoints_that_subscribe(backend: Backend
     // The Datagen events are not Meta's: the second endpoint got nothing.
     assert!(rx.received("meta").is_empty());
     // A test ping goes out signed, and reports what came back.
-    let (status, ping) = call(
-        &app,
-        Method::POST,
-        &format!("/webhook/config/{all}/test"),
-        &key,
-        None,
-    )
-    .await;
+    let (status, ping) = app
+        .call(
+            Method::POST,
+            &format!("/webhook/config/{all}/test"),
+            &key,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{ping}");
     assert_eq!(ping["status_code"], 200, "{ping}");
     assert_eq!(ping["delivered"], true);
@@ -264,23 +250,23 @@ async fn a_refused_delivery_is_dead_lettered_then_redriven(backend: Backend) {
     assert_eq!(log["data"][0]["last_status_code"], 400);
     assert_eq!(rx.received("broken").len(), 1);
     // The owner fixes the URL and redrives the dead letters.
-    let (status, _) = call(
-        &app,
-        Method::PUT,
-        &format!("/webhook/config/{id}"),
-        &key,
-        Some(json!({"webhook_url": rx.url("fixed")})),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/webhook/config/{id}"),
+            &key,
+            Some(json!({"webhook_url": rx.url("fixed")})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, redriven) = call(
-        &app,
-        Method::POST,
-        &format!("/webhook/config/{id}/redrive"),
-        &key,
-        None,
-    )
-    .await;
+    let (status, redriven) = app
+        .call(
+            Method::POST,
+            &format!("/webhook/config/{id}/redrive"),
+            &key,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{redriven}");
     assert_eq!(redriven["redriven"], 1);
     let got = rx.wait_for("fixed", 1, WITHIN).await;
@@ -302,14 +288,14 @@ async fn a_refused_delivery_is_dead_lettered_then_redriven(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        &format!("/webhook/deliveries/{dl}/retry"),
-        &key,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/webhook/deliveries/{dl}/retry"),
+            &key,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(rx.wait_for("fixed", 2, WITHIN).await.len(), 2);
     app.stop().await;
@@ -347,14 +333,14 @@ async fn gone_disables_the_endpoint_until_it_is_enabled_again(backend: Backend) 
     })
     .await;
     assert_eq!(deliveries(&app, &key, &id).await.len(), 1);
-    let (status, _) = call(
-        &app,
-        Method::PUT,
-        &format!("/webhook/config/{id}"),
-        &key,
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/webhook/config/{id}"),
+            &key,
+            Some(json!({"enabled": true})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     post_event(&app, "wamid.G3", "delivered").await;
     let got = rx.wait_for("gone", 2, WITHIN).await;

@@ -17,22 +17,10 @@ on_both_backends!(
     bad_urls_topics_and_fields_are_refused,
 );
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    app.send(req).await
-}
-
 async fn create_endpoint(app: &TestApp, key: &str, body: Value) -> Value {
-    let (status, created) = call(app, Method::POST, "/webhook/config", key, Some(body)).await;
+    let (status, created) = app
+        .call(Method::POST, "/webhook/config", key, Some(body))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created
 }
@@ -87,7 +75,7 @@ async fn endpoints_are_created_listed_changed_and_deleted(app: &TestApp) {
     )
     .await;
 
-    let (status, list) = call(app, Method::GET, "/webhook/config", &key, None).await;
+    let (status, list) = app.call(Method::GET, "/webhook/config", &key, None).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     let ids: Vec<&str> = list["data"]
         .as_array()
@@ -98,35 +86,35 @@ async fn endpoints_are_created_listed_changed_and_deleted(app: &TestApp) {
     assert_eq!(ids, vec![id.as_str(), second["id"].as_str().unwrap()]);
 
     let path = format!("/webhook/config/{id}");
-    let (status, one) = call(app, Method::GET, &path, &key, None).await;
+    let (status, one) = app.call(Method::GET, &path, &key, None).await;
     assert_eq!(status, StatusCode::OK, "{one}");
     assert_eq!(one["topics"], created["topics"]);
 
-    let (status, changed) = call(
-        app,
-        Method::PUT,
-        &path,
-        &key,
-        Some(json!({"webhook_url": "http://127.0.0.1:9/v2", "enabled": false})),
-    )
-    .await;
+    let (status, changed) = app
+        .call(
+            Method::PUT,
+            &path,
+            &key,
+            Some(json!({"webhook_url": "http://127.0.0.1:9/v2", "enabled": false})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["webhook_url"], "http://127.0.0.1:9/v2");
     assert_eq!(changed["topics"], created["topics"], "untouched");
     assert_eq!(changed["description"], "CRM", "untouched");
     assert_eq!(changed["enabled"], false);
     assert_eq!(changed["disabled_reason"], "disabled through the API");
-    let (_, one) = call(app, Method::GET, &path, &key, None).await;
+    let (_, one) = app.call(Method::GET, &path, &key, None).await;
     assert_eq!(one["enabled"], false, "the change is stored");
 
-    let (_, changed) = call(
-        app,
-        Method::PUT,
-        &path,
-        &key,
-        Some(json!({"enabled": true, "topics": ["*"], "description": ""})),
-    )
-    .await;
+    let (_, changed) = app
+        .call(
+            Method::PUT,
+            &path,
+            &key,
+            Some(json!({"enabled": true, "topics": ["*"], "description": ""})),
+        )
+        .await;
     assert_eq!(
         (
             &changed["enabled"],
@@ -137,16 +125,18 @@ async fn endpoints_are_created_listed_changed_and_deleted(app: &TestApp) {
         (&json!(true), &Value::Null, &json!(["*"]), &Value::Null)
     );
 
-    let (status, _) = call(app, Method::DELETE, &path, &key, None).await;
+    let (status, _) = app.call(Method::DELETE, &path, &key, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, gone) = call(app, Method::GET, &path, &key, None).await;
+    let (status, gone) = app.call(Method::GET, &path, &key, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&gone), "not_found");
-    let (status, _) = call(app, Method::DELETE, &path, &key, None).await;
+    let (status, _) = app.call(Method::DELETE, &path, &key, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, list) = call(app, Method::GET, "/webhook/config", &key, None).await;
+    let (_, list) = app.call(Method::GET, "/webhook/config", &key, None).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
-    let (status, _) = call(app, Method::GET, "/webhook/config/ep_nonsense", &key, None).await;
+    let (status, _) = app
+        .call(Method::GET, "/webhook/config/ep_nonsense", &key, None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -171,8 +161,8 @@ async fn secrets_show_only_at_creation_and_rotation(app: &TestApp) {
     let id = generated["id"].as_str().unwrap();
     let path = format!("/webhook/config/{id}");
 
-    let (_, list) = call(app, Method::GET, "/webhook/config", &key, None).await;
-    let (_, one) = call(app, Method::GET, &path, &key, None).await;
+    let (_, list) = app.call(Method::GET, "/webhook/config", &key, None).await;
+    let (_, one) = app.call(Method::GET, &path, &key, None).await;
     for shown in [list.to_string(), one.to_string()] {
         assert!(
             !shown.contains(&secret) && !shown.contains(&given) && !shown.contains("whsec_"),
@@ -182,14 +172,9 @@ async fn secrets_show_only_at_creation_and_rotation(app: &TestApp) {
     assert_eq!(one["previous_secret_expires_at"], Value::Null);
 
     let before = Timestamp::now().millis();
-    let (status, rotated) = call(
-        app,
-        Method::POST,
-        &format!("{path}/rotate-secret"),
-        &key,
-        None,
-    )
-    .await;
+    let (status, rotated) = app
+        .call(Method::POST, &format!("{path}/rotate-secret"), &key, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new = rotated["shared_secret"].as_str().unwrap().to_owned();
     assert!(new.starts_with("whsec_") && new != secret, "{rotated}");
@@ -201,21 +186,21 @@ async fn secrets_show_only_at_creation_and_rotation(app: &TestApp) {
         (before + day..before + day + 60_000).contains(&until),
         "the old secret signs for a day by default: {rotated}"
     );
-    let (_, one) = call(app, Method::GET, &path, &key, None).await;
+    let (_, one) = app.call(Method::GET, &path, &key, None).await;
     assert_eq!(
         one["previous_secret_expires_at"],
         rotated["previous_secret_expires_at"]
     );
     assert!(!one.to_string().contains("whsec_"), "{one}");
 
-    let (status, rotated) = call(
-        app,
-        Method::POST,
-        &format!("{path}/rotate-secret"),
-        &key,
-        Some(json!({"overlap_secs": 0, "shared_secret": given})),
-    )
-    .await;
+    let (status, rotated) = app
+        .call(
+            Method::POST,
+            &format!("{path}/rotate-secret"),
+            &key,
+            Some(json!({"overlap_secs": 0, "shared_secret": given})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     assert_eq!(rotated["shared_secret"], given.as_str());
     assert_eq!(
@@ -238,25 +223,25 @@ async fn secrets_show_only_at_creation_and_rotation(app: &TestApp) {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ] {
-        let (status, err) = call(
-            app,
-            Method::POST,
-            &format!("{path}/rotate-secret"),
-            &key,
-            Some(body.clone()),
-        )
-        .await;
+        let (status, err) = app
+            .call(
+                Method::POST,
+                &format!("{path}/rotate-secret"),
+                &key,
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(status, code, "{body}: {err}");
         assert_eq!(error_code(&err), "invalid_request");
     }
-    let (status, err) = call(
-        app,
-        Method::PUT,
-        &path,
-        &key,
-        Some(json!({"shared_secret": given})),
-    )
-    .await;
+    let (status, err) = app
+        .call(
+            Method::PUT,
+            &path,
+            &key,
+            Some(json!({"shared_secret": given})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert!(
         err["error"]["message"]
@@ -287,25 +272,27 @@ async fn other_projects_endpoints_and_deliveries_are_404(app: &TestApp) {
         (Method::GET, format!("{path}/deliveries"), None),
         (Method::GET, format!("/webhook/deliveries/{delivery}"), None),
     ] {
-        let (status, body) = call(app, method.clone(), &path, &beta, body).await;
+        let (status, body) = app.call(method.clone(), &path, &beta, body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
         assert_eq!(error_code(&body), "not_found");
     }
-    let (_, list) = call(app, Method::GET, "/webhook/config", &beta, None).await;
+    let (_, list) = app.call(Method::GET, "/webhook/config", &beta, None).await;
     assert_eq!(list["data"], json!([]));
     // Nothing of acme's changed.
-    let (_, one) = call(app, Method::GET, &path, &acme, None).await;
+    let (_, one) = app.call(Method::GET, &path, &acme, None).await;
     assert_eq!(one["enabled"], true);
-    let (status, _) = call(
-        app,
-        Method::GET,
-        &format!("/webhook/deliveries/{delivery}"),
-        &acme,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/webhook/deliveries/{delivery}"),
+            &acme,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(app, Method::GET, "/webhook/config", "wgk_wrong", None).await;
+    let (status, _) = app
+        .call(Method::GET, "/webhook/config", "wgk_wrong", None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -343,7 +330,9 @@ async fn delivery_logs_show_attempts_and_the_exact_body(app: &TestApp) {
     .await;
 
     let base = format!("/webhook/config/{id}/deliveries");
-    let (status, page) = call(app, Method::GET, &format!("{base}?limit=1"), &key, None).await;
+    let (status, page) = app
+        .call(Method::GET, &format!("{base}?limit=1"), &key, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let d = &page["data"][0];
     assert_eq!(d["id"], older.as_str());
@@ -361,29 +350,28 @@ async fn delivery_logs_show_attempts_and_the_exact_body(app: &TestApp) {
     assert_eq!(d["last_error"], "Bad Request");
     assert!(d.get("payload").is_none(), "lists leave bodies out");
     assert_eq!(page["next_cursor"], older.as_str());
-    let (_, next) = call(
-        app,
-        Method::GET,
-        &format!("{base}?limit=1&after={older}"),
-        &key,
-        None,
-    )
-    .await;
+    let (_, next) = app
+        .call(
+            Method::GET,
+            &format!("{base}?limit=1&after={older}"),
+            &key,
+            None,
+        )
+        .await;
     assert_eq!(next["data"][0]["id"], newer.as_str());
-    let (_, pending) = call(
-        app,
-        Method::GET,
-        &format!("{base}?status=pending"),
-        &key,
-        None,
-    )
-    .await;
+    let (_, pending) = app
+        .call(Method::GET, &format!("{base}?status=pending"), &key, None)
+        .await;
     assert_eq!(pending["data"], json!([]));
-    let (_, dead) = call(app, Method::GET, &format!("{base}?status=dead"), &key, None).await;
+    let (_, dead) = app
+        .call(Method::GET, &format!("{base}?status=dead"), &key, None)
+        .await;
     assert_eq!(dead["data"].as_array().unwrap().len(), 2);
     assert_eq!(dead["next_cursor"], Value::Null);
     for bad in ["?status=lost", "?after=nonsense", "?limit=0", "?limit=1001"] {
-        let (status, err) = call(app, Method::GET, &format!("{base}{bad}"), &key, None).await;
+        let (status, err) = app
+            .call(Method::GET, &format!("{base}{bad}"), &key, None)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
         assert_eq!(error_code(&err), "invalid_query");
     }
@@ -413,24 +401,19 @@ async fn delivery_logs_show_attempts_and_the_exact_body(app: &TestApp) {
              "response_snippet": "no such hook", "attempted_at": "2023-11-14T22:13:25.000Z"},
         ])
     );
-    let (status, _) = call(
-        app,
-        Method::GET,
-        "/webhook/deliveries/dl_nonsense",
-        &key,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(Method::GET, "/webhook/deliveries/dl_nonsense", &key, None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let missing = WebhookDeliveryId::generate();
-    let (status, _) = call(
-        app,
-        Method::GET,
-        &format!("/webhook/deliveries/{missing}"),
-        &key,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/webhook/deliveries/{missing}"),
+            &key,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -494,14 +477,9 @@ async fn bad_urls_topics_and_fields_are_refused(app: &TestApp) {
         ),
     ];
     for (body, status, code) in cases {
-        let (got, err) = call(
-            app,
-            Method::POST,
-            "/webhook/config",
-            &key,
-            Some(body.clone()),
-        )
-        .await;
+        let (got, err) = app
+            .call(Method::POST, "/webhook/config", &key, Some(body.clone()))
+            .await;
         assert_eq!((got, error_code(&err)), (status, code), "{body}: {err}");
         assert!(
             err["error"]["message"]
@@ -509,7 +487,7 @@ async fn bad_urls_topics_and_fields_are_refused(app: &TestApp) {
                 .is_some_and(|m| !m.is_empty())
         );
     }
-    let (_, list) = call(app, Method::GET, "/webhook/config", &key, None).await;
+    let (_, list) = app.call(Method::GET, "/webhook/config", &key, None).await;
     assert_eq!(list["data"], json!([]), "nothing was created");
 
     let created = create_endpoint(
@@ -523,14 +501,16 @@ async fn bad_urls_topics_and_fields_are_refused(app: &TestApp) {
         (json!({"topics": ["nope"]}), "invalid_topic"),
         (json!({"webhook_url": "gopher://x/"}), "url_not_allowed"),
     ] {
-        let (status, err) = call(app, Method::PUT, &path, &key, Some(body.clone())).await;
+        let (status, err) = app.call(Method::PUT, &path, &key, Some(body.clone())).await;
         assert_eq!(
             (status, error_code(&err)),
             (StatusCode::BAD_REQUEST, code),
             "{body}"
         );
     }
-    let (status, err) = call(app, Method::PUT, &path, &key, Some(json!({"enable": true}))).await;
+    let (status, err) = app
+        .call(Method::PUT, &path, &key, Some(json!({"enable": true})))
+        .await;
     assert_eq!(
         status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -559,14 +539,14 @@ async fn internal_targets_are_refused(backend: Backend) {
         "http://0.0.0.0:8080/",
         "http://localhost:9/hook",
     ] {
-        let (status, err) = call(
-            &app,
-            Method::POST,
-            "/webhook/config",
-            &key,
-            Some(json!({"webhook_url": url, "topics": ["*"]})),
-        )
-        .await;
+        let (status, err) = app
+            .call(
+                Method::POST,
+                "/webhook/config",
+                &key,
+                Some(json!({"webhook_url": url, "topics": ["*"]})),
+            )
+            .await;
         assert_eq!(
             (status, error_code(&err)),
             (StatusCode::BAD_REQUEST, "url_not_allowed"),
@@ -581,19 +561,19 @@ async fn internal_targets_are_refused(backend: Backend) {
     )
     .await;
     let path = format!("/webhook/config/{}", created["id"].as_str().unwrap());
-    let (status, err) = call(
-        &app,
-        Method::PUT,
-        &path,
-        &key,
-        Some(json!({"webhook_url": "http://10.1.2.3/"})),
-    )
-    .await;
+    let (status, err) = app
+        .call(
+            Method::PUT,
+            &path,
+            &key,
+            Some(json!({"webhook_url": "http://10.1.2.3/"})),
+        )
+        .await;
     assert_eq!(
         (status, error_code(&err)),
         (StatusCode::BAD_REQUEST, "url_not_allowed")
     );
-    let (_, one) = call(&app, Method::GET, &path, &key, None).await;
+    let (_, one) = app.call(Method::GET, &path, &key, None).await;
     assert_eq!(
         one["webhook_url"], "https://93.184.215.14/hook",
         "unchanged"

@@ -179,6 +179,21 @@ impl TestApp {
         .await
     }
 
+    /// `method path` with `key` as bearer and `body` as JSON, if any.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
         self.send(self.client.get(self.url(path)).bearer_auth(key))
             .await
