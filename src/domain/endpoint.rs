@@ -3,6 +3,7 @@
 
 mod target;
 
+use super::ids::prefixed_id;
 use super::signing::SigningSecret;
 
 pub use target::is_forbidden_target;
@@ -32,71 +33,18 @@ const MAX_URL_BYTES: usize = 2048;
 const MAX_TOPICS: usize = 10;
 const MAX_DESCRIPTION: usize = 500;
 
-/// `<prefix>` + a UUID v7 in its simple form (32 lowercase hex digits): time-ordered, so
-/// ordering by id is ordering by creation, which keeps cursors and indexes cheap.
-fn new_prefixed(prefix: &str) -> String {
-    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
-}
-
-fn parse_prefixed(prefix: &str, s: &str) -> Result<String, EndpointError> {
-    let ok = s.strip_prefix(prefix).is_some_and(|rest| {
-        rest.len() == 32
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            && uuid::Uuid::parse_str(rest).is_ok_and(|u| u.get_version_num() == 7)
-    });
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(EndpointError::InvalidId(s.chars().take(64).collect()))
-    }
-}
-
-macro_rules! prefixed_id {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn generate() -> $name {
-                $name(new_prefixed($prefix))
-            }
-
-            pub fn parse(s: &str) -> Result<$name, EndpointError> {
-                parse_prefixed($prefix, s).map($name)
-            }
-
-            /// For values read back from the store, which only ever holds parsed ids.
-            pub fn from_trusted(s: String) -> $name {
-                $name(s)
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
 prefixed_id!(
     /// An endpoint's id: `ep_` + UUID v7.
     EndpointId,
-    "ep_"
+    "ep_",
+    EndpointError::InvalidId
 );
 prefixed_id!(
     /// One event's delivery to one endpoint: `dl_` + UUID v7. (Not the queue's `DeliveryId`,
     /// which names one receipt of a queue message.)
     WebhookDeliveryId,
-    "dl_"
+    "dl_",
+    EndpointError::InvalidId
 );
 
 impl WebhookDeliveryId {

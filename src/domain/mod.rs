@@ -3,9 +3,11 @@
 
 pub mod apply;
 pub mod breaker;
+pub mod campaign;
 pub mod delivery;
 pub mod endpoint;
 pub mod event;
+pub mod ids;
 pub mod phone;
 pub mod project;
 pub mod providers;

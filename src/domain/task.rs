@@ -11,6 +11,8 @@ pub mod queues {
     pub const EVENTS: &str = "events";
     /// Webhook deliveries (outbox rows) for the forwarder to attempt.
     pub const FORWARD: &str = "forward";
+    /// Campaign recipients for the sender to send.
+    pub const SEND: &str = "send";
 }
 
 /// A queue message. New shapes get a new variant (`EventsV2`), so a rolling deploy can still
@@ -28,12 +30,19 @@ pub enum Task {
     /// holds the secret, and a secret never travels in a queue message.
     #[serde(rename = "forward.v1")]
     ForwardV1 { deliveries: Vec<String> },
+    /// Campaign recipients to send, by id (`rcp_…`): the recipient rows hold the phone and
+    /// variables, the campaign the template, and the project's settings the credentials.
+    #[serde(rename = "send.v1")]
+    SendV1 { recipients: Vec<String> },
 }
 
 /// Deliveries named per forward queue message: small enough that one slow endpoint holding a
 /// message's ack (up to the request timeout) holds few others with it, large enough that the
 /// broker's per-message cost stays low.
 pub const FORWARD_CHUNK: usize = 64;
+
+/// Recipients named per send queue message.
+pub const SEND_CHUNK: usize = 50;
 
 impl Task {
     /// The forward tasks naming these deliveries, [`FORWARD_CHUNK`] per task.
@@ -42,6 +51,16 @@ impl Task {
         ids.chunks(FORWARD_CHUNK)
             .map(|c| Task::ForwardV1 {
                 deliveries: c.to_vec(),
+            })
+            .collect()
+    }
+
+    /// The send tasks naming these recipients, [`SEND_CHUNK`] per task.
+    pub fn send<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<Task> {
+        let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+        ids.chunks(SEND_CHUNK)
+            .map(|c| Task::SendV1 {
+                recipients: c.to_vec(),
             })
             .collect()
     }

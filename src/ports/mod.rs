@@ -1,12 +1,14 @@
 //! The ports the core talks through; each has an embedded and a distributed adapter.
 
 pub mod cache;
+pub mod campaigns;
 pub mod deliveries;
 pub mod endpoints;
 pub mod queue;
 pub mod store;
 
 pub use cache::{Cache, CacheError};
+pub use campaigns::Campaigns;
 pub use deliveries::Deliveries;
 pub use endpoints::Endpoints;
 pub use queue::{Consumer, Delivery, DeliveryId, Outgoing, Queue, QueueError};

@@ -2,6 +2,7 @@
 
 pub mod datagen;
 pub mod meta;
+pub mod send;
 
 use serde_json::value::RawValue;
 
