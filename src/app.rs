@@ -14,13 +14,16 @@ use crate::adapters::webhook_client::{WebhookClient, WebhookClientConfig};
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
 use crate::domain::task::queues;
-use crate::http::{self, AppState, Forwarding, HttpLimits, Shared};
+use crate::http::{self, AppState, Campaigning, Forwarding, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
 use crate::services::{
-    BreakerConfig, Breakers, Dedupe, EndpointCache, EndpointCacheConfig, ProjectLookup, Tiers,
+    BreakerConfig, Breakers, Dedupe, EndpointCache, EndpointCacheConfig, ProjectLookup,
+    SendLimits, Tiers,
 };
+use crate::workers::campaign_runner::CampaignRunner;
 use crate::workers::forwarder::{Forwarder, ForwarderConfig, ForwarderParts};
 use crate::workers::processor::{Processor, ProcessorConfig};
+use crate::workers::sender::{Sender, SenderConfig, SenderParts};
 use crate::workers::publisher::{Publisher, PublisherConfig};
 use crate::workers::sweeper::Sweeper;
 
@@ -30,7 +33,10 @@ pub struct App {
     router: axum::Router,
     processor: Option<Arc<Processor>>,
     forwarder: Option<Arc<Forwarder>>,
+    sender: Option<Arc<Sender>>,
     forwarding: Forwarding,
+    /// A recipient `sending` this long becomes `unknown`.
+    unknown_after: Duration,
     sweep_interval: Duration,
     backends: Backends,
     metrics: Metrics,
@@ -95,6 +101,16 @@ impl App {
                 stop_workers.clone(),
             ))
         });
+        let sender = if config.roles.contains(&Role::Sender) {
+            Some(Arc::new(sender(
+                &config,
+                &backends,
+                &metrics,
+                stop_workers.clone(),
+            )?))
+        } else {
+            None
+        };
         let admin_token = admin_token(&config)?;
         if config.roles.contains(&Role::Ingress) {
             warn_unauthenticated_ingress(&config);
@@ -120,6 +136,7 @@ impl App {
             meta_verify_token: secret(&config.meta_verify_token),
             allow_private_targets: config.allow_private_targets,
             forwarding: forwarding.clone(),
+            campaigning: campaigning(&config, &backends)?,
         });
         let limits = HttpLimits::from_config(&config);
         let router = http::router(state, &config.roles, &limits);
@@ -136,7 +153,9 @@ impl App {
             router,
             processor,
             forwarder,
+            sender,
             forwarding,
+            unknown_after: Duration::from_secs(config.send_unknown_after_secs),
             sweep_interval: Config::ms(config.sweeper_interval_ms),
             backends,
             metrics,
@@ -177,6 +196,20 @@ impl App {
                     queue: self.backends.queue.clone(),
                     metrics: self.metrics.clone(),
                     interval: self.sweep_interval,
+                    shutdown: self.stop_workers.clone(),
+                }
+                .run(),
+            );
+        }
+        if let Some(s) = self.sender.take() {
+            s.spawn(&self.tracker);
+            self.tracker.spawn(
+                CampaignRunner {
+                    campaigns: self.backends.campaigns.clone(),
+                    queue: self.backends.queue.clone(),
+                    metrics: self.metrics.clone(),
+                    interval: self.sweep_interval,
+                    unknown_after: self.unknown_after,
                     shutdown: self.stop_workers.clone(),
                 }
                 .run(),
@@ -313,6 +346,8 @@ pub fn processor(
     let (tiers, lookup) = services(config, backends, metrics);
     Processor {
         store: backends.store.clone(),
+        campaigns: backends.campaigns.clone(),
+        opt_keywords: config.opt_keywords(),
         queue: backends.queue.clone(),
         lookup,
         dedupe: Arc::new(Dedupe::new(
@@ -388,6 +423,70 @@ pub fn forwarding(
     })
 }
 
+/// What the campaign API needs: the port, a client for `csv_url`s, the import rules.
+pub fn campaigning(config: &Config, backends: &Backends) -> anyhow::Result<Campaigning> {
+    let csv_client = WebhookClient::new(WebhookClientConfig {
+        timeout: http::limits::BULK_TIMEOUT,
+        connect_timeout: Duration::from_secs(10),
+        allow_private_targets: config.allow_private_targets,
+        extra_root_certs_pem: None,
+    })
+    .context("building the CSV download client")?;
+    Ok(Campaigning {
+        campaigns: backends.campaigns.clone(),
+        csv_client,
+        default_country_code: config.default_country_code.clone(),
+        csv_max_bytes: config.csv_max_bytes,
+    })
+}
+
+/// A sender on these backends; `App` spawns it with the campaign runner, tests drive it with
+/// `handle`.
+pub fn sender(
+    config: &Config,
+    backends: &Backends,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Sender> {
+    let timeout = Config::ms(config.send_timeout_ms);
+    // BSP base URLs are checked like webhook URLs: a project's own base URL must not reach
+    // wagate's network.
+    let client = WebhookClient::new(WebhookClientConfig {
+        timeout,
+        connect_timeout: timeout.min(Duration::from_secs(5)),
+        allow_private_targets: config.allow_private_targets,
+        extra_root_certs_pem: None,
+    })
+    .context("building the BSP HTTP client")?;
+    let limits = SendLimits::new(
+        config.send_rate_per_number,
+        config
+            .send_rates()
+            .map_err(|e| anyhow::anyhow!("send_rate_overrides: {e}"))?,
+        backends.shared.clone(),
+    );
+    Ok(Sender::new(
+        SenderParts {
+            campaigns: backends.campaigns.clone(),
+            store: backends.store.clone(),
+            queue: backends.queue.clone(),
+            client,
+            limits: Arc::new(limits),
+            defaults: crate::domain::providers::send::SendProvider::ALL
+                .into_iter()
+                .map(|p| (p, config.provider_defaults(p)))
+                .collect(),
+            metrics: metrics.clone(),
+        },
+        SenderConfig {
+            concurrency: config.sender_concurrency,
+            prefetch: config.sender_prefetch,
+            max_attempts: config.send_max_attempts,
+        },
+        shutdown,
+    ))
+}
+
 /// A forwarder on these backends; `App` spawns its loop, tests drive it with `handle`.
 pub fn forwarder(
     config: &Config,
@@ -432,7 +531,7 @@ async fn refresh_queue_gauges(
     stop: CancellationToken,
 ) {
     loop {
-        for name in [queues::EVENTS, queues::FORWARD] {
+        for name in [queues::EVENTS, queues::FORWARD, queues::SEND] {
             let label = QueueLabel { queue: name };
             if let Ok(n) = queue.depth(name).await {
                 metrics.queue_depth.get_or_create(&label).set(n as i64);

@@ -20,10 +20,19 @@ pub enum Role {
     Processor,
     /// Delivers events to the projects' webhook endpoints, and re-queues due deliveries.
     Forwarder,
+    /// Sends campaign recipients through their BSPs; starts scheduled campaigns, queues due
+    /// recipients, finishes campaigns.
+    Sender,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Api, Role::Ingress, Role::Processor, Role::Forwarder];
+    pub const ALL: [Role; 5] = [
+        Role::Api,
+        Role::Ingress,
+        Role::Processor,
+        Role::Forwarder,
+        Role::Sender,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +40,7 @@ impl Role {
             Role::Ingress => "ingress",
             Role::Processor => "processor",
             Role::Forwarder => "forwarder",
+            Role::Sender => "sender",
         }
     }
 }
@@ -43,7 +53,7 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s.trim())
             .ok_or_else(|| ConfigError::Invalid {
                 key: "roles".into(),
-                message: format!("unknown role `{s}` (known: api, ingress, processor, forwarder)"),
+                message: format!("unknown role `{s}` (known: api, ingress, processor, forwarder, sender)"),
             })
     }
 }
@@ -188,6 +198,40 @@ pub struct Config {
     /// A PEM file of extra root certificates the forwarder trusts beside the system's, for
     /// receivers behind a private CA.
     pub webhook_ca_file: Option<PathBuf>,
+    /// BSP send requests in flight at once.
+    pub sender_concurrency: usize,
+    /// Send queue messages (each names up to 50 recipients) a sender holds at once.
+    pub sender_prefetch: u16,
+    /// A send request's whole time. One that times out may have been accepted, so its
+    /// recipient waits for the BSP's webhook (or `send_unknown_after_secs`), never a resend.
+    pub send_timeout_ms: u64,
+    /// A recipient `sending` this long with no answer and no webhook becomes `unknown`.
+    pub send_unknown_after_secs: u64,
+    /// Sends refused for now (throttled, 5xx) are retried with backoff up to this many
+    /// attempts, then the recipient fails.
+    pub send_max_attempts: u32,
+    /// Messages per second per sender number (Meta's base tier: 80).
+    pub send_rate_per_number: u32,
+    /// Per-number rates: `+919812345678=200,+15550001111=1000`.
+    pub send_rate_overrides: String,
+    /// Country code (digits, e.g. `91`) given to CSV phones written in national form.
+    pub default_country_code: Option<String>,
+    /// Inbound texts that opt a phone out of the project's campaigns (case-insensitive).
+    pub opt_out_keywords: String,
+    /// Inbound texts that opt it back in.
+    pub opt_in_keywords: String,
+    /// Largest recipients CSV, uploaded or fetched from `csv_url`.
+    pub csv_max_bytes: u64,
+    pub meta_base_url: Option<String>,
+    pub meta_token: Option<SecretString>,
+    pub meta_api_version: Option<String>,
+    pub datagen_base_url: Option<String>,
+    pub datagen_token: Option<SecretString>,
+    pub datagen_webhook_dn_id: Option<String>,
+    pub aisensy_base_url: Option<String>,
+    pub aisensy_api_key: Option<SecretString>,
+    pub aisensy_direct_base_url: Option<String>,
+    pub aisensy_direct_api_key: Option<SecretString>,
 }
 
 impl Default for Config {
@@ -240,6 +284,27 @@ impl Default for Config {
             breaker_failure_threshold: 10,
             breaker_cooldown_secs: 300,
             webhook_ca_file: None,
+            sender_concurrency: 200,
+            sender_prefetch: 16,
+            send_timeout_ms: 15_000,
+            send_unknown_after_secs: 600,
+            send_max_attempts: 10,
+            send_rate_per_number: 80,
+            send_rate_overrides: String::new(),
+            default_country_code: None,
+            opt_out_keywords: "STOP,UNSUBSCRIBE".into(),
+            opt_in_keywords: "START,SUBSCRIBE".into(),
+            csv_max_bytes: 256 * 1024 * 1024,
+            meta_base_url: None,
+            meta_token: None,
+            meta_api_version: None,
+            datagen_base_url: None,
+            datagen_token: None,
+            datagen_webhook_dn_id: None,
+            aisensy_base_url: None,
+            aisensy_api_key: None,
+            aisensy_direct_base_url: None,
+            aisensy_direct_api_key: None,
         }
     }
 }
@@ -328,15 +393,24 @@ impl Config {
             forwarder_concurrency, forwarder_endpoint_inflight, forwarder_timeout_ms,
             forwarder_retry_schedule, forwarder_prefetch, sweeper_interval_ms,
             breaker_failure_threshold, breaker_cooldown_secs,
+            sender_concurrency, sender_prefetch, send_timeout_ms, send_unknown_after_secs,
+            send_max_attempts, send_rate_per_number, send_rate_overrides, opt_out_keywords,
+            opt_in_keywords, csv_max_bytes,
         );
         env_optional!(cfg, env;
             database_url, amqp_url, redis_url, amqp_queue_expires_ms, webhook_ca_file,
+            default_country_code, meta_base_url, meta_api_version, datagen_base_url,
+            datagen_webhook_dn_id, aisensy_base_url, aisensy_direct_base_url,
         );
         for (key, field) in [
             ("WAGATE_ADMIN_TOKEN", &mut cfg.admin_token),
             ("WAGATE_INGRESS_TOKEN", &mut cfg.ingress_token),
             ("WAGATE_META_APP_SECRET", &mut cfg.meta_app_secret),
             ("WAGATE_META_VERIFY_TOKEN", &mut cfg.meta_verify_token),
+            ("WAGATE_META_TOKEN", &mut cfg.meta_token),
+            ("WAGATE_DATAGEN_TOKEN", &mut cfg.datagen_token),
+            ("WAGATE_AISENSY_API_KEY", &mut cfg.aisensy_api_key),
+            ("WAGATE_AISENSY_DIRECT_API_KEY", &mut cfg.aisensy_direct_api_key),
         ] {
             if let Some(v) = env(key) {
                 *field = (!v.is_empty()).then(|| SecretString::from(v));
@@ -423,10 +497,32 @@ impl Config {
                 u64::from(self.breaker_failure_threshold),
             ),
             ("breaker_cooldown_secs", self.breaker_cooldown_secs),
+            ("sender_concurrency", self.sender_concurrency as u64),
+            ("sender_prefetch", u64::from(self.sender_prefetch)),
+            ("send_timeout_ms", self.send_timeout_ms),
+            ("send_unknown_after_secs", self.send_unknown_after_secs),
+            ("send_max_attempts", u64::from(self.send_max_attempts)),
+            ("send_rate_per_number", u64::from(self.send_rate_per_number)),
+            ("csv_max_bytes", self.csv_max_bytes),
         ] {
             if v == 0 {
                 return invalid(key, "must be at least 1");
             }
+        }
+        if let Err(e) = self.send_rates() {
+            return invalid("send_rate_overrides", &e);
+        }
+        if let Some(cc) = &self.default_country_code
+            && !(1..=3).contains(&cc.len())
+        {
+            return invalid("default_country_code", "must be 1 to 3 digits, like 91");
+        }
+        if self
+            .default_country_code
+            .as_ref()
+            .is_some_and(|cc| !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
+        {
+            return invalid("default_country_code", "must be 1 to 3 digits, like 91");
         }
         if let Err(e) = self.retry_schedule() {
             return invalid("forwarder_retry_schedule", &e.to_string());
@@ -480,6 +576,73 @@ impl Config {
         &self,
     ) -> Result<crate::domain::delivery::RetrySchedule, crate::domain::delivery::BadSchedule> {
         crate::domain::delivery::RetrySchedule::parse(&self.forwarder_retry_schedule)
+    }
+
+    /// `send_rate_overrides`, parsed: (number, messages per second).
+    pub fn send_rates(&self) -> Result<Vec<(crate::domain::phone::PhoneNumber, u32)>, String> {
+        let mut out = Vec::new();
+        for item in self.send_rate_overrides.split(',').map(str::trim) {
+            if item.is_empty() {
+                continue;
+            }
+            let (number, rate) = item
+                .split_once('=')
+                .ok_or_else(|| format!("`{item}` is not NUMBER=RATE"))?;
+            let number = crate::domain::phone::PhoneNumber::parse(number)
+                .map_err(|e| e.to_string())?;
+            let rate: u32 = rate
+                .trim()
+                .parse()
+                .ok()
+                .filter(|r| (1..=10_000).contains(r))
+                .ok_or_else(|| format!("`{rate}` is not a rate from 1 to 10000"))?;
+            out.push((number, rate));
+        }
+        Ok(out)
+    }
+
+    /// The server-wide settings of one BSP (a project's own override them field by field).
+    pub fn provider_defaults(
+        &self,
+        provider: crate::domain::providers::send::SendProvider,
+    ) -> crate::domain::providers::send::ProviderSettings {
+        use crate::domain::providers::send::{ProviderSettings, SendProvider};
+        let secret = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+        match provider {
+            SendProvider::Meta => ProviderSettings {
+                base_url: self.meta_base_url.clone(),
+                credential: secret(&self.meta_token),
+                api_version: self.meta_api_version.clone(),
+                webhook_dn_id: None,
+            },
+            SendProvider::Datagen => ProviderSettings {
+                base_url: self.datagen_base_url.clone(),
+                credential: secret(&self.datagen_token),
+                api_version: None,
+                webhook_dn_id: self.datagen_webhook_dn_id.clone(),
+            },
+            SendProvider::Aisensy => ProviderSettings {
+                base_url: self.aisensy_base_url.clone(),
+                credential: secret(&self.aisensy_api_key),
+                ..ProviderSettings::default()
+            },
+            SendProvider::AisensyDirect => ProviderSettings {
+                base_url: self.aisensy_direct_base_url.clone(),
+                credential: secret(&self.aisensy_direct_api_key),
+                ..ProviderSettings::default()
+            },
+        }
+    }
+
+    /// The opt-out and opt-in keywords, split.
+    pub fn opt_keywords(&self) -> (Vec<String>, Vec<String>) {
+        let split = |s: &str| {
+            s.split(',')
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .collect()
+        };
+        (split(&self.opt_out_keywords), split(&self.opt_in_keywords))
     }
 
     pub fn is_embedded_store(&self) -> bool {
@@ -622,6 +785,21 @@ impl std::fmt::Debug for Config {
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("breaker_cooldown_secs", &self.breaker_cooldown_secs)
             .field("webhook_ca_file", &self.webhook_ca_file)
+            .field("sender_concurrency", &self.sender_concurrency)
+            .field("sender_prefetch", &self.sender_prefetch)
+            .field("send_timeout_ms", &self.send_timeout_ms)
+            .field("send_unknown_after_secs", &self.send_unknown_after_secs)
+            .field("send_max_attempts", &self.send_max_attempts)
+            .field("send_rate_per_number", &self.send_rate_per_number)
+            .field("send_rate_overrides", &self.send_rate_overrides)
+            .field("default_country_code", &self.default_country_code)
+            .field("opt_out_keywords", &self.opt_out_keywords)
+            .field("opt_in_keywords", &self.opt_in_keywords)
+            .field("csv_max_bytes", &self.csv_max_bytes)
+            .field("meta_base_url", &self.meta_base_url)
+            .field("datagen_base_url", &self.datagen_base_url)
+            .field("aisensy_base_url", &self.aisensy_base_url)
+            .field("aisensy_direct_base_url", &self.aisensy_direct_base_url)
             .finish()
     }
 }

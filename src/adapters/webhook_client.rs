@@ -58,6 +58,8 @@ pub struct Sent {
     pub latency: Duration,
     /// at most 1 KB of the body, lossy UTF-8
     pub snippet: Option<String>,
+    /// The body as read: at most [`MAX_BODY_READ`] bytes (a BSP's answer is parsed from it).
+    pub body: bytes::Bytes,
     pub error: Option<(TransportError, String)>,
 }
 
@@ -156,17 +158,6 @@ impl WebhookClient {
         body: bytes::Bytes,
     ) -> Sent {
         let started = Instant::now();
-        let failed = |kind: TransportError, text: String| Sent {
-            status: None,
-            retry_after: None,
-            latency: started.elapsed(),
-            snippet: None,
-            error: Some((kind, text)),
-        };
-        let url = match self.check_literal(url) {
-            Ok(url) => url,
-            Err((kind, text)) => return failed(kind, text),
-        };
         // One map of the right size, filled once: adding the headers one by one to the
         // request builder grew its map and re-parsed each name (seen in profiles).
         let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
@@ -175,15 +166,58 @@ impl WebhookClient {
                 Ok(v) => {
                     map.append(reqwest::header::HeaderName::from_static(name), v);
                 }
-                Err(_) => return failed(TransportError::Other, format!("bad value for {name}")),
+                Err(_) => {
+                    return failed(
+                        started,
+                        TransportError::Other,
+                        format!("bad value for {name}"),
+                    );
+                }
             }
         }
+        self.post_map(started, url, map, body).await
+    }
+
+    /// [`post`](Self::post) with header names known only at run time (a BSP request built by
+    /// the domain); a name or value that is not valid HTTP fails the request, unsent.
+    pub async fn post_with(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: bytes::Bytes,
+    ) -> Sent {
+        let started = Instant::now();
+        let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes());
+            let value = reqwest::header::HeaderValue::from_str(value);
+            match (name, value) {
+                (Ok(n), Ok(v)) => {
+                    map.append(n, v);
+                }
+                _ => return failed(started, TransportError::Other, "bad header".to_owned()),
+            }
+        }
+        self.post_map(started, url, map, body).await
+    }
+
+    async fn post_map(
+        &self,
+        started: Instant,
+        url: &str,
+        map: reqwest::header::HeaderMap,
+        body: bytes::Bytes,
+    ) -> Sent {
+        let url = match self.check_literal(url) {
+            Ok(url) => url,
+            Err((kind, text)) => return failed(started, kind, text),
+        };
         let request = self.http.post(url).headers(map).body(body);
         let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
                 let (kind, text) = classify(&e);
-                return failed(kind, text);
+                return failed(started, kind, text);
             }
         };
         let status = response.status().as_u16();
@@ -216,8 +250,16 @@ impl WebhookClient {
             retry_after,
             latency: started.elapsed(),
             snippet,
+            body: buf.into(),
             error,
         }
+    }
+
+    /// A GET whose body the caller streams (a recipients CSV), through the same address guard
+    /// and redirect policy as webhooks; the client's timeout bounds the whole download.
+    pub async fn get(&self, url: &str) -> Result<reqwest::Response, (TransportError, String)> {
+        let url = self.check_literal(url)?;
+        self.http.get(url).send().await.map_err(|e| classify(&e))
     }
 
     /// Parses the URL (once, for reqwest too). reqwest does not ask the resolver about
@@ -237,6 +279,18 @@ impl WebhookClient {
             ));
         }
         Ok(parsed)
+    }
+}
+
+/// A request that got no response.
+fn failed(started: Instant, kind: TransportError, text: String) -> Sent {
+    Sent {
+        status: None,
+        retry_after: None,
+        latency: started.elapsed(),
+        snippet: None,
+        body: bytes::Bytes::new(),
+        error: Some((kind, text)),
     }
 }
 

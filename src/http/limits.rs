@@ -42,15 +42,25 @@ impl HttpLimits {
 /// Wraps every route and the fallbacks: `edge` outside, then the time limit. The time limit
 /// covers reading the body, so a client that sends half a body gets a 408 and its connection
 /// closed.
-pub fn apply(router: Router, limits: &HttpLimits) -> Router {
+///
+/// `bulk` routes (a recipients CSV up or down: minutes for a million rows) get
+/// [`BULK_TIMEOUT`] instead of the request timeout.
+pub fn apply(router: Router, bulk: Router, limits: &HttpLimits) -> Router {
     let permits = Arc::new(Semaphore::new(limits.max_concurrent));
     router
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
+        .merge(bulk.layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            BULK_TIMEOUT,
+        )))
         .layer(middleware::from_fn_with_state(permits, edge))
 }
+
+/// How long a bulk transfer may take, body included.
+pub const BULK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// One middleware (one boxed future per request, not three): the URI limit, the concurrency
 /// cap, and the JSON shape for errors made below the handlers.

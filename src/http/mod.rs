@@ -1,6 +1,8 @@
 //! The HTTP surface: ops probes on every process, then ingress and API routes by role.
 
 mod admin;
+mod campaign_import;
+mod campaigns;
 mod error;
 mod extract;
 mod forwarding;
@@ -9,6 +11,7 @@ pub mod limits;
 mod messages;
 mod ops;
 mod projects;
+mod providers;
 pub mod serve;
 mod webhooks;
 
@@ -25,7 +28,7 @@ pub use limits::HttpLimits;
 use crate::adapters::webhook_client::WebhookClient;
 use crate::config::Role;
 use crate::metrics::Metrics;
-use crate::ports::{Cache, Deliveries, Endpoints, Queue, Store};
+use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, Store};
 use crate::services::{Breakers, EndpointCache, ProjectLookup};
 use crate::workers::publisher::Publisher;
 
@@ -64,6 +67,17 @@ pub struct Shared {
     /// Webhook URLs may target internal addresses (`allow_private_targets`).
     pub allow_private_targets: bool,
     pub forwarding: Forwarding,
+    pub campaigning: Campaigning,
+}
+
+/// What the campaign API needs beyond the store: the campaigns port, the client that fetches
+/// `csv_url`s (with the webhook address guard), and the import rules.
+#[derive(Clone)]
+pub struct Campaigning {
+    pub campaigns: Arc<dyn Campaigns>,
+    pub csv_client: WebhookClient,
+    pub default_country_code: Option<String>,
+    pub csv_max_bytes: u64,
 }
 
 /// What the webhook API shares with the forwarder: the deliveries, the endpoint cache it must
@@ -129,12 +143,50 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
             .route("/webhook/config/{id}/redrive", post(forwarding::redrive))
             .route("/webhook/config/{id}/deliveries", get(webhooks::deliveries))
             .route("/webhook/deliveries/{id}", get(webhooks::delivery))
-            .route("/webhook/deliveries/{id}/retry", post(forwarding::retry));
+            .route("/webhook/deliveries/{id}/retry", post(forwarding::retry))
+            .route(
+                "/project/campaign",
+                post(campaigns::create).get(campaigns::list),
+            )
+            .route("/project/campaign/{id}", get(campaigns::one))
+            .route("/project/campaign/{id}/pause", post(campaigns::pause))
+            .route("/project/campaign/{id}/resume", post(campaigns::resume))
+            .route("/project/campaign/{id}/cancel", post(campaigns::cancel))
+            .route(
+                "/project/campaign/{id}/retry-unknown",
+                post(campaigns::retry_unknown),
+            )
+            .route(
+                "/project/campaign/{id}/recipients",
+                get(campaigns::recipients),
+            )
+            .route(
+                "/v1/providers/{provider}",
+                get(providers::get).put(providers::put),
+            );
     }
+    // Recipients CSVs go up and down in bulk: their own size limit (checked while streaming)
+    // and a longer time limit. The one-shot send may fetch a `csv_url` too.
+    let mut bulk = Router::new();
+    if roles.contains(&Role::Api) {
+        bulk = bulk
+            .route(
+                "/project/campaign/{id}/recipients",
+                post(campaign_import::upload),
+            )
+            .route(
+                "/project/campaign/{id}/messages.csv",
+                get(campaign_import::export),
+            )
+            .route("/project/campaign/event/send", post(campaigns::send));
+    }
+    let bulk = bulk
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state.clone());
     let app = app
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .with_state(state);
-    limits::apply(app, limits)
+    limits::apply(app, bulk, limits)
 }

@@ -51,7 +51,7 @@ fn invalid(e: EndpointError) -> ApiError {
 /// the name resolves to must be allowed, or a second record could point inside. A host that
 /// does not resolve is refused too, with the same words, so the answer does not tell a caller
 /// which internal names exist.
-async fn check_target(url: &WebhookUrl, allow_private: bool) -> Result<(), ApiError> {
+pub(super) async fn check_target(url: &WebhookUrl, allow_private: bool) -> Result<(), ApiError> {
     if allow_private {
         return Ok(());
     }

@@ -1,6 +1,7 @@
 //! Every metric wagate exports, its name, help and labels, in one typed place.
 
 pub mod forward;
+pub mod send;
 pub mod process;
 
 use std::sync::Arc;
@@ -92,6 +93,7 @@ pub struct Metrics {
     pub cache_hit_ratio: Family<CacheLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub store_seconds: HistogramFamily<OpLabel>,
     pub forward: forward::ForwardMetrics,
+    pub send: send::SendMetrics,
     /// Per-URL breakers this process tracks, by state (a count, never a label per URL).
     pub forward_breakers: Family<StateLabel, Gauge>,
     /// Endpoint config lookups answered, by the layer that answered.
@@ -111,6 +113,7 @@ impl Metrics {
         root.register_collector(Box::new(sizes.clone()));
         let r = root.sub_registry_with_prefix("wagate");
         let forward = forward::ForwardMetrics::register(r);
+        let send = send::SendMetrics::register(r);
         let m = Metrics {
             registry: Arc::new(Registry::default()),
             sizes: process::Sizes::default(),
@@ -131,6 +134,7 @@ impl Metrics {
             cache_hit_ratio: Family::default(),
             store_seconds: Family::new_with_constructor(latency_histogram),
             forward,
+            send,
             forward_breakers: Family::default(),
             endpoint_cache_lookups: Family::default(),
         };

@@ -1,4 +1,4 @@
-//! Logic shared by several roles, built on the ports: cached lookups, event dedupe, quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache.
+//! Logic shared by several roles, built on the ports: cached lookups, event dedupe, quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache, the sender's rate limits.
 
 pub mod breakers;
 pub mod dedupe;
@@ -6,6 +6,7 @@ pub mod endpoint_cache;
 pub mod lookup;
 pub mod replay;
 pub mod retention;
+pub mod send_limits;
 mod tiers;
 
 pub use breakers::{BreakerConfig, BreakerView, Breakers};
@@ -13,4 +14,5 @@ pub use dedupe::Dedupe;
 pub use endpoint_cache::{EndpointCache, EndpointCacheConfig};
 pub use lookup::ProjectLookup;
 pub use replay::Replayer;
+pub use send_limits::SendLimits;
 pub use tiers::Tiers;

@@ -1,8 +1,11 @@
-//! Background work: the ingress micro-batcher, the processor, and the forwarder with its
-//! attempt recorder and its sweeper.
+//! Background work: the ingress micro-batcher, the processor, the forwarder with its attempt
+//! recorder and its sweeper, and the campaign sender with its runner.
 
+pub mod campaign_follow;
+pub mod campaign_runner;
 pub mod forwarder;
 pub mod processor;
 pub mod publisher;
 pub mod recorder;
+pub mod sender;
 pub mod sweeper;

@@ -21,7 +21,9 @@ use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::{AppliedLabel, LayerLabel, Metrics, QueueLabel, ReasonLabel};
 use crate::ports::store::{Applied, Quarantined};
-use crate::ports::{Consumer, Delivery, Outgoing, Queue, QueueError, Store, StoreError};
+use crate::ports::{
+    Campaigns, Consumer, Delivery, Outgoing, Queue, QueueError, Store, StoreError,
+};
 use crate::services::{Dedupe, ProjectLookup};
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,10 @@ pub struct ProcessorConfig {
 
 pub struct Processor {
     pub store: Arc<dyn Store>,
+    /// For the campaign follow-ups of applied events (see `campaign_follow`).
+    pub campaigns: Arc<dyn Campaigns>,
+    /// Inbound texts that opt a phone out of the project's campaigns, and back in.
+    pub opt_keywords: (Vec<String>, Vec<String>),
     pub queue: Arc<dyn Queue>,
     pub lookup: Arc<ProjectLookup>,
     pub dedupe: Arc<Dedupe>,
@@ -298,6 +304,11 @@ impl Processor {
                 )),
             }
         }
+        let follow = super::campaign_follow::follow_ups(
+            &known,
+            &self.opt_keywords.0,
+            &self.opt_keywords.1,
+        );
         let keys: Vec<String> = known.iter().map(|i| i.event.dedupe_key()).collect();
         let seen = self.dedupe.seen(&keys).await;
         let fresh: Vec<Incoming> = known
@@ -309,6 +320,11 @@ impl Processor {
         quarantine.extend(refused);
         quarantine.extend(mismatched(&fresh, &applied.mismatched));
         self.keep(&quarantine).await?;
+        if !follow.is_empty() {
+            let repaired = self.campaigns.repair(&follow.echoes).await?;
+            self.metrics.send.repaired.inc_by(repaired);
+            self.campaigns.set_opt_outs(&follow.opt_outs).await?;
+        }
         let fresh_keys: Vec<String> = fresh.iter().map(|i| i.event.dedupe_key()).collect();
         self.dedupe.remember(&fresh_keys).await;
 

@@ -63,6 +63,8 @@ pub enum Transition {
     Cancel,
     /// `running → finished`, when no recipient is left queued or sending.
     Finish,
+    /// `finished → running`: an explicit retry of its `unknown` recipients queued some again.
+    Reopen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +123,7 @@ impl CampaignState {
             (Running, Transition::Pause) => Paused,
             (Paused, Transition::Resume) => Running,
             (Running, Transition::Finish) => Finished,
+            (Finished, Transition::Reopen) => Running,
             (s, Transition::Cancel) if !s.is_final() => Cancelled,
             _ => {
                 return Err(InvalidTransition {
@@ -142,6 +145,7 @@ impl Transition {
             Transition::Resume => "resume",
             Transition::Cancel => "cancel",
             Transition::Finish => "finish",
+            Transition::Reopen => "reopen",
         }
     }
 }
@@ -414,6 +418,7 @@ mod tests {
             Transition::Resume,
             Transition::Cancel,
             Transition::Finish,
+            Transition::Reopen,
         ];
         let mut allowed = Vec::new();
         for from in CampaignState::ALL {
@@ -446,6 +451,7 @@ mod tests {
             (Running, Transition::Finish, Finished),
             (Paused, Transition::Resume, Running),
             (Paused, Transition::Cancel, Cancelled),
+            (Finished, Transition::Reopen, Running),
         ];
         assert_eq!(allowed, expected);
     }

@@ -1,0 +1,307 @@
+//! Loading a campaign's recipients from CSV (an uploaded body or a `csv_url`), streamed, and
+//! exporting its per-recipient results as CSV, streamed too.
+//!
+//! Neither direction holds the file: an upload is parsed chunk by chunk as it arrives and
+//! stored a few thousand rows at a time, and the export is written page by page, so a
+//! 1,000,000-row campaign costs the memory of one page.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::campaigns::owned;
+use super::error::ApiError;
+use super::extract::ProjectAuth;
+use crate::domain::campaign::csv_import::{CsvError, CsvImport};
+use crate::domain::campaign::{Campaign, CampaignState, ImportCounts, NewRecipient, RecipientId};
+use crate::domain::endpoint::WebhookUrl;
+
+/// Rows stored per store call.
+const STORE_BATCH: usize = 5000;
+/// Rows per export page.
+const EXPORT_PAGE: u32 = 5000;
+
+pub enum Source<'a> {
+    Upload(Body),
+    Url(&'a str),
+}
+
+fn csv_error(e: CsvError) -> ApiError {
+    ApiError::bad_request(e.code(), e.to_string())
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the CSV exceeds {max} bytes (WAGATE_CSV_MAX_BYTES)"),
+    )
+}
+
+/// Reads the CSV from `source` into the campaign's recipients; returns the import report.
+/// A URL that cannot be fetched is recorded on the campaign (`last_error`), which stays a
+/// draft.
+pub(super) async fn load(s: &AppState, c: &Campaign, source: Source<'_>) -> Result<Value, ApiError> {
+    if c.state != CampaignState::Draft {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_transition",
+            format!("recipients can be loaded into a draft campaign only, not a {} one", c.state.as_str()),
+        ));
+    }
+    let max = s.campaigning.csv_max_bytes;
+    let mut stream = match source {
+        Source::Upload(body) => body
+            .into_data_stream()
+            .map(|r| r.map_err(|e| ApiError::bad_request("bad_request", e.to_string())))
+            .boxed(),
+        Source::Url(url) => match fetch(s, url).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = s
+                    .campaigning
+                    .campaigns
+                    .set_last_error(&c.id, Some(&format!("csv_url: {}", e.message)))
+                    .await;
+                return Err(e);
+            }
+        },
+    };
+    let mut import = CsvImport::new(s.campaigning.default_country_code.as_deref());
+    let mut rows: Vec<NewRecipient> = Vec::with_capacity(STORE_BATCH);
+    let mut stored = ImportCounts::default();
+    let mut read: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk: Bytes = chunk?;
+        read += chunk.len() as u64;
+        if read > max {
+            return Err(too_large(max));
+        }
+        import.feed(&chunk, &mut rows).map_err(csv_error)?;
+        if rows.len() >= STORE_BATCH {
+            add(s, c, &mut rows, &mut stored).await?;
+        }
+    }
+    let summary = import.finish(&mut rows).map_err(csv_error)?;
+    add(s, c, &mut rows, &mut stored).await?;
+    if c.last_error.is_some() {
+        s.campaigning.campaigns.set_last_error(&c.id, None).await?;
+    }
+    Ok(json!({
+        "accepted": stored.accepted,
+        "rejected": summary.rejected,
+        "rejected_total": summary.rejected_total,
+        "duplicates": stored.duplicates + summary.duplicates,
+        "opted_out": stored.opted_out,
+    }))
+}
+
+async fn add(
+    s: &AppState,
+    c: &Campaign,
+    rows: &mut Vec<NewRecipient>,
+    total: &mut ImportCounts,
+) -> Result<(), ApiError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = s
+        .campaigning
+        .campaigns
+        .add_recipients(&c.project_id, &c.id, rows)
+        .await?;
+    total.accepted += n.accepted;
+    total.duplicates += n.duplicates;
+    total.opted_out += n.opted_out;
+    rows.clear();
+    Ok(())
+}
+
+type ByteStream = futures_util::stream::BoxStream<'static, Result<Bytes, ApiError>>;
+
+/// GETs the CSV at `url` with the webhook client's address guard, as a stream of chunks.
+async fn fetch(s: &AppState, url: &str) -> Result<ByteStream, ApiError> {
+    let failed = |why: String| ApiError::bad_request("csv_fetch_failed", why);
+    let parsed = WebhookUrl::parse(url)
+        .map_err(|e| ApiError::bad_request("url_not_allowed", format!("csv_url {e}")))?;
+    super::webhooks::check_target(&parsed, s.allow_private_targets).await?;
+    let response = s
+        .campaigning
+        .csv_client
+        .get(parsed.as_str())
+        .await
+        .map_err(|(_, text)| failed(format!("fetching csv_url failed: {text}")))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(failed(format!("csv_url answered HTTP {}", status.as_u16())));
+    }
+    let max = s.campaigning.csv_max_bytes;
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    // reqwest's `bytes_stream` needs a feature (and its dependencies) for this one use.
+    Ok(futures_util::stream::unfold(Some(response), |response| async move {
+        let mut response = response?;
+        match response.chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+            Ok(None) => None,
+            Err(e) => Some((
+                Err(ApiError::bad_request(
+                    "csv_fetch_failed",
+                    format!("reading csv_url failed: {e}"),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed())
+}
+
+#[derive(Deserialize)]
+struct UrlBody {
+    csv_url: String,
+}
+
+/// `POST /project/campaign/{id}/recipients`: a `text/csv` body, or `{"csv_url": …}` as JSON.
+pub async fn upload(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    let report = if is_json {
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map_err(|_| ApiError::bad_request("bad_request", "a JSON body must be under 64 KiB"))?;
+        let b: UrlBody = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("expected {{\"csv_url\": \"https://…\"}}: {e}"),
+            )
+        })?;
+        load(&s, &c, Source::Url(&b.csv_url)).await?
+    } else {
+        load(&s, &c, Source::Upload(body)).await?
+    };
+    Ok(axum::Json(report))
+}
+
+/// `GET /project/campaign/{id}/messages.csv`: one line per recipient with its message id,
+/// status (the message's merged status once sent), last change and error.
+pub async fn export(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    let campaigns = s.campaigning.campaigns.clone();
+    let header_line = Bytes::from_static(b"phone,wamid,status,updated_at,error_code,error_title\n");
+    // Pages are read as the client reads; a store error ends the body early, which the client
+    // sees as a truncated download rather than a file that looks complete.
+    let pages = futures_util::stream::unfold(Some(None::<RecipientId>), move |cursor| {
+        let campaigns = campaigns.clone();
+        let cid = c.id.clone();
+        async move {
+            let after = cursor?;
+            match campaigns.export_page(&cid, after.as_ref(), EXPORT_PAGE).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let next = (rows.len() == EXPORT_PAGE as usize)
+                        .then(|| rows.last().map(|r| r.recipient.clone()));
+                    let mut out = String::with_capacity(rows.len() * 80);
+                    for r in &rows {
+                        let (code, title) = r
+                            .error
+                            .as_ref()
+                            .map_or((None, None), |e| (e.code.as_deref(), e.message.as_deref()));
+                        let cells = [
+                            r.phone.as_str(),
+                            r.provider_message_id.as_deref().unwrap_or(""),
+                            r.status.as_str(),
+                            &r.updated_at.to_rfc3339(),
+                            code.unwrap_or(""),
+                            title.unwrap_or(""),
+                        ];
+                        push_line(&mut out, &cells);
+                    }
+                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(out)), next))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    let body = futures_util::stream::once(async move { Ok(header_line) }).chain(pages);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"messages.csv\"",
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// Appends one CSV line. Cells with a comma, quote or line break are quoted; a text cell a
+/// spreadsheet would run as a formula (`=`, `@`, or `-`/`+` not followed by a digit) gets a
+/// leading `'`, so an error title from a BSP cannot become one.
+fn push_line(out: &mut String, cells: &[&str]) {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let risky = match cell.as_bytes() {
+            [b'=' | b'@' | b'\t' | b'\r', ..] => true,
+            [b'+' | b'-', next, ..] => !next.is_ascii_digit(),
+            [b'+' | b'-'] => true,
+            _ => false,
+        };
+        let needs_quotes = cell.contains([',', '"', '\n', '\r']);
+        if needs_quotes {
+            out.push('"');
+        }
+        if risky {
+            out.push('\'');
+        }
+        for ch in cell.chars() {
+            if ch == '"' {
+                out.push('"');
+            }
+            out.push(ch);
+        }
+        if needs_quotes {
+            out.push('"');
+        }
+    }
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_line;
+
+    #[test]
+    fn export_lines_quote_and_defuse_formulas() {
+        let mut out = String::new();
+        push_line(&mut out, &["+919812345678", "wamid.A", "read", "=SUM(A1)", "a, \"b\""]);
+        assert_eq!(
+            out,
+            "+919812345678,wamid.A,read,'=SUM(A1),\"a, \"\"b\"\"\"\n"
+        );
+    }
+}

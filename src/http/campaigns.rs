@@ -1,0 +1,411 @@
+//! Campaigns (the seed's `/project/campaign` paths): create, list, read with counts, and move
+//! through their states (start or schedule, pause, resume, cancel, retry the unknown).
+//!
+//! Recipients are loaded by `campaign_import`; sending is the sender role's. A move is one
+//! conditional write, so two clicks on "pause" pause once, and the second gets 409.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::campaign_import::{self, Source};
+use super::error::ApiError;
+use super::extract::{JsonBody, ProjectAuth, QueryParams};
+use crate::domain::campaign::new::{CampaignIn, parse_schedule_time};
+use crate::domain::campaign::{
+    Campaign, CampaignCounts, CampaignError, CampaignId, CampaignState, RecipientStatus,
+    Transition,
+};
+use crate::domain::project::ProjectId;
+use crate::domain::providers::send::SendProvider;
+use crate::domain::time::Timestamp;
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+pub(super) fn invalid(e: CampaignError) -> ApiError {
+    ApiError::bad_request(e.code(), e.to_string())
+}
+
+fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, message)
+}
+
+/// The campaign of this project with this id, or 404 (another project's looks the same as
+/// none at all).
+pub(super) async fn owned(
+    s: &AppState,
+    project: &ProjectId,
+    id: &str,
+) -> Result<Campaign, ApiError> {
+    let not_found = || ApiError::not_found("no campaign with this id");
+    let id = CampaignId::parse(id).map_err(|_| not_found())?;
+    s.campaigning
+        .campaigns
+        .get(project, &id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+fn time(t: Option<Timestamp>) -> Value {
+    t.map_or(Value::Null, |t| json!(t.to_rfc3339()))
+}
+
+fn view(c: &Campaign) -> Value {
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "template_id": c.template_id,
+        "language": c.language,
+        "provider": c.provider.as_str(),
+        "sender": c.sender,
+        "params": c.params,
+        "media": c.media,
+        "schedule_time": time(c.schedule_time),
+        "rate_limit_per_second": c.rate_limit_per_second,
+        "state": c.state.as_str(),
+        "last_error": c.last_error,
+        "created_at": c.created_at.to_rfc3339(),
+        "started_at": time(c.started_at),
+        "finished_at": time(c.finished_at),
+    })
+}
+
+/// The campaign with its counts per status and its send rate over the last minute.
+async fn full_view(s: &AppState, c: &Campaign) -> Result<Value, ApiError> {
+    let counts: CampaignCounts = s.campaigning.campaigns.counts(&c.id).await?;
+    let now = Timestamp::now();
+    let minute_ago = Timestamp::from_millis(now.millis() - 60_000);
+    let recent = s.campaigning.campaigns.sent_since(&c.id, minute_ago).await?;
+    let mut v = view(c);
+    v["counts"] = json!(counts);
+    v["total"] = json!(
+        counts.queued
+            + counts.sending
+            + counts.sent
+            + counts.delivered
+            + counts.read
+            + counts.failed
+            + counts.skipped
+            + counts.opted_out
+            + counts.cancelled
+            + counts.unknown
+    );
+    v["send_rate_per_second"] = json!((recent as f64 / 60.0 * 10.0).round() / 10.0);
+    Ok(v)
+}
+
+/// `POST /project/campaign`: a new campaign in `draft`.
+pub async fn create(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    JsonBody(body): JsonBody<CampaignIn>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let now = Timestamp::now();
+    let new = body
+        .parse(
+            project.clone(),
+            now,
+            s.campaigning.default_country_code.as_deref(),
+        )
+        .map_err(invalid)?;
+    let owner = s
+        .store
+        .project(&project)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown project"))?;
+    let Some(number) = owner.numbers.iter().find(|n| n.number == new.sender) else {
+        return Err(ApiError::bad_request(
+            "unknown_sender",
+            format!(
+                "sender {} is not one of this project's business numbers",
+                new.sender
+            ),
+        ));
+    };
+    if new.provider == SendProvider::Meta && number.meta_phone_number_id.is_none() {
+        return Err(ApiError::bad_request(
+            "meta_phone_number_id_missing",
+            "sending through Meta needs the number's meta_phone_number_id: add the number \
+             again as {\"number\",\"meta_phone_number_id\"}",
+        ));
+    }
+    s.campaigning.campaigns.create(&new).await?;
+    let stored = s
+        .campaigning
+        .campaigns
+        .get(&project, &new.id)
+        .await?
+        .ok_or_else(|| ApiError::unavailable("store_unavailable", "campaign not readable yet"))?;
+    Ok((StatusCode::CREATED, Json(full_view(&s, &stored).await?)))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /project/campaign`: the project's campaigns, newest first (`before` pages back).
+pub async fn list(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let before = match q.before.as_deref() {
+        Some(b) => Some(CampaignId::parse(b).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let all = s
+        .campaigning
+        .campaigns
+        .list(&project, before.as_ref(), limit)
+        .await?;
+    let next = (all.len() == limit as usize)
+        .then(|| all.last().map(|c| c.id.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "data": all.iter().map(view).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
+}
+
+/// `GET /project/campaign/{id}`: state, counts per status, send rate, times.
+pub async fn one(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    Ok(Json(full_view(&s, &c).await?))
+}
+
+/// Applies `t` to the campaign if its state allows, else 409 naming both.
+async fn apply(
+    s: &AppState,
+    c: &Campaign,
+    t: Transition,
+    now: Timestamp,
+) -> Result<CampaignState, ApiError> {
+    let to = c
+        .state
+        .after(t)
+        .map_err(|e| conflict("invalid_transition", e.to_string()))?;
+    if !s
+        .campaigning
+        .campaigns
+        .transition(&c.id, &[c.state], to, now)
+        .await?
+    {
+        return Err(conflict(
+            "invalid_transition",
+            "the campaign changed state meanwhile; read it again",
+        ));
+    }
+    Ok(to)
+}
+
+async fn reread(s: &AppState, project: &ProjectId, c: &Campaign) -> Result<Json<Value>, ApiError> {
+    let c = owned(s, project, c.id.as_str()).await?;
+    Ok(Json(full_view(s, &c).await?))
+}
+
+/// `POST /project/campaign/{id}/pause`: senders stop claiming its recipients at once (the
+/// claim itself checks the state); requests already in flight finish.
+pub async fn pause(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    apply(&s, &c, Transition::Pause, Timestamp::now()).await?;
+    reread(&s, &project, &c).await
+}
+
+/// `POST /project/campaign/{id}/resume`: its queued recipients are due again at once.
+pub async fn resume(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    let now = Timestamp::now();
+    apply(&s, &c, Transition::Resume, now).await?;
+    s.campaigning.campaigns.make_due(&c.id, now).await?;
+    reread(&s, &project, &c).await
+}
+
+/// `POST /project/campaign/{id}/cancel`: its queued recipients become `cancelled`.
+pub async fn cancel(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    apply(&s, &c, Transition::Cancel, Timestamp::now()).await?;
+    s.campaigning.campaigns.cancel_queued(&c.id).await?;
+    reread(&s, &project, &c).await
+}
+
+/// `POST /project/campaign/{id}/retry-unknown`: the recipients whose send is `unknown` (no
+/// answer, no webhook) are queued again. They may have received the message already, which
+/// is why this is never automatic.
+pub async fn retry_unknown(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    if matches!(
+        c.state,
+        CampaignState::Draft | CampaignState::Scheduled | CampaignState::Cancelled
+    ) {
+        return Err(conflict(
+            "invalid_transition",
+            format!("a {} campaign has no unknown sends to retry", c.state.as_str()),
+        ));
+    }
+    let requeued = s.campaigning.campaigns.retry_unknown(&project, &c.id).await?;
+    if requeued > 0 && c.state == CampaignState::Finished {
+        apply(&s, &c, Transition::Reopen, Timestamp::now()).await?;
+    }
+    let mut v = reread(&s, &project, &c).await?.0;
+    v["requeued"] = json!(requeued);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct SendBody {
+    campaign_id: String,
+    csv_url: Option<String>,
+    template_id: Option<String>,
+    schedule_time: Option<Value>,
+}
+
+/// `POST /project/campaign/event/send`: the seed's one-shot. Loads recipients from `csv_url`
+/// when given, then starts the campaign, or schedules it when its start time is ahead.
+pub async fn send(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    JsonBody(b): JsonBody<SendBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = owned(&s, &project, &b.campaign_id).await?;
+    if c.state != CampaignState::Draft {
+        return Err(conflict(
+            "invalid_transition",
+            format!("a {} campaign cannot start", c.state.as_str()),
+        ));
+    }
+    if let Some(t) = &b.template_id
+        && t != &c.template_id
+    {
+        return Err(ApiError::bad_request(
+            "template_mismatch",
+            format!(
+                "the campaign sends template `{}`; create a campaign for another template",
+                c.template_id
+            ),
+        ));
+    }
+    let now = Timestamp::now();
+    let schedule = match &b.schedule_time {
+        Some(v) => Some(parse_schedule_time(v).map_err(invalid)?),
+        None => c.schedule_time,
+    };
+    if schedule != c.schedule_time {
+        s.campaigning
+            .campaigns
+            .set_schedule(&c.id, schedule)
+            .await?;
+    }
+    let import = match &b.csv_url {
+        Some(url) => Some(campaign_import::load(&s, &c, Source::Url(url)).await?),
+        None => None,
+    };
+    let counts = s.campaigning.campaigns.counts(&c.id).await?;
+    if counts.queued == 0 {
+        return Err(conflict(
+            "no_recipients",
+            "the campaign has no recipients to send to; load a CSV first",
+        ));
+    }
+    let future = schedule.is_some_and(|t| t > now);
+    let state = apply(
+        &s,
+        &c,
+        Transition::Start {
+            scheduled_for_future: future,
+        },
+        now,
+    )
+    .await?;
+    if state == CampaignState::Running {
+        s.campaigning.campaigns.make_due(&c.id, now).await?;
+    }
+    let mut v = reread(&s, &project, &c).await?.0;
+    if let Some(import) = import {
+        v["import"] = import;
+    }
+    Ok((StatusCode::ACCEPTED, Json(v)))
+}
+
+#[derive(Deserialize)]
+pub struct RecipientsQuery {
+    status: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /project/campaign/{id}/recipients?status=unknown`: one status's recipients, paged.
+pub async fn recipients(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<RecipientsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    let status = match q.status.as_deref() {
+        None => RecipientStatus::Unknown,
+        Some(w) => RecipientStatus::parse(w).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "status must be one of queued, sending, sent, failed, skipped, opted_out, \
+                 cancelled, unknown",
+            )
+        })?,
+    };
+    let after = match q.after.as_deref() {
+        Some(a) => Some(
+            crate::domain::campaign::RecipientId::parse(a)
+                .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let rows = s
+        .campaigning
+        .campaigns
+        .recipients_in(&c.id, status, after.as_ref(), limit)
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.recipient.to_string()))
+        .flatten();
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.recipient,
+                "phone": r.phone,
+                "wamid": r.provider_message_id,
+                "status": r.status,
+                "updated_at": r.updated_at.to_rfc3339(),
+                "error": r.error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data, "next_after": next })))
+}

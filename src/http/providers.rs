@@ -1,0 +1,103 @@
+//! A project's own BSP settings (`/v1/providers/{provider}`): base URL, credential, API
+//! version, Karix webhook id. They override the server's `WAGATE_<PROVIDER>_*` settings field
+//! by field. The credential is write-only: a read says whether one is set, never what it is.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{JsonBody, ProjectAuth};
+use crate::domain::endpoint::WebhookUrl;
+use crate::domain::providers::send::{ProviderSettings, SendProvider};
+
+const MAX_FIELD: usize = 512;
+
+fn provider(name: &str) -> Result<SendProvider, ApiError> {
+    SendProvider::parse(name).ok_or_else(|| {
+        ApiError::not_found("unknown provider (known: aisensy, datagen, aisensy_direct, meta)")
+    })
+}
+
+/// What a project may set; absent fields fall back to the server's settings. The credential
+/// may be given under the name its BSP uses (`token` for Meta and Karix, `api_key` for AiSensy).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    base_url: Option<String>,
+    credential: Option<String>,
+    token: Option<String>,
+    api_key: Option<String>,
+    api_version: Option<String>,
+    webhook_dn_id: Option<String>,
+}
+
+fn field(name: &'static str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    match v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        Some(v) if v.len() > MAX_FIELD || v.chars().any(char::is_control) => {
+            Err(ApiError::bad_request(
+                "invalid_request",
+                format!("{name} must be at most {MAX_FIELD} characters, without control characters"),
+            ))
+        }
+        v => Ok(v),
+    }
+}
+
+fn view(p: SendProvider, own: &ProviderSettings) -> Value {
+    json!({
+        "provider": p.as_str(),
+        "base_url": own.base_url,
+        "credential_set": own.credential.is_some(),
+        "api_version": own.api_version,
+        "webhook_dn_id": own.webhook_dn_id,
+    })
+}
+
+/// `PUT /v1/providers/{provider}`: replaces the project's settings for this BSP.
+pub async fn put(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(name): Path<String>,
+    JsonBody(b): JsonBody<SettingsBody>,
+) -> Result<Json<Value>, ApiError> {
+    let p = provider(&name)?;
+    let base_url = match field("base_url", b.base_url)? {
+        Some(url) => {
+            let parsed = WebhookUrl::parse(&url)
+                .map_err(|e| ApiError::bad_request("url_not_allowed", format!("base_url {e}")))?;
+            super::webhooks::check_target(&parsed, s.allow_private_targets).await?;
+            Some(parsed.as_str().trim_end_matches('/').to_owned())
+        }
+        None => None,
+    };
+    let settings = ProviderSettings {
+        base_url,
+        credential: field("credential", b.credential.or(b.token).or(b.api_key))?,
+        api_version: field("api_version", b.api_version)?,
+        webhook_dn_id: field("webhook_dn_id", b.webhook_dn_id)?,
+    };
+    s.campaigning
+        .campaigns
+        .put_provider_settings(&project, p, &settings)
+        .await?;
+    Ok(Json(view(p, &settings)))
+}
+
+/// `GET /v1/providers/{provider}`: the project's own settings, without the credential.
+pub async fn get(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = provider(&name)?;
+    let own = s
+        .campaigning
+        .campaigns
+        .provider_settings(&project, p)
+        .await?
+        .unwrap_or_default();
+    Ok(Json(view(p, &own)))
+}

@@ -1,0 +1,117 @@
+//! Send rates per sender number: a token bucket in this process, and, with Redis, a per-second
+//! window every sender process shares, so two processes sending for one number keep its rate
+//! together rather than each.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::campaign::bucket::TokenBucket;
+use crate::domain::phone::PhoneNumber;
+use crate::ports::Cache;
+
+/// How long a window's counter lives in Redis: its own second and the next, for clocks a
+/// little apart.
+const WINDOW_TTL: Duration = Duration::from_secs(3);
+
+pub struct SendLimits {
+    default_rate: u32,
+    overrides: HashMap<PhoneNumber, u32>,
+    buckets: Mutex<HashMap<PhoneNumber, TokenBucket>>,
+    shared: Option<Arc<dyn Cache>>,
+    origin: Instant,
+}
+
+impl SendLimits {
+    pub fn new(
+        default_rate: u32,
+        overrides: Vec<(PhoneNumber, u32)>,
+        shared: Option<Arc<dyn Cache>>,
+    ) -> SendLimits {
+        SendLimits {
+            default_rate,
+            overrides: overrides.into_iter().collect(),
+            buckets: Mutex::default(),
+            shared,
+            origin: Instant::now(),
+        }
+    }
+
+    /// The rate a send from `number` keeps: the campaign's own if it set one, else the
+    /// number's configured one, else the server default.
+    pub fn rate_for(&self, number: &PhoneNumber, campaign_rate: Option<u32>) -> u32 {
+        campaign_rate
+            .or_else(|| self.overrides.get(number).copied())
+            .unwrap_or(self.default_rate)
+            .max(1)
+    }
+
+    /// Waits until `number` may send one more message; false if shutdown came first.
+    pub async fn acquire(
+        &self,
+        number: &PhoneNumber,
+        campaign_rate: Option<u32>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let rate = self.rate_for(number, campaign_rate);
+        loop {
+            let wait = {
+                let mut buckets = self.buckets.lock().expect("not poisoned");
+                let bucket = buckets
+                    .entry(number.clone())
+                    .or_insert_with(|| TokenBucket::new(rate, rate));
+                bucket.set_rate(rate);
+                bucket.try_take(self.origin.elapsed())
+            };
+            match wait {
+                Ok(()) => break,
+                Err(d) => {
+                    if !nap(d, shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let key = format!("rate:{}:{}", number.as_str(), now.as_secs());
+            match shared.incr(&key, 1, WINDOW_TTL).await {
+                Ok(n) if n <= u64::from(rate) => return true,
+                Ok(_) => {
+                    let to_next = Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos()));
+                    if !nap(to_next, shutdown).await {
+                        return false;
+                    }
+                }
+                // Redis is down: this process's own bucket still holds the rate.
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// The BSP said this number sends too fast: its bucket slows down for a while.
+    pub fn throttled(&self, number: &PhoneNumber) {
+        if let Some(b) = self
+            .buckets
+            .lock()
+            .expect("not poisoned")
+            .get_mut(number)
+        {
+            b.slow_down(self.origin.elapsed());
+        }
+    }
+}
+
+async fn nap(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}

@@ -1,0 +1,439 @@
+//! The sender: queued recipient ids → claimed (`queued → sending`) → BSP requests within the
+//! sender number's rate → results recorded → ack.
+//!
+//! The recipient row is the truth and its claim is conditional, so a redelivered message, a
+//! second sender or a sweep after a lease ran out cannot send anyone twice. A request that got
+//! no answer may still have been accepted: its recipient is left `sending`, for the BSP's
+//! webhook (which echoes the recipient id as its reference) to settle it, or for the unknown
+//! timeout to mark it `unknown`. Only a request that provably never reached the BSP (connect,
+//! DNS or TLS failure) or that the BSP refused for now (throttled, 5xx) is tried again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::adapters::webhook_client::{Sent, WebhookClient};
+use crate::domain::campaign::params::render;
+use crate::domain::campaign::{RecipientId, SendJob, SendRecord, SendResult};
+use crate::domain::delivery::{TransportError, parse_retry_after};
+use crate::domain::event::EventError;
+use crate::domain::project::{Project, ProjectId};
+use crate::domain::providers::send::{
+    self, ProviderSettings, SendOutcome, SendProvider, SendRequest,
+};
+use crate::domain::task::{Task, queues};
+use crate::domain::time::Timestamp;
+use crate::metrics::{Metrics, QueueLabel};
+use crate::ports::{Campaigns, Consumer, Delivery, Queue, QueueError, Store, StoreError};
+use crate::services::SendLimits;
+
+/// How long the worker waits for new messages before acking finished ones.
+const ACK_TICK: Duration = Duration::from_millis(20);
+/// A message whose recipients could not be claimed or recorded comes back after this.
+const STORE_RETRY: Duration = Duration::from_secs(2);
+/// How long project settings and numbers are reused before being read again.
+const SETTINGS_TTL: Duration = Duration::from_secs(5);
+/// Retries of a send refused for now back off from this, doubling, up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Queue messages held at once.
+    pub prefetch: u16,
+    /// Attempts before a send refused for now fails for good.
+    pub max_attempts: u32,
+}
+
+pub struct SenderParts {
+    pub campaigns: Arc<dyn Campaigns>,
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub client: WebhookClient,
+    pub limits: Arc<SendLimits>,
+    /// The server-wide settings per provider (a project's own override them).
+    pub defaults: HashMap<SendProvider, ProviderSettings>,
+    pub metrics: Metrics,
+}
+
+type Cached<T> = Mutex<HashMap<T, (Instant, Arc<Resolved>)>>;
+
+/// A project's settings for one provider and its numbers, as one send needs them.
+struct Resolved {
+    settings: ProviderSettings,
+    project: Option<Project>,
+}
+
+pub struct Sender {
+    parts: SenderParts,
+    config: SenderConfig,
+    slots: Arc<Semaphore>,
+    resolved: Cached<(ProjectId, SendProvider)>,
+    shutdown: CancellationToken,
+}
+
+/// What became of one claimed recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Recorded(SendResult),
+    /// No answer: left `sending` for the webhook or the unknown timeout.
+    Uncertain,
+}
+
+impl Sender {
+    pub fn new(parts: SenderParts, config: SenderConfig, shutdown: CancellationToken) -> Sender {
+        Sender {
+            slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            parts,
+            config,
+            resolved: Mutex::default(),
+            shutdown,
+        }
+    }
+
+    pub fn spawn(self: Arc<Self>, tracker: &TaskTracker) {
+        let inner = tracker.clone();
+        tracker.spawn(async move {
+            loop {
+                match self.parts.queue.consumer(queues::SEND, self.config.prefetch).await {
+                    Ok(mut consumer) => match self.consume(consumer.as_mut(), &inner).await {
+                        Ok(()) => return,
+                        Err(e) => tracing::warn!(error = %e, "send consumer failed; reconnecting"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot consume the send queue; retrying"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = self.shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    async fn consume(
+        self: &Arc<Self>,
+        consumer: &mut dyn Consumer,
+        tracker: &TaskTracker,
+    ) -> Result<(), QueueError> {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, bool)>();
+        let mut outstanding = 0usize;
+        let prefetch = usize::from(self.config.prefetch);
+        loop {
+            let stopping = self.shutdown.is_cancelled();
+            if stopping && outstanding == 0 {
+                return Ok(());
+            }
+            if !stopping && outstanding < prefetch {
+                let got = tokio::select! {
+                    r = consumer.receive(prefetch - outstanding, Some(ACK_TICK)) => r?,
+                    _ = self.shutdown.cancelled() => Vec::new(),
+                };
+                for d in got {
+                    outstanding += 1;
+                    let me = self.clone();
+                    let done = done_tx.clone();
+                    tracker.spawn(async move {
+                        let ok = me.handle_message(&d).await;
+                        let _ = done.send((d, ok));
+                    });
+                }
+            } else if let Some(first) = done_rx.recv().await {
+                outstanding -= 1;
+                finish(consumer, first).await?;
+            }
+            while let Ok(next) = done_rx.try_recv() {
+                outstanding -= 1;
+                finish(consumer, next).await?;
+            }
+        }
+    }
+
+    /// Handles one queue message; `false` when the store failed and it must come back.
+    async fn handle_message(&self, d: &Delivery) -> bool {
+        let ids = match Task::decode(&d.payload) {
+            Ok(Task::SendV1 { recipients }) => recipients
+                .iter()
+                .filter_map(|id| RecipientId::parse(id).ok())
+                .collect::<Vec<_>>(),
+            // The recipients it might have named are still queued in the store, where the
+            // runner finds them again.
+            Ok(_) | Err(_) => {
+                tracing::error!("undecodable message on the send queue; dropping it");
+                self.parts
+                    .metrics
+                    .dead_lettered
+                    .get_or_create(&QueueLabel {
+                        queue: queues::SEND,
+                    })
+                    .inc();
+                return true;
+            }
+        };
+        match self.handle(&ids).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, recipients = ids.len(), "store failed while sending; the message comes back");
+                false
+            }
+        }
+    }
+
+    /// Claims these recipients, sends each claimed one, and records every answer.
+    pub async fn handle(&self, ids: &[RecipientId]) -> Result<Vec<Handled>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs = self.parts.campaigns.claim(ids, Timestamp::now()).await?;
+        let m = &self.parts.metrics.send;
+        m.count("not_claimed", (ids.len() - jobs.len()) as u64);
+        let handled: Vec<(RecipientId, Handled)> =
+            futures_util::future::join_all(jobs.into_iter().map(|j| self.send_one(j))).await;
+        let now = Timestamp::now();
+        let records: Vec<SendRecord> = handled
+            .iter()
+            .filter_map(|(id, h)| match h {
+                Handled::Recorded(result) => Some(SendRecord {
+                    recipient: id.clone(),
+                    result: result.clone(),
+                    at: now,
+                }),
+                Handled::Uncertain => None,
+            })
+            .collect();
+        // A record that fails leaves the recipients `sending`; the message comes back, finds
+        // them not queued, and leaves them to the webhook or the unknown timeout. Retrying the
+        // write here first keeps that rare.
+        let mut tries = 0;
+        loop {
+            match self.parts.campaigns.record(&records).await {
+                Ok(_) => break,
+                Err(e) if e.is_transient() && tries < 5 && !self.shutdown.is_cancelled() => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for (_, h) in &handled {
+            m.count(outcome_label(h), 1);
+        }
+        Ok(handled.into_iter().map(|(_, h)| h).collect())
+    }
+
+    async fn send_one(&self, job: SendJob) -> (RecipientId, Handled) {
+        let id = job.recipient.clone();
+        let handled = self.try_send(&job).await;
+        let handled = match handled {
+            Handled::Recorded(SendResult::Retry { .. }) if job.attempts >= self.config.max_attempts => {
+                Handled::Recorded(SendResult::Failed {
+                    error: EventError {
+                        code: Some("retries_exhausted".into()),
+                        message: Some(format!(
+                            "the BSP refused the send for now {} times",
+                            job.attempts
+                        )),
+                    },
+                })
+            }
+            h => h,
+        };
+        (id, handled)
+    }
+
+    async fn try_send(&self, job: &SendJob) -> Handled {
+        let params = match render(&job.params, &job.variables) {
+            Ok(p) => p,
+            Err(missing) => {
+                return Handled::Recorded(SendResult::Skipped {
+                    reason: missing.to_string(),
+                });
+            }
+        };
+        let resolved = match self.resolve(&job.project_id, job.provider).await {
+            Ok(r) => r,
+            // Nothing was sent: try again later.
+            Err(_) => return Handled::Recorded(self.retry_later(job, None)),
+        };
+        let from_meta_id = resolved.project.as_ref().and_then(|p| {
+            p.numbers
+                .iter()
+                .find(|n| n.number == job.sender)
+                .and_then(|n| n.meta_phone_number_id.as_deref())
+        });
+        let request = SendRequest {
+            from: &job.sender,
+            from_meta_id,
+            to: &job.phone,
+            template: &job.template_id,
+            language: &job.language,
+            params: &params,
+            media: job.media.as_ref(),
+            user_name: job.variables.get("name").map(String::as_str),
+            reference: job.recipient.as_str(),
+        };
+        let call = match send::build(job.provider, &resolved.settings, &request) {
+            Ok(c) => c,
+            Err(e) => {
+                return Handled::Recorded(SendResult::Failed {
+                    error: EventError {
+                        code: Some("provider_not_configured".into()),
+                        message: Some(e.to_string()),
+                    },
+                });
+            }
+        };
+        if !self
+            .parts
+            .limits
+            .acquire(&job.sender, job.rate_limit_per_second, &self.shutdown)
+            .await
+        {
+            // Shutting down before the request went out: back to the queue, unsent.
+            return Handled::Recorded(SendResult::Retry {
+                at: Timestamp::now(),
+            });
+        }
+        let _slot = self.slots.acquire().await.expect("never closed");
+        let m = &self.parts.metrics.send;
+        m.in_flight.inc();
+        let sent = self
+            .parts
+            .client
+            .post_with(&call.url, &call.headers, Bytes::from(call.body))
+            .await;
+        m.in_flight.dec();
+        m.request_seconds.observe(sent.latency.as_secs_f64());
+        self.interpret(job, sent)
+    }
+
+    fn interpret(&self, job: &SendJob, sent: Sent) -> Handled {
+        let Some(status) = sent.status else {
+            return match sent.error.map(|(kind, _)| kind) {
+                // The request never reached the BSP.
+                Some(
+                    TransportError::Connect
+                    | TransportError::Dns
+                    | TransportError::Tls
+                    | TransportError::NotAllowed,
+                ) => Handled::Recorded(self.retry_later(job, None)),
+                // It may have arrived: only the BSP's webhook can tell.
+                _ => Handled::Uncertain,
+            };
+        };
+        let retry_after = sent
+            .retry_after
+            .as_deref()
+            .and_then(|v| parse_retry_after(v, Timestamp::now()));
+        match send::classify(job.provider, status, retry_after, &sent.body) {
+            SendOutcome::Accepted { id } => Handled::Recorded(SendResult::Sent {
+                provider_message_id: id,
+            }),
+            SendOutcome::Throttled { retry_after } => {
+                self.parts.limits.throttled(&job.sender);
+                Handled::Recorded(self.retry_later(job, retry_after))
+            }
+            SendOutcome::Retry { .. } => Handled::Recorded(self.retry_later(job, None)),
+            SendOutcome::Rejected { code, title } => Handled::Recorded(SendResult::Failed {
+                error: EventError {
+                    code: Some(code),
+                    message: Some(title),
+                },
+            }),
+        }
+    }
+
+    /// Queued again: after `after` when the BSP said, else after an exponential backoff.
+    fn retry_later(&self, job: &SendJob, after: Option<Duration>) -> SendResult {
+        let delay = after.unwrap_or_else(|| backoff(job.attempts));
+        SendResult::Retry {
+            at: Timestamp::now().plus(delay.min(MAX_BACKOFF * 10)),
+        }
+    }
+
+    /// The project's settings for `provider` over the server's, and its numbers.
+    async fn resolve(
+        &self,
+        project: &ProjectId,
+        provider: SendProvider,
+    ) -> Result<Arc<Resolved>, StoreError> {
+        let key = (project.clone(), provider);
+        if let Some((at, r)) = self.resolved.lock().expect("not poisoned").get(&key)
+            && at.elapsed() < SETTINGS_TTL
+        {
+            return Ok(r.clone());
+        }
+        let own = self
+            .parts
+            .campaigns
+            .provider_settings(project, provider)
+            .await?
+            .unwrap_or_default();
+        let settings = self
+            .parts
+            .defaults
+            .get(&provider)
+            .cloned()
+            .unwrap_or_default()
+            .overridden_by(&own);
+        let project_row = self.parts.store.project(project).await?;
+        let r = Arc::new(Resolved {
+            settings,
+            project: project_row,
+        });
+        self.resolved
+            .lock()
+            .expect("not poisoned")
+            .insert(key, (Instant::now(), r.clone()));
+        Ok(r)
+    }
+}
+
+async fn finish(consumer: &mut dyn Consumer, (d, ok): (Delivery, bool)) -> Result<(), QueueError> {
+    if ok {
+        consumer.ack(&[d.id]).await
+    } else {
+        consumer.retry(&d, STORE_RETRY).await
+    }
+}
+
+/// 1 s, 2 s, 4 s, ... up to a minute, each spread ±20% so a throttled burst does not come
+/// back as one.
+fn backoff(attempts: u32) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(1 << attempts.saturating_sub(1).min(6))
+        .min(MAX_BACKOFF);
+    base.mul_f64(rand::random_range(0.8..1.2))
+}
+
+fn outcome_label(h: &Handled) -> &'static str {
+    match h {
+        Handled::Uncertain => "uncertain",
+        Handled::Recorded(SendResult::Sent { .. }) => "sent",
+        Handled::Recorded(SendResult::Failed { .. }) => "failed",
+        Handled::Recorded(SendResult::Retry { .. }) => "retry",
+        Handled::Recorded(SendResult::Skipped { .. }) => "skipped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_minute_with_jitter() {
+        for (attempts, base) in [(1, 1.0), (2, 2.0), (3, 4.0), (7, 60.0), (30, 60.0)] {
+            let d = backoff(attempts).as_secs_f64();
+            assert!(
+                d >= base * 0.8 && d <= base * 1.2,
+                "attempt {attempts}: {d}"
+            );
+        }
+    }
+}
