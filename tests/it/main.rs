@@ -7,6 +7,7 @@
 mod breakers;
 mod cache_conformance;
 mod cache_recovery;
+mod campaigns_conformance;
 mod crash;
 mod deliveries_conformance;
 mod edges;
