@@ -8,8 +8,8 @@
 //! - [`domain`]: pure types and rules: statuses and their merge, providers' payload formats,
 //!   phone numbers, projects, webhook endpoints, forwarding rules (signing, retry schedule,
 //!   request body, the outbox rows), the circuit breaker, queue payloads. No IO.
-//! - [`ports`]: the `Store`, `Endpoints`, `Deliveries`, `Queue` and `Cache` traits the rest of
-//!   the crate talks through.
+//! - [`ports`]: the `Store`, `Endpoints`, `Deliveries`, `Campaigns`, `Queue` and `Cache` traits
+//!   the rest of the crate talks through.
 //! - [`adapters`]: SQLite store + local queue + memory cache (embedded default) and
 //!   PostgreSQL + RabbitMQ + Redis; the webhook HTTP client (rustls, no redirects, the
 //!   connect-time address guard); [`adapters::build`] picks them from the config.

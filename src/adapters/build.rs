@@ -12,7 +12,7 @@ use super::redis_cache::RedisCache;
 use super::sqlite::{LocalQueue, SqliteDb, SqliteStore};
 use crate::config::{Config, endpoint};
 use crate::metrics::Metrics;
-use crate::ports::{Cache, Deliveries, Endpoints, Queue, Store};
+use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, Store};
 
 /// The ports, wired.
 pub struct Backends {
@@ -21,6 +21,9 @@ pub struct Backends {
     pub endpoints: Arc<dyn Endpoints>,
     /// The outbox rows the forwarder works through; the same database as `store`.
     pub deliveries: Arc<dyn Deliveries>,
+    /// Campaigns, their recipients, opt-outs and provider settings; the same database as
+    /// `store`.
+    pub campaigns: Arc<dyn Campaigns>,
     pub queue: Arc<dyn Queue>,
     /// Project and API-key lookups, in memory.
     pub memory: Arc<dyn Cache>,
@@ -38,6 +41,7 @@ impl Backends {
         store: Arc<dyn Store>,
         endpoints: Arc<dyn Endpoints>,
         deliveries: Arc<dyn Deliveries>,
+        campaigns: Arc<dyn Campaigns>,
         queue: Arc<dyn Queue>,
         memory: Arc<dyn Cache>,
         shared: Option<Arc<dyn Cache>>,
@@ -46,6 +50,7 @@ impl Backends {
             store,
             endpoints,
             deliveries,
+            campaigns,
             queue,
             dedupe_memory: memory.clone(),
             memory,
@@ -167,18 +172,20 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
         Arc<dyn Store>,
         Arc<dyn Endpoints>,
         Arc<dyn Deliveries>,
+        Arc<dyn Campaigns>,
         Option<SqliteDb>,
     );
-    let (store, endpoints, deliveries, embedded): Stores = if url.starts_with("sqlite:") {
+    let (store, endpoints, deliveries, campaigns, embedded): Stores = if url.starts_with("sqlite:")
+    {
         let db = sqlite(&url, synchronous_full).await?;
         closers.push(Closer::Sqlite(db.clone()));
         let store = Arc::new(SqliteStore::new(db.clone()));
-        (store.clone(), store.clone(), store, Some(db))
+        (store.clone(), store.clone(), store.clone(), store, Some(db))
     } else {
         let pg = postgres(&url, cfg.store_pool_size).await?;
         closers.push(Closer::Postgres(pg.clone()));
         let store = Arc::new(pg);
-        (store.clone(), store.clone(), store, None)
+        (store.clone(), store.clone(), store.clone(), store, None)
     };
     let queue: Arc<dyn Queue> = match &cfg.amqp_url {
         Some(amqp) => match RabbitQueue::connect(amqp, rabbit_options(cfg)).await {
@@ -258,6 +265,7 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
         store: Instrumented::wrap(store, metrics.clone()),
         endpoints,
         deliveries,
+        campaigns,
         queue,
         memory,
         dedupe_memory,

@@ -125,6 +125,10 @@ impl<C: Cache> Cache for GuardedCache<C> {
         self.guard(self.inner.delete(key)).await
     }
 
+    async fn incr(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, CacheError> {
+        self.guard(self.inner.incr(key, by, ttl)).await
+    }
+
     async fn ping(&self) -> Result<(), CacheError> {
         self.guard(self.inner.ping()).await
     }
@@ -185,6 +189,9 @@ mod tests {
         }
         async fn delete(&self, _: &str) -> Result<(), CacheError> {
             self.answer(()).await
+        }
+        async fn incr(&self, _: &str, by: u64, _: Duration) -> Result<u64, CacheError> {
+            self.answer(by).await
         }
         async fn ping(&self) -> Result<(), CacheError> {
             self.answer(()).await

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use moka::Expiry;
+use moka::ops::compute::{CompResult, Op};
 
 use crate::ports::{Cache, CacheError};
 
@@ -18,10 +19,13 @@ pub struct MemoryCache {
 struct Entry {
     value: String,
     ttl: Duration,
+    /// Written by `incr` on an existing key: the entry keeps the time it had left.
+    keeps_ttl: bool,
 }
 
 /// moka has one expiry policy per cache; this one reads each entry's own TTL, and restarts it
-/// when a `set` overwrites the entry (as Redis `SET … PX` does).
+/// when a `set` overwrites the entry (as Redis `SET … PX` does) but not when a counter is
+/// bumped (as Redis `INCRBY` does not).
 struct PerEntryTtl;
 
 impl Expiry<String, Entry> for PerEntryTtl {
@@ -34,9 +38,13 @@ impl Expiry<String, Entry> for PerEntryTtl {
         _key: &String,
         entry: &Entry,
         _at: Instant,
-        _remaining: Option<Duration>,
+        remaining: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl)
+        if entry.keeps_ttl {
+            remaining
+        } else {
+            Some(entry.ttl)
+        }
     }
 }
 
@@ -67,6 +75,7 @@ impl MemoryCache {
         Entry {
             value: value.to_owned(),
             ttl,
+            keeps_ttl: false,
         }
     }
 }
@@ -133,6 +142,46 @@ impl Cache for MemoryCache {
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.entries.invalidate(key).await;
         Ok(())
+    }
+
+    async fn incr(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, CacheError> {
+        // moka runs compute calls on one key one after another, so no bump is lost.
+        let computed = self
+            .entries
+            .entry(key.to_owned())
+            .and_try_compute_with(|current| async move {
+                let Some(current) = current else {
+                    return Ok::<_, CacheError>(Op::Put(Self::entry(&by.to_string(), ttl)));
+                };
+                let old = current.into_value();
+                let n = old
+                    .value
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_add(by))
+                    .ok_or_else(|| {
+                        CacheError::Unavailable(format!(
+                            "`{key}` does not hold a counter below 2^64"
+                        ))
+                    })?;
+                Ok::<_, CacheError>(Op::Put(Entry {
+                    value: n.to_string(),
+                    keeps_ttl: true,
+                    ..old
+                }))
+            })
+            .await?;
+        let entry = match computed {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e) => e,
+            CompResult::StillNone(_) | CompResult::Removed(_) => {
+                return Err(CacheError::Unavailable(format!("`{key}` vanished")));
+            }
+        };
+        entry
+            .into_value()
+            .value
+            .parse()
+            .map_err(|_| CacheError::Unavailable(format!("`{key}` does not hold a counter")))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

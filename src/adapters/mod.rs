@@ -2,12 +2,14 @@
 //! (PostgreSQL, RabbitMQ, Redis).
 
 pub mod build;
+pub mod campaign_queries;
 pub mod delivery_queries;
 pub mod endpoint_queries;
 pub mod guarded_cache;
 pub mod instrumented;
 pub mod memory_cache;
 pub mod postgres;
+pub mod postgres_campaigns;
 pub mod postgres_deliveries;
 pub mod postgres_endpoints;
 pub mod queries;

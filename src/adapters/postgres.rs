@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery_budget",
         include_str!("../../migrations/postgres/0006_delivery_budget.sql"),
     ),
+    (
+        7,
+        "campaigns",
+        include_str!("../../migrations/postgres/0007_campaigns.sql"),
+    ),
 ];
 
 /// Deadlocks and serialization failures are retried this many times inside `apply`.

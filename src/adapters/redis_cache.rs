@@ -101,6 +101,13 @@ fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// INCRBY, then the TTL if the key has none (it was just created), in one atomic step: a
+/// pipelined `PEXPIRE … NX` needs Redis 7, and a connection lost between two plain commands
+/// would leave a counter that never expires.
+const INCR_SCRIPT: &str = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+     if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+     return n";
+
 fn unavailable(op: &str, e: RedisError) -> CacheError {
     CacheError::Unavailable(format!("redis {op}: {e}"))
 }
@@ -179,6 +186,19 @@ impl Cache for RedisCache {
             .query("DEL", redis::cmd("DEL").arg(self.key(key)))
             .await?;
         Ok(())
+    }
+
+    async fn incr(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, CacheError> {
+        let by = i64::try_from(by)
+            .map_err(|_| CacheError::Unavailable(format!("redis INCRBY: {by} is out of range")))?;
+        let cmd = redis::cmd("EVAL")
+            .arg(INCR_SCRIPT)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(by)
+            .arg(ttl_millis(ttl))
+            .to_owned();
+        self.query("INCRBY", &cmd).await
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

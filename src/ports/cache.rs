@@ -31,5 +31,11 @@ pub trait Cache: Send + Sync + 'static {
 
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
 
+    /// Adds `by` to the counter at `key` (absent counts as 0) and returns the new value. The
+    /// TTL is set only when this call creates the key, so a counter per time window expires
+    /// with its window however often it is bumped. A key holding something other than a
+    /// counter is an error.
+    async fn incr(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, CacheError>;
+
     async fn ping(&self) -> Result<(), CacheError>;
 }

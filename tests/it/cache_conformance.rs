@@ -113,7 +113,50 @@ async fn conformance(cache: Arc<dyn Cache>) {
         "{layer}: empty value"
     );
 
+    counters(&cache).await;
     expiry(c).await;
+}
+
+/// `incr` adds and returns the sum, starts absent keys at 0, reads back through `get`, refuses
+/// a key that holds something else, and loses no bump when callers race.
+async fn counters(cache: &Arc<dyn Cache>) {
+    let c = cache.as_ref();
+    let layer = c.layer();
+    assert_eq!(
+        c.incr("n", 1, LONG).await.unwrap(),
+        1,
+        "{layer}: incr absent"
+    );
+    assert_eq!(c.incr("n", 4, LONG).await.unwrap(), 5, "{layer}: incr by 4");
+    assert_eq!(
+        c.get("n").await.unwrap(),
+        some("5"),
+        "{layer}: counter read"
+    );
+    assert_eq!(
+        c.incr("zero", 0, LONG).await.unwrap(),
+        0,
+        "{layer}: incr by 0"
+    );
+    c.set("text", "not a number", LONG).await.unwrap();
+    assert!(
+        c.incr("text", 1, LONG).await.is_err(),
+        "{layer}: non-counter"
+    );
+    assert_eq!(c.get("text").await.unwrap(), some("not a number"));
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.incr("raced", 1, LONG).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=20).collect::<Vec<u64>>(), "{layer}: racing incr");
 }
 
 /// Every write path honours its TTL, and a later TTL replaces an earlier one. The one real wait
@@ -129,6 +172,9 @@ async fn expiry(c: &dyn Cache) {
     c.set("t:renewed", "v2", LONG).await.unwrap();
     c.set("t:shortened", "v", LONG).await.unwrap();
     c.set("t:shortened", "v2", SHORT).await.unwrap();
+    // A counter's TTL comes from the call that created it; later bumps do not extend it.
+    assert_eq!(c.incr("t:counter", 1, SHORT).await.unwrap(), 1);
+    assert_eq!(c.incr("t:counter", 2, LONG).await.unwrap(), 3);
     assert_eq!(
         c.get("t:set").await.unwrap(),
         some("v"),
@@ -158,6 +204,11 @@ async fn expiry(c: &dyn Cache) {
         "{layer}: set_nx after expiry"
     );
     assert_eq!(c.get("t:nx").await.unwrap(), some("w"));
+    assert_eq!(
+        c.incr("t:counter", 1, LONG).await.unwrap(),
+        1,
+        "{layer}: a bumped counter still expires with its first TTL"
+    );
 }
 
 async fn redis(prefix: &str) -> Option<RedisCache> {

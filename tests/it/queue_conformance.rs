@@ -339,3 +339,46 @@ async fn local_release_claims_frees_held_jobs_only() {
     assert_eq!(bodies(&again), ["held"]);
     assert_eq!(again[0].attempt, 2);
 }
+
+/// The embedded queue's holder rule: once a job's visibility timeout ran out and another
+/// consumer claimed it, the first consumer's ack, retry and dead-letter change nothing; the new
+/// holder's ack still works. (RabbitMQ delivery tags belong to their channel, so a stale
+/// consumer there cannot touch another's delivery in the first place.)
+#[tokio::test]
+async fn local_only_the_current_holder_acks_or_reschedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("q.db").display());
+    let db = SqliteDb::open(&url, false).await.unwrap();
+    // Long enough that the holder's job cannot time out again while the stale consumer acts.
+    let q = LocalQueue::new(db, Duration::from_secs(1), 5);
+    q.publish("q1", &[msg("job", 0)]).await.unwrap();
+    let mut stale = q.consumer("q1", 10).await.unwrap();
+    let first = receive_n(&mut stale, 1).await;
+    assert_eq!(first[0].attempt, 1);
+    // The receive waits out the stale consumer's visibility timeout.
+    let mut holder = q.consumer("q1", 10).await.unwrap();
+    let second = receive_n(&mut holder, 1).await;
+    assert_eq!(bodies(&second), ["job"]);
+    assert_eq!(second[0].attempt, 2);
+
+    stale.ack(&[first[0].id]).await.unwrap();
+    stale.retry(&first[0], Duration::ZERO).await.unwrap();
+    stale.dead_letter(&first[0], "stale").await.unwrap();
+    assert_eq!(
+        q.dead_count("q1").await.unwrap(),
+        0,
+        "stale dead-letter ignored"
+    );
+    assert_eq!(q.depth("q1").await.unwrap(), 1, "stale ack ignored");
+    assert!(
+        holder.receive(10, SHORT).await.unwrap().is_empty(),
+        "stale retry did not make the held job visible again"
+    );
+
+    holder.ack(&[second[0].id]).await.unwrap();
+    assert_eq!(
+        q.depth("q1").await.unwrap(),
+        0,
+        "the holder's ack deletes it"
+    );
+}

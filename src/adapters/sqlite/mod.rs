@@ -1,5 +1,6 @@
 //! The embedded backend: one SQLite file (WAL mode) holding the store and the local queue.
 
+mod campaigns;
 mod deliveries;
 mod endpoints;
 mod queue;
@@ -48,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "delivery_budget",
         include_str!("../../../migrations/sqlite/0006_delivery_budget.sql"),
+    ),
+    (
+        7,
+        "campaigns",
+        include_str!("../../../migrations/sqlite/0007_campaigns.sql"),
     ),
 ];
 

@@ -4,6 +4,11 @@
 //! consumer that dies leaves its rows to reappear when the timeout passes, with `attempt`
 //! counting each claim, so a job that keeps killing its consumer is parked after
 //! `max_attempts` instead of looping forever.
+//!
+//! `attempt` also names the holder: ack, retry and dead-letter act only while the job's
+//! `attempt` is still the one the consumer received. A consumer whose visibility timeout ran
+//! out, and whose job another consumer has claimed since, can no longer delete or reschedule
+//! the new holder's job.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,21 +57,26 @@ impl LocalQueue {
         }
     }
 
-    /// Moves a job to the dead-letter table, in one transaction.
-    async fn park(&self, id: DeliveryId, reason: &str) -> Result<(), QueueError> {
+    /// Moves a job to the dead-letter table, in one transaction, if `attempt` still holds it.
+    async fn park(&self, id: DeliveryId, attempt: u32, reason: &str) -> Result<(), QueueError> {
         let mut tx = self.db.begin_write().await.map_err(unavailable)?;
-        sqlx::query(
+        let moved = sqlx::query(
             "INSERT INTO queue_dead (queue, priority, payload, attempt, reason, failed_at) \
              SELECT j.queue, j.priority, p.payload, j.attempt, ?, ? \
-             FROM queue_jobs j JOIN queue_payloads p ON p.id = j.id WHERE j.id = ?",
+             FROM queue_jobs j JOIN queue_payloads p ON p.id = j.id \
+             WHERE j.id = ? AND j.attempt = ?",
         )
         .bind(reason)
         .bind(now_ms())
         .bind(id.0 as i64)
+        .bind(i64::from(attempt))
         .execute(&mut *tx)
         .await
-        .map_err(unavailable)?;
-        delete_jobs(&mut tx, &[id]).await?;
+        .map_err(unavailable)?
+        .rows_affected();
+        if moved > 0 {
+            delete_jobs(&mut tx, &[(id, attempt)]).await?;
+        }
         tx.commit().await.map_err(unavailable)
     }
 
@@ -122,6 +132,7 @@ impl Queue for LocalQueue {
             queue: self.clone(),
             name: queue.to_owned(),
             waker: self.waker(queue),
+            held: HashMap::new(),
         }))
     }
 
@@ -185,6 +196,9 @@ struct LocalConsumer {
     queue: LocalQueue,
     name: String,
     waker: Arc<Notify>,
+    /// The attempt each delivery this consumer holds was received with: `ack` is given ids
+    /// only, and must act only for the holder.
+    held: HashMap<DeliveryId, u32>,
 }
 
 impl LocalConsumer {
@@ -233,7 +247,7 @@ impl LocalConsumer {
             };
             if d.attempt > self.queue.max_attempts {
                 self.queue
-                    .park(d.id, "delivered too many times without an ack")
+                    .park(d.id, d.attempt, "delivered too many times without an ack")
                     .await?;
             } else {
                 out.push(d);
@@ -260,6 +274,7 @@ impl Consumer for LocalConsumer {
             notified.as_mut().enable();
             let got = self.claim(max).await?;
             if !got.is_empty() {
+                self.held.extend(got.iter().map(|d| (d.id, d.attempt)));
                 return Ok(got);
             }
             let now = tokio::time::Instant::now();
@@ -273,26 +288,41 @@ impl Consumer for LocalConsumer {
     }
 
     async fn ack(&mut self, ids: &[DeliveryId]) -> Result<(), QueueError> {
-        if ids.is_empty() {
+        // Ids this consumer does not hold (acked already) have nothing to delete.
+        let held: Vec<(DeliveryId, u32)> = ids
+            .iter()
+            .filter_map(|id| self.held.get(id).map(|a| (*id, *a)))
+            .collect();
+        if held.is_empty() {
             return Ok(());
         }
         let mut tx = self.queue.db.begin_write().await.map_err(unavailable)?;
-        delete_jobs(&mut tx, ids).await?;
-        tx.commit().await.map_err(unavailable)
+        delete_jobs(&mut tx, &held).await?;
+        tx.commit().await.map_err(unavailable)?;
+        for (id, _) in &held {
+            self.held.remove(id);
+        }
+        Ok(())
     }
 
     async fn retry(&mut self, d: &Delivery, delay: Duration) -> Result<(), QueueError> {
-        sqlx::query("UPDATE queue_jobs SET visible_at = ?, claimed = 0 WHERE id = ?")
-            .bind(now_ms() + millis(delay))
-            .bind(d.id.0 as i64)
-            .execute(&self.queue.db.write)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "UPDATE queue_jobs SET visible_at = ?, claimed = 0 WHERE id = ? AND attempt = ?",
+        )
+        .bind(now_ms() + millis(delay))
+        .bind(d.id.0 as i64)
+        .bind(i64::from(d.attempt))
+        .execute(&self.queue.db.write)
+        .await
+        .map_err(unavailable)?;
+        self.held.remove(&d.id);
         Ok(())
     }
 
     async fn dead_letter(&mut self, d: &Delivery, reason: &str) -> Result<(), QueueError> {
-        self.queue.park(d.id, reason).await
+        self.queue.park(d.id, d.attempt, reason).await?;
+        self.held.remove(&d.id);
+        Ok(())
     }
 }
 
@@ -326,17 +356,35 @@ async fn insert_job(
     Ok(())
 }
 
-async fn delete_jobs(tx: &mut Tx, ids: &[DeliveryId]) -> Result<(), QueueError> {
-    for chunk in ids.chunks(500) {
-        for table in ["queue_jobs", "queue_payloads"] {
-            let mut q = QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE id IN ("));
-            let mut sep = q.separated(",");
-            for id in chunk {
-                sep.push_bind(id.0 as i64);
-            }
-            q.push(")");
-            q.build().execute(&mut **tx).await.map_err(unavailable)?;
+/// Deletes the jobs still held at these attempts, with their payloads.
+async fn delete_jobs(tx: &mut Tx, held: &[(DeliveryId, u32)]) -> Result<(), QueueError> {
+    for chunk in held.chunks(500) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("DELETE FROM queue_jobs WHERE (id, attempt) IN (VALUES ");
+        let mut sep = q.separated(",");
+        for (id, attempt) in chunk {
+            sep.push("(");
+            sep.push_bind_unseparated(id.0 as i64);
+            sep.push_unseparated(", ");
+            sep.push_bind_unseparated(i64::from(*attempt));
+            sep.push_unseparated(")");
         }
+        q.push(") RETURNING id");
+        let deleted: Vec<i64> = q
+            .build_query_scalar()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        if deleted.is_empty() {
+            continue;
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM queue_payloads WHERE id IN (");
+        let mut sep = q.separated(",");
+        for id in deleted {
+            sep.push_bind(id);
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await.map_err(unavailable)?;
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ const CHUNK: usize = 256;
 /// copies of its final row, so SQLite's prepared-statement cache sees five shapes per table
 /// instead of one per batch size. Returns each chunk with how many of its rows are real.
 /// Padding must be harmless to repeat: inserts that ignore conflicts, upserts that add nothing.
-fn padded<T: Clone>(rows: &[T], pad: impl Fn(&T) -> T) -> Vec<(Vec<T>, usize)> {
+pub(super) fn padded<T: Clone>(rows: &[T], pad: impl Fn(&T) -> T) -> Vec<(Vec<T>, usize)> {
     rows.chunks(CHUNK)
         .map(|chunk| {
             let shape = (0..5)

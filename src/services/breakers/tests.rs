@@ -147,6 +147,9 @@ impl Cache for DeadCache {
     async fn delete(&self, _: &str) -> Result<(), CacheError> {
         Err(CacheError::Unavailable("down".into()))
     }
+    async fn incr(&self, _: &str, _: u64, _: Duration) -> Result<u64, CacheError> {
+        Err(CacheError::Unavailable("down".into()))
+    }
     async fn ping(&self) -> Result<(), CacheError> {
         Err(CacheError::Unavailable("down".into()))
     }

@@ -1,0 +1,373 @@
+//! The campaign statements that read the same on SQLite and PostgreSQL, written once and
+//! instantiated per database (as `queries.rs` does for the store's).
+
+macro_rules! campaign_shared {
+    ($db:ty, $conn:ty) => {
+        use std::collections::HashMap;
+
+        use sqlx::{AssertSqlSafe, Pool, QueryBuilder};
+
+        use crate::adapters::campaign_queries::{
+            CAMPAIGN_COLUMNS, EXPORT_SELECT, campaign_from, corrupt, counts_from, export_from,
+            latest_opt_outs,
+        };
+        use crate::adapters::sql;
+        use crate::domain::campaign::{
+            Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, NewCampaign,
+            OptOutChange, RecipientId, RecipientStatus,
+        };
+        use crate::domain::phone::PhoneNumber;
+        use crate::domain::project::ProjectId;
+        use crate::domain::providers::send::{ProviderSettings, SendProvider};
+        use crate::domain::time::Timestamp;
+        use crate::ports::StoreError;
+
+        pub async fn create(pool: &Pool<$db>, c: &NewCampaign) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO campaigns (id, project_id, name, template_id, language, provider, \
+                 sender, params, media, schedule_time, rate_limit_per_second, state, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'draft', $12, $12)",
+            )
+            .bind(c.id.as_str())
+            .bind(c.project_id.as_str())
+            .bind(&c.name)
+            .bind(&c.template_id)
+            .bind(&c.language)
+            .bind(c.provider.as_str())
+            .bind(c.sender.as_str())
+            .bind(serde_json::to_string(&c.params).expect("params serialize"))
+            .bind(c.media.as_ref().map(|m| serde_json::to_string(m).expect("media serializes")))
+            .bind(c.schedule_time.map(Timestamp::millis))
+            .bind(c.rate_limit_per_second.map(i64::from))
+            .bind(c.created_at.millis())
+            .execute(pool)
+            .await
+            .map_err(sql::or_conflict(|| format!("campaign `{}` already exists", c.id)))?;
+            Ok(())
+        }
+
+        pub async fn get(
+            pool: &Pool<$db>,
+            project: &ProjectId,
+            id: &CampaignId,
+        ) -> Result<Option<Campaign>, sqlx::Error> {
+            let sql =
+                format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1 AND project_id = $2");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(id.as_str())
+                .bind(project.as_str())
+                .fetch_optional(pool)
+                .await?
+                .as_ref()
+                .map(campaign_from)
+                .transpose()
+        }
+
+        pub async fn list(
+            pool: &Pool<$db>,
+            project: &ProjectId,
+            before: Option<&CampaignId>,
+            limit: u32,
+        ) -> Result<Vec<Campaign>, sqlx::Error> {
+            let mut q = QueryBuilder::<$db>::new(format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE project_id = "
+            ));
+            q.push_bind(project.as_str());
+            if let Some(before) = before {
+                q.push(" AND id < ").push_bind(before.as_str());
+            }
+            q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+            q.build().fetch_all(pool).await?.iter().map(campaign_from).collect()
+        }
+
+        /// The state is written into the statement (it is one of six fixed words), so the
+        /// partial index on active states applies to every plan.
+        pub async fn in_state(
+            pool: &Pool<$db>,
+            state: CampaignState,
+            limit: u32,
+        ) -> Result<Vec<Campaign>, sqlx::Error> {
+            let sql = format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE state = '{}' ORDER BY id LIMIT $1",
+                state.as_str()
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(campaign_from)
+                .collect()
+        }
+
+        /// Campaigns by id, within the caller's transaction.
+        pub async fn by_ids(
+            conn: &mut $conn,
+            ids: &[&str],
+        ) -> Result<HashMap<String, Campaign>, sqlx::Error> {
+            if ids.is_empty() {
+                return Ok(HashMap::new());
+            }
+            let mut q = QueryBuilder::<$db>::new(format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id IN ("
+            ));
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build()
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| campaign_from(r).map(|c| (c.id.as_str().to_owned(), c)))
+                .collect()
+        }
+
+        pub async fn transition(
+            pool: &Pool<$db>,
+            id: &CampaignId,
+            from: &[CampaignState],
+            to: CampaignState,
+            at: Timestamp,
+        ) -> Result<bool, sqlx::Error> {
+            if from.is_empty() {
+                return Ok(false);
+            }
+            let mut q = QueryBuilder::<$db>::new("UPDATE campaigns SET state = ");
+            q.push_bind(to.as_str());
+            q.push(", last_error = NULL, updated_at = ").push_bind(at.millis());
+            if to == CampaignState::Running {
+                q.push(", started_at = COALESCE(started_at, ")
+                    .push_bind(at.millis())
+                    .push(")");
+            }
+            if to.is_final() {
+                q.push(", finished_at = ").push_bind(at.millis());
+            }
+            q.push(" WHERE id = ").push_bind(id.as_str());
+            q.push(" AND state IN (");
+            let mut sep = q.separated(", ");
+            for s in from {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+            Ok(q.build().execute(pool).await?.rows_affected() == 1)
+        }
+
+        pub async fn set_last_error(
+            pool: &Pool<$db>,
+            id: &CampaignId,
+            error: Option<&str>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("UPDATE campaigns SET last_error = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(error)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub async fn counts(
+            pool: &Pool<$db>,
+            campaign: &CampaignId,
+        ) -> Result<CampaignCounts, sqlx::Error> {
+            let rows: Vec<(String, Option<i32>, i64)> = sqlx::query_as(
+                "SELECT r.status, m.status_rank, COUNT(*) FROM campaign_recipients r \
+                 LEFT JOIN messages m ON r.status = 'sent' AND m.wamid = r.provider_message_id \
+                 AND m.project_id = r.project_id \
+                 WHERE r.campaign_id = $1 GROUP BY r.status, m.status_rank",
+            )
+            .bind(campaign.as_str())
+            .fetch_all(pool)
+            .await?;
+            counts_from(rows)
+        }
+
+        pub async fn sent_since(
+            pool: &Pool<$db>,
+            campaign: &CampaignId,
+            since: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = $1 \
+                 AND status IN ('sent', 'failed') AND updated_at >= $2",
+            )
+            .bind(campaign.as_str())
+            .bind(since.millis())
+            .fetch_one(pool)
+            .await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+
+        pub async fn export_page(
+            pool: &Pool<$db>,
+            campaign: &CampaignId,
+            status: Option<RecipientStatus>,
+            after: Option<&RecipientId>,
+            limit: u32,
+        ) -> Result<Vec<ExportRow>, sqlx::Error> {
+            let mut q = QueryBuilder::<$db>::new(format!("{EXPORT_SELECT} WHERE r.campaign_id = "));
+            q.push_bind(campaign.as_str());
+            if let Some(s) = status {
+                q.push(" AND r.status = ").push_bind(s.as_str());
+            }
+            q.push(" AND r.id > ").push_bind(after.map_or("", |a| a.as_str()));
+            q.push(" ORDER BY r.id LIMIT ").push_bind(i64::from(limit));
+            q.build().fetch_all(pool).await?.iter().map(export_from).collect()
+        }
+
+        pub async fn retry_unknown(
+            pool: &Pool<$db>,
+            project: &ProjectId,
+            campaign: &CampaignId,
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(
+                "UPDATE campaign_recipients SET status = 'queued', due_at = $3, \
+                 sending_since = NULL, updated_at = $3 \
+                 WHERE campaign_id = $1 AND project_id = $2 AND status = 'unknown'",
+            )
+            .bind(campaign.as_str())
+            .bind(project.as_str())
+            .bind(now.millis())
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        pub async fn cancel_queued(
+            pool: &Pool<$db>,
+            campaign: &CampaignId,
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(
+                "UPDATE campaign_recipients SET status = 'cancelled', updated_at = $2 \
+                 WHERE campaign_id = $1 AND status = 'queued'",
+            )
+            .bind(campaign.as_str())
+            .bind(now.millis())
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        /// Only rows due later are rewritten: those already due need nothing.
+        pub async fn make_due(
+            pool: &Pool<$db>,
+            campaign: &CampaignId,
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(
+                "UPDATE campaign_recipients SET due_at = $2 \
+                 WHERE campaign_id = $1 AND status = 'queued' AND due_at > $2",
+            )
+            .bind(campaign.as_str())
+            .bind(now.millis())
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        pub async fn expire_sending(
+            pool: &Pool<$db>,
+            before: Timestamp,
+            limit: u32,
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(
+                "UPDATE campaign_recipients SET status = 'unknown', updated_at = $3 \
+                 WHERE id IN (SELECT id FROM campaign_recipients WHERE status = 'sending' \
+                 AND sending_since < $1 ORDER BY sending_since LIMIT $2) AND status = 'sending'",
+            )
+            .bind(before.millis())
+            .bind(i64::from(limit))
+            .bind(now.millis())
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        pub async fn set_opt_outs(
+            pool: &Pool<$db>,
+            changes: &[OptOutChange],
+        ) -> Result<(), sqlx::Error> {
+            for chunk in latest_opt_outs(changes).chunks(500) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO opt_outs (project_id, phone, opted_out, changed_at) ",
+                );
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(c.project_id.as_str())
+                        .push_bind(c.phone.as_str())
+                        .push_bind(c.opted_out)
+                        .push_bind(c.at.millis());
+                });
+                q.push(
+                    " ON CONFLICT (project_id, phone) DO UPDATE SET \
+                     opted_out = excluded.opted_out, changed_at = excluded.changed_at \
+                     WHERE excluded.changed_at > opt_outs.changed_at",
+                );
+                q.build().execute(pool).await?;
+            }
+            Ok(())
+        }
+
+        pub async fn is_opted_out(
+            pool: &Pool<$db>,
+            project: &ProjectId,
+            phone: &PhoneNumber,
+        ) -> Result<bool, sqlx::Error> {
+            let found: Option<bool> = sqlx::query_scalar(
+                "SELECT opted_out FROM opt_outs WHERE project_id = $1 AND phone = $2",
+            )
+            .bind(project.as_str())
+            .bind(phone.as_str())
+            .fetch_optional(pool)
+            .await?;
+            Ok(found.unwrap_or(false))
+        }
+
+        pub async fn provider_settings(
+            pool: &Pool<$db>,
+            project: &ProjectId,
+            provider: SendProvider,
+        ) -> Result<Option<ProviderSettings>, sqlx::Error> {
+            let found: Option<String> = sqlx::query_scalar(
+                "SELECT settings FROM provider_settings WHERE project_id = $1 AND provider = $2",
+            )
+            .bind(project.as_str())
+            .bind(provider.as_str())
+            .fetch_optional(pool)
+            .await?;
+            found
+                .map(|s| {
+                    serde_json::from_str(&s)
+                        .map_err(|e| corrupt(format!("provider settings: {e}")))
+                })
+                .transpose()
+        }
+
+        pub async fn put_provider_settings(
+            pool: &Pool<$db>,
+            project: &ProjectId,
+            provider: SendProvider,
+            settings: &ProviderSettings,
+            now: Timestamp,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO provider_settings (project_id, provider, settings, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, provider) DO UPDATE SET \
+                 settings = excluded.settings, updated_at = excluded.updated_at",
+            )
+            .bind(project.as_str())
+            .bind(provider.as_str())
+            .bind(serde_json::to_string(settings).expect("settings serialize"))
+            .bind(now.millis())
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use campaign_shared;
