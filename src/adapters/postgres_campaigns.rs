@@ -241,6 +241,10 @@ impl Campaigns for PgStore {
             .map_err(classify)
     }
 
+    async fn set_schedule(&self, id: &CampaignId, at: Option<Timestamp>) -> Result<(), StoreError> {
+        q::set_schedule(&self.pool, id, at).await.map_err(classify)
+    }
+
     async fn set_last_error(&self, id: &CampaignId, error: Option<&str>) -> Result<(), StoreError> {
         q::set_last_error(&self.pool, id, error)
             .await

@@ -14,7 +14,7 @@ use super::AppState;
 use super::campaign_import::{self, Source};
 use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth, QueryParams};
-use crate::domain::campaign::new::{CampaignIn, parse_schedule_time};
+use crate::domain::campaign::new::{CampaignIn, schedule_time};
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignError, CampaignId, CampaignState, RecipientStatus,
     Transition,
@@ -313,7 +313,7 @@ pub async fn send(
     }
     let now = Timestamp::now();
     let schedule = match &b.schedule_time {
-        Some(v) => Some(parse_schedule_time(v).map_err(invalid)?),
+        Some(v) => schedule_time(Some(v)).map_err(invalid)?,
         None => c.schedule_time,
     };
     if schedule != c.schedule_time {

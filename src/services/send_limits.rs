@@ -21,8 +21,10 @@ pub struct SendLimits {
     overrides: HashMap<PhoneNumber, u32>,
     buckets: Mutex<HashMap<PhoneNumber, TokenBucket>>,
     shared: Option<Arc<dyn Cache>>,
-    origin: Instant,
 }
+
+/// What a throttle answer does to the number's rate: halve it (the bucket recovers it).
+const SLOW_DOWN: f64 = 0.5;
 
 impl SendLimits {
     pub fn new(
@@ -35,7 +37,6 @@ impl SendLimits {
             overrides: overrides.into_iter().collect(),
             buckets: Mutex::default(),
             shared,
-            origin: Instant::now(),
         }
     }
 
@@ -62,8 +63,9 @@ impl SendLimits {
                 let bucket = buckets
                     .entry(number.clone())
                     .or_insert_with(|| TokenBucket::new(rate, rate));
-                bucket.set_rate(rate);
-                bucket.try_take(self.origin.elapsed())
+                let now = Instant::now();
+                bucket.set_rate(now, rate, rate);
+                bucket.try_take(now)
             };
             match wait {
                 Ok(()) => break,
@@ -104,7 +106,7 @@ impl SendLimits {
             .expect("not poisoned")
             .get_mut(number)
         {
-            b.slow_down(self.origin.elapsed());
+            b.slow_down(Instant::now(), SLOW_DOWN);
         }
     }
 }

@@ -6,7 +6,7 @@
 //! already seen: a redelivered batch repairs what a crash interrupted.
 
 use crate::domain::apply::Incoming;
-use crate::domain::campaign::opt_out::opt_out_change;
+use crate::domain::campaign::opt_out::opt_out_changes;
 use crate::domain::campaign::{OptOutChange, RecipientId};
 use crate::domain::event::Event;
 use crate::ports::campaigns::EchoedReference;
@@ -44,7 +44,7 @@ pub fn follow_ups(items: &[Incoming], stop: &[String], start: &[String]) -> Foll
                 }
             }
             Event::Inbound(m) => {
-                if let Some(change) = opt_out_change(&i.project_id, m, i.received_at, stop, start)
+                if let Some(change) = opt_out_changes(&i.project_id, m, stop, start, i.received_at)
                 {
                     out.opt_outs.push(change);
                 }

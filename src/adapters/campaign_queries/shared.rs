@@ -168,6 +168,20 @@ macro_rules! campaign_shared {
             Ok(())
         }
 
+        /// Only while the campaign is a draft: a started one keeps the time it started by.
+        pub async fn set_schedule(
+            pool: &Pool<$db>,
+            id: &CampaignId,
+            at: Option<Timestamp>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("UPDATE campaigns SET schedule_time = $2 WHERE id = $1 AND state = 'draft'")
+                .bind(id.as_str())
+                .bind(at.map(Timestamp::millis))
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
         pub async fn counts(
             pool: &Pool<$db>,
             campaign: &CampaignId,

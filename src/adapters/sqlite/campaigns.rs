@@ -275,6 +275,10 @@ impl Campaigns for SqliteStore {
             .map_err(classify)
     }
 
+    async fn set_schedule(&self, id: &CampaignId, at: Option<Timestamp>) -> Result<(), StoreError> {
+        q::set_schedule(&self.db.write, id, at).await.map_err(classify)
+    }
+
     async fn set_last_error(&self, id: &CampaignId, error: Option<&str>) -> Result<(), StoreError> {
         q::set_last_error(&self.db.write, id, error)
             .await
