@@ -217,6 +217,7 @@ pub(crate) mod tests {
             business_number: PhoneNumber::parse("+919812345678").unwrap(),
             phone: (at % 2 == 0).then(|| PhoneNumber::parse("+919876543210").unwrap()),
             campaign_id: None,
+            reference: None,
             occurred_at: Some(Timestamp::from_millis(at)),
             error: None,
             raw: RawValue::from_string("{}".into()).unwrap(),

@@ -51,6 +51,12 @@ pub struct StatusEvent {
     /// The end user the message went to, when the provider says.
     pub phone: Option<PhoneNumber>,
     pub campaign_id: Option<String>,
+    /// What the BSP echoed of the per-recipient reference a campaign send carried (Meta
+    /// `biz_opaque_callback_data`, Karix `recipient.reference.cust_ref`): how a send whose
+    /// response was lost finds its recipient. Whatever non-empty value came, up to 512 bytes;
+    /// the caller decides whether it is one of ours. Absent in tasks queued by earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub occurred_at: Option<Timestamp>,
     pub error: Option<EventError>,
     /// The provider's own JSON for this one event, kept verbatim for audit and forwarding.
@@ -157,6 +163,7 @@ mod tests {
             business_number: PhoneNumber::parse("+15550783881").unwrap(),
             phone: None,
             campaign_id: None,
+            reference: None,
             occurred_at: None,
             error: None,
             raw: RawValue::from_string("{}".into()).unwrap(),

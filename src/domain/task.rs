@@ -96,9 +96,12 @@ mod tests {
         };
         assert_eq!(e.status, Reported::Delivered);
         assert_eq!(events[0].dedupe_key(), "s:wamid.A:delivered");
-        // And what this version writes reads back the same, new words included.
+        // Events queued before references existed have none.
+        assert_eq!(e.reference, None);
+        // And what this version writes reads back the same, new words and references included.
         let mut again = e.clone();
         again.status = Reported::Other("queued".into());
+        again.reference = Some("rcp_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b".into());
         let task = Task::EventsV1 {
             received_at: Timestamp::from_millis(1),
             events: vec![Event::Status(again)],
@@ -110,5 +113,15 @@ mod tests {
             panic!("expected a status event")
         };
         assert_eq!(e.status, Reported::Other("queued".into()));
+        assert_eq!(
+            e.reference.as_deref(),
+            Some("rcp_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")
+        );
+        // No reference, no field: what this version writes stays readable by the previous one.
+        let mut plain = e.clone();
+        plain.reference = None;
+        let encoded = serde_json::to_value(Event::Status(plain)).unwrap();
+        assert!(encoded["status"].get("reference").is_none(), "{encoded}");
+        assert!(encoded["status"].get("campaign_id").is_some());
     }
 }

@@ -121,6 +121,7 @@ mod tests {
             business_number: phone("+15550783881"),
             phone: Some(phone("+919812345678")),
             campaign_id: None,
+            reference: None,
             occurred_at: None,
             error: None,
             raw: RawValue::from_string(r#"{"id":"wamid.A"}"#.into()).unwrap(),

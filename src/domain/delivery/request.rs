@@ -250,6 +250,7 @@ mod tests {
             business_number: phone("+15550783881"),
             phone: Some(phone("919812345678")),
             campaign_id: Some("camp-1".into()),
+            reference: None,
             occurred_at: Some(Timestamp::from_millis(1_732_700_300_000)),
             error: None,
             raw: raw(META_RAW),
@@ -264,6 +265,7 @@ mod tests {
             business_number: phone("+15550783881"),
             phone: None,
             campaign_id: None,
+            reference: None,
             occurred_at: None,
             error: Some(EventError {
                 code: Some("131026".into()),

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Parsed, event_time, non_empty, number, present, reported, scalar_text, valid_id};
+use super::{
+    Parsed, event_time, non_empty, number, present, reference, reported, scalar_text, valid_id,
+};
 use crate::domain::event::{Event, EventError, InboundMessage, Provider, StatusEvent};
 use crate::domain::status::Reported;
 
@@ -52,6 +54,10 @@ struct Party {
 #[serde(default)]
 struct Reference {
     parent_campaign_id: Option<String>,
+    /// Echoed from the send: wagate's campaign sends put the recipient's reference in both.
+    cust_ref: Option<String>,
+    #[serde(rename = "messageTag1")]
+    message_tag1: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,13 +140,15 @@ fn status_event(p: Payload, raw: &RawValue) -> Result<StatusEvent, &'static str>
             message: non_empty(p.notification_attributes.reason),
         })
         .filter(|e| e.code.is_some() || e.message.is_some());
+    let r = p.recipient.reference;
     Ok(StatusEvent {
         provider: PROVIDER,
         wamid,
         status,
         business_number,
         phone,
-        campaign_id: non_empty(p.recipient.reference.parent_campaign_id),
+        campaign_id: non_empty(r.parent_campaign_id),
+        reference: reference(r.cust_ref).or_else(|| reference(r.message_tag1)),
         occurred_at,
         error,
         raw: raw.to_owned(),
@@ -423,6 +431,32 @@ mod tests {
     }
 
     /// Absent is not invalid: the event goes in without the value.
+    #[test]
+    fn echoed_reference() {
+        let e = only_status(fixture("delivery_with_reference.json"));
+        assert_eq!(
+            e.reference.as_deref(),
+            Some("rcp_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")
+        );
+        assert_eq!(e.wamid, "410123751001143816805212");
+        assert_eq!(e.campaign_id, None);
+        use serde_json::json;
+        // `messageTag1` stands in when `cust_ref` is empty; neither means none.
+        let e = only_status(variant(
+            json!({"recipient": {"reference": {"cust_ref": " ", "messageTag1": "rcp_x"}}}),
+        ));
+        assert_eq!(e.reference.as_deref(), Some("rcp_x"));
+        assert_eq!(e.campaign_id.as_deref(), Some("cmp_spring_sale"));
+        assert_eq!(
+            only_status(fixture("delivery_delivered.json")).reference,
+            None
+        );
+        let e = only_status(variant(
+            json!({"recipient": {"reference": {"cust_ref": "c".repeat(513), "messageTag1": "t"}}}),
+        ));
+        assert_eq!(e.reference.as_deref(), Some("t"));
+    }
+
     #[test]
     fn absent_values_stay_absent() {
         use serde_json::json;

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Parsed, event_time, non_empty, number, reported, scalar_text, valid_id};
+use super::{Parsed, event_time, non_empty, number, reference, reported, scalar_text, valid_id};
+use crate::domain::campaign::RecipientId;
 use crate::domain::event::{Event, EventError, InboundMessage, Provider, StatusEvent};
 use crate::domain::phone::PhoneNumber;
 
@@ -76,7 +77,8 @@ struct RawStatus {
     /// `group` for a message sent to a group: `recipient_id` is then the group's id.
     recipient_type: Option<String>,
     errors: Vec<MetaError>,
-    /// Set by the sender when it sends through Meta; wagate puts the campaign id there.
+    /// Echoed from the send. wagate's campaign sends put the recipient's reference there;
+    /// other senders sharing the number may have put a campaign id.
     biz_opaque_callback_data: Option<String>,
 }
 
@@ -258,13 +260,19 @@ fn status_event(ctx: &Context, raw: &RawValue) -> Result<StatusEvent, &'static s
         true => None,
         false => number(s.recipient_id, "invalid_phone")?,
     };
+    // A recipient reference names a recipient, not a campaign: the campaign then comes from the
+    // recipient's row. Anything else there keeps its earlier reading as a campaign id.
+    let campaign_id =
+        non_empty(s.biz_opaque_callback_data.clone()).filter(|v| RecipientId::parse(v).is_err());
+    let reference = reference(s.biz_opaque_callback_data);
     Ok(StatusEvent {
         provider: PROVIDER,
         wamid,
         status,
         business_number: ctx.business()?,
         phone,
-        campaign_id: non_empty(s.biz_opaque_callback_data),
+        campaign_id,
+        reference,
         occurred_at: event_time(&s.timestamp)?,
         error,
         raw: ctx.envelope("statuses", raw),
@@ -554,6 +562,37 @@ mod tests {
                 "{status} {metadata}"
             );
         }
+    }
+
+    #[test]
+    fn echoed_reference() {
+        let p = fixture("status_delivered_with_reference.json");
+        let e = only(&p);
+        assert_eq!(
+            e.reference.as_deref(),
+            Some("rcp_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")
+        );
+        // A recipient's reference is not a campaign id.
+        assert_eq!(e.campaign_id, None);
+        assert_eq!(e.status, Reported::Delivered);
+        // Someone else's value is kept as both, as before references existed.
+        let p = variant(
+            json!({"biz_opaque_callback_data": " cmp_spring "}),
+            json!({}),
+        );
+        assert_eq!(only(&p).reference.as_deref(), Some("cmp_spring"));
+        assert_eq!(only(&p).campaign_id.as_deref(), Some("cmp_spring"));
+        // Empty and oversized values are no reference; the status still counts.
+        for value in [json!(""), json!("   "), json!("r".repeat(513))] {
+            let p = variant(json!({"biz_opaque_callback_data": value}), json!({}));
+            assert_eq!(only(&p).reference, None);
+        }
+        let p = variant(
+            json!({"biz_opaque_callback_data": "r".repeat(512)}),
+            json!({}),
+        );
+        assert_eq!(only(&p).reference.as_ref().map(String::len), Some(512));
+        assert_eq!(only(&fixture("status_sent.json")).reference, None);
     }
 
     #[test]

@@ -60,6 +60,12 @@ fn valid_id(id: Option<String>) -> Option<String> {
     non_empty(id).filter(|s| s.len() <= 512)
 }
 
+/// An echoed send reference: any non-empty value that fits (the same bound as ids), whether or
+/// not it is one of wagate's; the caller decides.
+fn reference(value: Option<String>) -> Option<String> {
+    valid_id(value)
+}
+
 /// A text field with something in it (Datagen writes `""` for "absent").
 fn present(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty())

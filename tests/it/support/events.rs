@@ -28,6 +28,7 @@ pub fn status(wamid: &str, status: impl Into<Reported>, at_ms: i64) -> Event {
         business_number: phone(BUSINESS),
         phone: Some(phone("+919876543210")),
         campaign_id: Some("cmp_1".into()),
+        reference: None,
         occurred_at: Some(Timestamp::from_millis(at_ms)),
         error,
         raw: RawValue::from_string(raw).unwrap(),

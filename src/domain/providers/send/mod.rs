@@ -2,9 +2,17 @@
 //! `classify` (the response → [`SendOutcome`]), and fixture tests beside them. No IO: the
 //! sender worker performs the request.
 
+pub mod aisensy;
+pub mod aisensy_direct;
+pub mod datagen;
+pub mod meta;
+#[cfg(test)]
+mod test_support;
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::domain::campaign::Media;
 use crate::domain::phone::PhoneNumber;
@@ -131,8 +139,12 @@ pub fn build(
     settings: &ProviderSettings,
     req: &SendRequest<'_>,
 ) -> Result<HttpCall, BuildError> {
-    let _ = (provider, settings, req);
-    unimplemented!("issue 7: provider request builders")
+    match provider {
+        SendProvider::Meta => meta::build(settings, req),
+        SendProvider::Datagen => datagen::build(settings, req),
+        SendProvider::Aisensy => aisensy::build(settings, req),
+        SendProvider::AisensyDirect => aisensy_direct::build(settings, req),
+    }
 }
 
 /// Reads a response: status code, `Retry-After` (already parsed), and the body.
@@ -142,6 +154,193 @@ pub fn classify(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> SendOutcome {
-    let _ = (provider, status, retry_after, body);
-    unimplemented!("issue 7: provider response classifiers")
+    match provider {
+        SendProvider::Meta => meta::classify(status, retry_after, body),
+        SendProvider::Datagen => datagen::classify(status, retry_after, body),
+        SendProvider::Aisensy => aisensy::classify(status, retry_after, body),
+        SendProvider::AisensyDirect => aisensy_direct::classify(status, retry_after, body),
+    }
+}
+
+/// A configured value with something in it: an empty string in the config or a project's
+/// override means "not set", not "set to nothing".
+fn setting(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn credential(settings: &ProviderSettings) -> Result<&str, BuildError> {
+    setting(&settings.credential).ok_or(BuildError::Missing("credential"))
+}
+
+/// The configured base URL, else the provider's public one (`None` when it has none).
+fn base_url<'a>(
+    settings: &'a ProviderSettings,
+    default: Option<&'static str>,
+) -> Result<&'a str, BuildError> {
+    setting(&settings.base_url)
+        .or(default)
+        .ok_or(BuildError::Missing("base_url"))
+}
+
+/// `base` and `path` joined by exactly one `/`, whether or not the configured base ends in one.
+fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// A configured id as one URL path segment: ids are digits in practice, but a stray `/` or `?`
+/// in a project's setting must not send the request somewhere else.
+fn segment(value: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.');
+    percent_encoding::utf8_percent_encode(value, KEEP).to_string()
+}
+
+/// `Bearer <token>`. Tokens pasted from a BSP's dashboard sometimes carry the scheme already;
+/// doubling it would fail every send.
+fn bearer(token: &str) -> String {
+    match token.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => token.to_owned(),
+        _ => format!("Bearer {token}"),
+    }
+}
+
+/// The number as BSPs address it: country code and digits, no `+`.
+fn digits(phone: &PhoneNumber) -> &str {
+    phone.as_str().trim_start_matches('+')
+}
+
+/// A JSON `POST` with these extra headers.
+fn json_call(url: String, mut headers: Vec<(String, String)>, body: &Value) -> HttpCall {
+    headers.push(("content-type".into(), "application/json".into()));
+    HttpCall {
+        url,
+        headers,
+        body: serde_json::to_vec(body).expect("a JSON value always serializes"),
+    }
+}
+
+fn header(name: &str, value: impl Into<String>) -> (String, String) {
+    (name.to_owned(), value.into())
+}
+
+/// What a response means when its body says nothing the provider's classifier understands:
+/// the status alone decides. 408 is the BSP timing out on us, so it is as retryable as a 5xx.
+fn by_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> SendOutcome {
+    match status {
+        200..=299 => SendOutcome::Accepted { id: None },
+        429 => SendOutcome::Throttled { retry_after },
+        408 | 500..=599 => SendOutcome::Retry {
+            reason: format!("http_{status}"),
+        },
+        _ => SendOutcome::Rejected {
+            code: format!("http_{status}"),
+            title: snippet(body).unwrap_or_else(|| format!("HTTP status {status}")),
+        },
+    }
+}
+
+/// The start of a body that is not the JSON we expected (an HTML error page, a proxy's text),
+/// short enough to store as an error title.
+fn snippet(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    (!words.is_empty()).then(|| words.join(" ").chars().take(200).collect())
+}
+
+/// A JSON string with something in it.
+fn text(value: &Value) -> Option<String> {
+    value
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Words a BSP uses when it refuses for a rate rather than for the message itself. Whole
+/// phrases only: a bare "rate" would match "separate" or "generate" in a validation error.
+fn sounds_throttled(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "throttl",
+        "too many",
+        "rate limit",
+        "rate-limit",
+        "ratelimit",
+        "rate exceeded",
+    ]
+    .iter()
+    .any(|phrase| text.contains(phrase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{Sample, settings};
+    use super::*;
+
+    #[test]
+    fn dispatch_reaches_each_providers_file() {
+        let sample = Sample::new();
+        let mut s = settings("k");
+        s.base_url = Some("http://mock:9000".into());
+        let urls: Vec<String> = SendProvider::ALL
+            .into_iter()
+            .map(|p| build(p, &s, &sample.request()).unwrap().url)
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "http://mock:9000/campaign/t1/api/v2",
+                "http://mock:9000/services/rcm/sendMessage",
+                "http://mock:9000/messages",
+                "http://mock:9000/v21.0/106540352242922/messages",
+            ]
+        );
+        let body = br#"{"messages":[{"id":"wamid.X"}],"mid":"m1","messageId":"a1"}"#;
+        let ids: Vec<SendOutcome> = SendProvider::ALL
+            .into_iter()
+            .map(|p| classify(p, 200, None, body))
+            .collect();
+        let accepted = |id: &str| SendOutcome::Accepted {
+            id: Some(id.into()),
+        };
+        assert_eq!(
+            ids,
+            [
+                accepted("a1"),
+                accepted("m1"),
+                accepted("wamid.X"),
+                accepted("wamid.X")
+            ]
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(join("https://h/", "/a/b"), "https://h/a/b");
+        assert_eq!(join("https://h//", "a"), "https://h/a");
+        assert_eq!(bearer("tok"), "Bearer tok");
+        assert_eq!(bearer("bearer tok"), "bearer tok");
+        assert_eq!(bearer("Bearertok"), "Bearer Bearertok");
+        assert_eq!(bearer("é"), "Bearer é");
+        assert_eq!(snippet(b" \n "), None);
+        assert_eq!(
+            snippet("<p>\n  ünïcode  </p>".repeat(40).as_bytes())
+                .unwrap()
+                .chars()
+                .count(),
+            200
+        );
+        for t in ["Rate limit exceeded", "THROTTLED", "Too Many Requests"] {
+            assert!(sounds_throttled(t), "{t}");
+        }
+        for t in ["Generate a separate accurate moderate request", "rated"] {
+            assert!(!sounds_throttled(t), "{t}");
+        }
+    }
 }
