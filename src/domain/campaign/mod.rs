@@ -1,5 +1,15 @@
 //! Template campaigns: ids, the campaign state machine, parameter mapping, recipients and
 //! their send states. Parsed once at the edge, valid after; no IO.
+//!
+//! The rules around them, one file each: [`new`] (the create request), [`csv_import`] (the
+//! streaming recipients CSV), [`params`] (template parameters per recipient), [`bucket`] (the
+//! per-number send pacing) and [`opt_out`] (STOP/START keywords).
+
+pub mod bucket;
+pub mod csv_import;
+pub mod new;
+pub mod opt_out;
+pub mod params;
 
 use std::collections::BTreeMap;
 
@@ -13,12 +23,56 @@ use super::providers::send::SendProvider;
 use super::status::Status;
 use super::time::Timestamp;
 
+/// Why a campaign request or id was refused. Each variant has a snake_case [`code`] for the
+/// API's error body; the message is a sentence for people.
+///
+/// [`code`]: CampaignError::code
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CampaignError {
     #[error("`{0}` is not an id of this kind")]
     InvalidId(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("`{0}` is required")]
+    Missing(&'static str),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidTemplateId(String),
+    #[error("{0}")]
+    InvalidLanguage(String),
+    /// Holds the start of the value as sent.
+    #[error("`{0}` is not a provider (aisensy, datagen, aisensy_direct or meta)")]
+    UnknownProvider(String),
+    #[error("{0}")]
+    InvalidSender(String),
+    #[error("{0}")]
+    InvalidParams(String),
+    #[error("{0}")]
+    InvalidMedia(String),
+    #[error("{0}")]
+    InvalidScheduleTime(String),
+    #[error("{0}")]
+    InvalidRateLimit(String),
+}
+
+impl CampaignError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CampaignError::InvalidId(_) => "invalid_id",
+            CampaignError::Invalid(_) => "invalid_campaign",
+            CampaignError::Missing(_) => "missing_field",
+            CampaignError::InvalidName(_) => "invalid_name",
+            CampaignError::InvalidTemplateId(_) => "invalid_template_id",
+            CampaignError::InvalidLanguage(_) => "invalid_language",
+            CampaignError::UnknownProvider(_) => "unknown_provider",
+            CampaignError::InvalidSender(_) => "invalid_sender",
+            CampaignError::InvalidParams(_) => "invalid_params",
+            CampaignError::InvalidMedia(_) => "invalid_media",
+            CampaignError::InvalidScheduleTime(_) => "invalid_schedule_time",
+            CampaignError::InvalidRateLimit(_) => "invalid_rate_limit",
+        }
+    }
 }
 
 prefixed_id!(
