@@ -512,17 +512,12 @@ impl Config {
         if let Err(e) = self.send_rates() {
             return invalid("send_rate_overrides", &e);
         }
-        if let Some(cc) = &self.default_country_code
-            && !(1..=3).contains(&cc.len())
-        {
-            return invalid("default_country_code", "must be 1 to 3 digits, like 91");
-        }
         if self
             .default_country_code
-            .as_ref()
-            .is_some_and(|cc| !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
+            .as_deref()
+            .is_some_and(|cc| !crate::domain::phone::is_country_code(cc))
         {
-            return invalid("default_country_code", "must be 1 to 3 digits, like 91");
+            return invalid("default_country_code", "must be a country code, like 91");
         }
         if let Err(e) = self.retry_schedule() {
             return invalid("forwarder_retry_schedule", &e.to_string());
