@@ -1,4 +1,4 @@
-//! The `wagate` binary: `serve`, `migrate` and `bench`.
+//! The `wagate` binary: `serve`, `migrate`, `bench` and `mock-bsp`.
 
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ enum Command {
     Migrate,
     /// Load tools that measure and verify a running server.
     Bench(wagate::bench::BenchArgs),
+    /// A mock of the four BSP send APIs that posts status webhooks back to the gateway.
+    MockBsp(wagate::bench::mock_bsp::MockBspArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => wagate::bench::run(args).await,
+        Command::MockBsp(args) => wagate::bench::mock_bsp::run(args).await,
         Command::Migrate => {
             let config = load(cli.config.as_deref())?;
             wagate::telemetry::init(&config.log_format);

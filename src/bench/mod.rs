@@ -6,6 +6,8 @@
 //! - `load`, `verify`, `api`: the HTTP phases and the typed client they share.
 //! - [`forward`] (+ `endpoints`, its setup, and `receiver`, which verifies and times what the
 //!   gateway delivers): drives events through ingress and measures the forwarding.
+//! - [`mock_bsp`]: `wagate mock-bsp`, the four BSP send APIs with status webhooks posted back,
+//!   counting any recipient sent twice; runs alone or in-process.
 
 mod api;
 #[cfg(test)]
@@ -16,6 +18,7 @@ pub mod forward;
 mod forward_e2e_tests;
 pub mod ingest;
 mod load;
+pub mod mock_bsp;
 mod model;
 mod payload;
 pub mod receiver;
