@@ -17,14 +17,14 @@ use crate::domain::task::queues;
 use crate::http::{self, AppState, Campaigning, Forwarding, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
 use crate::services::{
-    BreakerConfig, Breakers, Dedupe, EndpointCache, EndpointCacheConfig, ProjectLookup,
-    SendLimits, Tiers,
+    BreakerConfig, Breakers, Dedupe, EndpointCache, EndpointCacheConfig, ProjectLookup, SendLimits,
+    Tiers,
 };
 use crate::workers::campaign_runner::CampaignRunner;
 use crate::workers::forwarder::{Forwarder, ForwarderConfig, ForwarderParts};
 use crate::workers::processor::{Processor, ProcessorConfig};
-use crate::workers::sender::{Sender, SenderConfig, SenderParts};
 use crate::workers::publisher::{Publisher, PublisherConfig};
+use crate::workers::sender::{Sender, SenderConfig, SenderParts};
 use crate::workers::sweeper::Sweeper;
 
 /// A built, not yet running, wagate process.

@@ -53,7 +53,9 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s.trim())
             .ok_or_else(|| ConfigError::Invalid {
                 key: "roles".into(),
-                message: format!("unknown role `{s}` (known: api, ingress, processor, forwarder, sender)"),
+                message: format!(
+                    "unknown role `{s}` (known: api, ingress, processor, forwarder, sender)"
+                ),
             })
     }
 }
@@ -410,7 +412,10 @@ impl Config {
             ("WAGATE_META_TOKEN", &mut cfg.meta_token),
             ("WAGATE_DATAGEN_TOKEN", &mut cfg.datagen_token),
             ("WAGATE_AISENSY_API_KEY", &mut cfg.aisensy_api_key),
-            ("WAGATE_AISENSY_DIRECT_API_KEY", &mut cfg.aisensy_direct_api_key),
+            (
+                "WAGATE_AISENSY_DIRECT_API_KEY",
+                &mut cfg.aisensy_direct_api_key,
+            ),
         ] {
             if let Some(v) = env(key) {
                 *field = (!v.is_empty()).then(|| SecretString::from(v));
@@ -583,8 +588,8 @@ impl Config {
             let (number, rate) = item
                 .split_once('=')
                 .ok_or_else(|| format!("`{item}` is not NUMBER=RATE"))?;
-            let number = crate::domain::phone::PhoneNumber::parse(number)
-                .map_err(|e| e.to_string())?;
+            let number =
+                crate::domain::phone::PhoneNumber::parse(number).map_err(|e| e.to_string())?;
             let rate: u32 = rate
                 .trim()
                 .parse()

@@ -2,6 +2,9 @@
 //! signature-checking receiver in-process, points a fresh project's provider at the mock,
 //! uploads a CSV of N recipients, starts the campaign, and waits until every message is final
 //! and every status event was forwarded; then checks the export against what the mock decided.
+//!
+//! The mock lives in this process, so its cost (accepting sends, posting webhooks) is on the
+//! same two cores as the gateway's: the figures bound the gateway from below.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -93,7 +96,11 @@ struct Sink {
     bad: std::sync::atomic::AtomicU64,
 }
 
-async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: bytes::Bytes) -> StatusCode {
+async fn receive(
+    State(sink): State<Arc<Sink>>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> StatusCode {
     let Some(secret) = sink.secret.get() else {
         return StatusCode::SERVICE_UNAVAILABLE;
     };
@@ -178,8 +185,12 @@ pub async fn run_campaign(args: &CampaignArgs) -> anyhow::Result<CampaignSummary
         StatusCode::CREATED,
     )
     .await?;
-    let secret = endpoint["shared_secret"].as_str().context("shared_secret")?;
-    let _ = sink.secret.set(SigningSecret::parse(secret).context("secret")?);
+    let secret = endpoint["shared_secret"]
+        .as_str()
+        .context("shared_secret")?;
+    let _ = sink
+        .secret
+        .set(SigningSecret::parse(secret).context("secret")?);
     let mut campaign = json!({
         "name": "bench", "template_id": "bench_template", "provider": args.provider,
         "sender": BUSINESS, "params": [{"column": "name", "fallback": "there"}],
@@ -187,7 +198,15 @@ pub async fn run_campaign(args: &CampaignArgs) -> anyhow::Result<CampaignSummary
     if let Some(rate) = args.rate {
         campaign["rate_limit_per_second"] = json!(rate);
     }
-    let (_, c) = call(&api, "POST", "/project/campaign", &key, Some(campaign), StatusCode::CREATED).await?;
+    let (_, c) = call(
+        &api,
+        "POST",
+        "/project/campaign",
+        &key,
+        Some(campaign),
+        StatusCode::CREATED,
+    )
+    .await?;
     let id = c["id"].as_str().context("campaign id")?.to_owned();
 
     let mut csv = String::with_capacity(args.recipients * 32 + 16);
@@ -208,25 +227,45 @@ pub async fn run_campaign(args: &CampaignArgs) -> anyhow::Result<CampaignSummary
         .await
         .context("uploading the CSV")?;
     if !resp.status().is_success() {
-        bail!("upload failed: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        bail!(
+            "upload failed: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
     }
     let import: Value = resp.json().await?;
     let import_secs = started.elapsed().as_secs_f64();
     eprintln!("imported {} rows in {import_secs:.2} s", import["accepted"]);
 
     let sent_at = Instant::now();
-    call(&api, "POST", "/project/campaign/event/send", &key, Some(json!({"campaign_id": id})), StatusCode::ACCEPTED).await?;
+    call(
+        &api,
+        "POST",
+        "/project/campaign/event/send",
+        &key,
+        Some(json!({"campaign_id": id})),
+        StatusCode::ACCEPTED,
+    )
+    .await?;
     let deadline = sent_at + Duration::from_secs(args.timeout_secs);
     let n = args.recipients as u64;
     let mut all_sent_secs = None;
     let mut last_report = Instant::now();
-    let (final_secs, counts) = loop {
+    let final_secs = loop {
         let stats = mock.stats();
         let accepted = stats.accepted.total();
         if all_sent_secs.is_none() && accepted >= n {
             all_sent_secs = Some(sent_at.elapsed().as_secs_f64());
         }
-        let (_, c) = call(&api, "GET", &format!("/project/campaign/{id}"), &key, None, StatusCode::OK).await?;
+        let (_, c) = call(
+            &api,
+            "GET",
+            &format!("/project/campaign/{id}"),
+            &key,
+            None,
+            StatusCode::OK,
+        )
+        .await?;
         let settled: u64 = ["delivered", "read", "failed"]
             .iter()
             .map(|k| c["counts"][k].as_u64().unwrap_or(0))
@@ -234,7 +273,7 @@ pub async fn run_campaign(args: &CampaignArgs) -> anyhow::Result<CampaignSummary
         let expected = expected_forwards(&mock.sends());
         let forwarded = sink.seen.lock().expect("not poisoned").len() as u64;
         if settled >= n && accepted >= n && forwarded >= expected {
-            break (sent_at.elapsed().as_secs_f64(), c);
+            break sent_at.elapsed().as_secs_f64();
         }
         if last_report.elapsed() >= Duration::from_secs(2) {
             last_report = Instant::now();
@@ -245,13 +284,15 @@ pub async fn run_campaign(args: &CampaignArgs) -> anyhow::Result<CampaignSummary
         }
         if Instant::now() > deadline {
             eprintln!("timed out: {}", c["counts"]);
-            break (sent_at.elapsed().as_secs_f64(), c);
+            break sent_at.elapsed().as_secs_f64();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = counts;
     let sends = mock.sends();
-    let finals: HashMap<&str, Final> = sends.iter().map(|s| (s.to.as_str(), s.final_status)).collect();
+    let finals: HashMap<&str, Final> = sends
+        .iter()
+        .map(|s| (s.to.as_str(), s.final_status))
+        .collect();
     let export = api
         .client()
         .get(api.url(&format!("/project/campaign/{id}/messages.csv")))
@@ -272,20 +313,22 @@ pub async fn run_campaign(args: &CampaignArgs) -> anyhow::Result<CampaignSummary
         }
     }
     let stats = mock.stats();
+    let forwarded = sink.seen.lock().expect("not poisoned").len() as u64;
+    let rss_end = api.server_rss().await;
     let summary = CampaignSummary {
         recipients: args.recipients,
         provider: args.provider.clone(),
         import_rows_per_sec: (args.recipients as f64 / import_secs).round(),
         sends_per_sec: (n as f64 / all_sent_secs.unwrap_or(final_secs)).round(),
         seconds_to_final: (final_secs * 100.0).round() / 100.0,
-        forwarded: sink.seen.lock().expect("not poisoned").len() as u64,
+        forwarded,
         forwards_expected: expected_forwards(&sends),
         duplicate_sends: stats.duplicate_sends,
         wrong_final_status: wrong,
         missing: missing + n.saturating_sub(stats.accepted.total()),
         bad_signatures: sink.bad.load(std::sync::atomic::Ordering::Relaxed),
         server_rss_start_bytes: rss_start,
-        server_rss_end_bytes: api.server_rss().await,
+        server_rss_end_bytes: rss_end,
     };
     mock.shutdown().await;
     Ok(summary)
@@ -319,11 +362,17 @@ async fn call(
     expect: StatusCode,
 ) -> anyhow::Result<(StatusCode, Value)> {
     let method = reqwest::Method::from_bytes(method.as_bytes())?;
-    let mut req = api.client().request(method.clone(), api.url(path)).bearer_auth(token);
+    let mut req = api
+        .client()
+        .request(method.clone(), api.url(path))
+        .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.with_context(|| format!("{method} {path}"))?;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("{method} {path}"))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     if status != expect {

@@ -8,8 +8,10 @@
 //!   gateway delivers): drives events through ingress and measures the forwarding.
 //! - [`mock_bsp`]: `wagate mock-bsp`, the four BSP send APIs with status webhooks posted back,
 //!   counting any recipient sent twice; runs alone or in-process.
+//! - [`campaign`]: a closed campaign loop through the mock BSP, measured and checked.
 
 mod api;
+pub mod campaign;
 #[cfg(test)]
 mod e2e_tests;
 mod endpoints;
@@ -46,6 +48,12 @@ pub enum BenchCommand {
     /// (exit status 1 otherwise). The gateway must run with WAGATE_ALLOW_PRIVATE_TARGETS=true:
     /// the receiver listens on this machine.
     Forward(ForwardArgs),
+    /// A closed campaign loop: runs the mock BSP and a receiver in-process, creates a project
+    /// whose provider is the mock, uploads a CSV of N recipients, sends, and waits until every
+    /// message is final and every status forwarded; prints import and send rates, the time to
+    /// final, and that nothing was sent twice, lost or left at a wrong status (exit status 1
+    /// otherwise). The gateway must run with WAGATE_ALLOW_PRIVATE_TARGETS=true.
+    Campaign(campaign::CampaignArgs),
 }
 
 /// Options of `wagate bench forward`. No `Debug`: it holds the admin token.
@@ -166,6 +174,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => {
             let summary = run_ingest(args).await?;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        BenchCommand::Campaign(args) => {
+            let summary = campaign::run_campaign(&args).await?;
+            println!("{}", serde_json::to_string(&summary)?);
+            if !summary.clean() {
+                anyhow::bail!("the campaign loop was not clean");
+            }
         }
         BenchCommand::Forward(args) => {
             let summary = run_forward(args).await?;

@@ -47,12 +47,19 @@ fn too_large(max: u64) -> ApiError {
 /// Reads the CSV from `source` into the campaign's recipients; returns the import report.
 /// A URL that cannot be fetched is recorded on the campaign (`last_error`), which stays a
 /// draft.
-pub(super) async fn load(s: &AppState, c: &Campaign, source: Source<'_>) -> Result<Value, ApiError> {
+pub(super) async fn load(
+    s: &AppState,
+    c: &Campaign,
+    source: Source<'_>,
+) -> Result<Value, ApiError> {
     if c.state != CampaignState::Draft {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_transition",
-            format!("recipients can be loaded into a draft campaign only, not a {} one", c.state.as_str()),
+            format!(
+                "recipients can be loaded into a draft campaign only, not a {} one",
+                c.state.as_str()
+            ),
         ));
     }
     let max = s.campaigning.csv_max_bytes;
@@ -146,21 +153,23 @@ async fn fetch(s: &AppState, url: &str) -> Result<ByteStream, ApiError> {
         return Err(too_large(max));
     }
     // reqwest's `bytes_stream` needs a feature (and its dependencies) for this one use.
-    Ok(futures_util::stream::unfold(Some(response), |response| async move {
-        let mut response = response?;
-        match response.chunk().await {
-            Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
-            Ok(None) => None,
-            Err(e) => Some((
-                Err(ApiError::bad_request(
-                    "csv_fetch_failed",
-                    format!("reading csv_url failed: {e}"),
+    Ok(
+        futures_util::stream::unfold(Some(response), |response| async move {
+            let mut response = response?;
+            match response.chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+                Ok(None) => None,
+                Err(e) => Some((
+                    Err(ApiError::bad_request(
+                        "csv_fetch_failed",
+                        format!("reading csv_url failed: {e}"),
+                    )),
+                    None,
                 )),
-                None,
-            )),
-        }
-    })
-    .boxed())
+            }
+        })
+        .boxed(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -182,9 +191,9 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
     let report = if is_json {
-        let bytes = axum::body::to_bytes(body, 64 * 1024)
-            .await
-            .map_err(|_| ApiError::bad_request("bad_request", "a JSON body must be under 64 KiB"))?;
+        let bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
+            ApiError::bad_request("bad_request", "a JSON body must be under 64 KiB")
+        })?;
         let b: UrlBody = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -216,7 +225,10 @@ pub async fn export(
         let cid = c.id.clone();
         async move {
             let after = cursor?;
-            match campaigns.export_page(&cid, after.as_ref(), EXPORT_PAGE).await {
+            match campaigns
+                .export_page(&cid, after.as_ref(), EXPORT_PAGE)
+                .await
+            {
                 Ok(rows) if rows.is_empty() => None,
                 Ok(rows) => {
                     let next = (rows.len() == EXPORT_PAGE as usize)
@@ -298,7 +310,10 @@ mod tests {
     #[test]
     fn export_lines_quote_and_defuse_formulas() {
         let mut out = String::new();
-        push_line(&mut out, &["+919812345678", "wamid.A", "read", "=SUM(A1)", "a, \"b\""]);
+        push_line(
+            &mut out,
+            &["+919812345678", "wamid.A", "read", "=SUM(A1)", "a, \"b\""],
+        );
         assert_eq!(
             out,
             "+919812345678,wamid.A,read,'=SUM(A1),\"a, \"\"b\"\"\"\n"

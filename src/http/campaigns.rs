@@ -16,8 +16,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth, QueryParams};
 use crate::domain::campaign::new::{CampaignIn, schedule_time};
 use crate::domain::campaign::{
-    Campaign, CampaignCounts, CampaignError, CampaignId, CampaignState, RecipientStatus,
-    Transition,
+    Campaign, CampaignCounts, CampaignError, CampaignId, CampaignState, RecipientStatus, Transition,
 };
 use crate::domain::project::ProjectId;
 use crate::domain::providers::send::SendProvider;
@@ -79,7 +78,11 @@ async fn full_view(s: &AppState, c: &Campaign) -> Result<Value, ApiError> {
     let counts: CampaignCounts = s.campaigning.campaigns.counts(&c.id).await?;
     let now = Timestamp::now();
     let minute_ago = Timestamp::from_millis(now.millis() - 60_000);
-    let recent = s.campaigning.campaigns.sent_since(&c.id, minute_ago).await?;
+    let recent = s
+        .campaigning
+        .campaigns
+        .sent_since(&c.id, minute_ago)
+        .await?;
     let mut v = view(c);
     v["counts"] = json!(counts);
     v["total"] = json!(
@@ -156,7 +159,10 @@ pub async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let before = match q.before.as_deref() {
-        Some(b) => Some(CampaignId::parse(b).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?),
+        Some(b) => Some(
+            CampaignId::parse(b)
+                .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
+        ),
         None => None,
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
@@ -266,10 +272,17 @@ pub async fn retry_unknown(
     ) {
         return Err(conflict(
             "invalid_transition",
-            format!("a {} campaign has no unknown sends to retry", c.state.as_str()),
+            format!(
+                "a {} campaign has no unknown sends to retry",
+                c.state.as_str()
+            ),
         ));
     }
-    let requeued = s.campaigning.campaigns.retry_unknown(&project, &c.id).await?;
+    let requeued = s
+        .campaigning
+        .campaigns
+        .retry_unknown(&project, &c.id)
+        .await?;
     if requeued > 0 && c.state == CampaignState::Finished {
         apply(&s, &c, Transition::Reopen, Timestamp::now()).await?;
     }

@@ -39,7 +39,9 @@ fn field(name: &'static str, v: Option<String>) -> Result<Option<String>, ApiErr
         Some(v) if v.len() > MAX_FIELD || v.chars().any(char::is_control) => {
             Err(ApiError::bad_request(
                 "invalid_request",
-                format!("{name} must be at most {MAX_FIELD} characters, without control characters"),
+                format!(
+                    "{name} must be at most {MAX_FIELD} characters, without control characters"
+                ),
             ))
         }
         v => Ok(v),

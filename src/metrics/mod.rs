@@ -1,8 +1,8 @@
 //! Every metric wagate exports, its name, help and labels, in one typed place.
 
 pub mod forward;
-pub mod send;
 pub mod process;
+pub mod send;
 
 use std::sync::Arc;
 

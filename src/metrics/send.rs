@@ -58,6 +58,8 @@ impl SendMetrics {
     }
 
     pub fn count(&self, outcome: &'static str, n: u64) {
-        self.sends.get_or_create(&OutcomeLabel { outcome }).inc_by(n);
+        self.sends
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc_by(n);
     }
 }

@@ -59,8 +59,7 @@ pub trait Campaigns: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Sets (or clears) when a draft campaign is to start.
-    async fn set_schedule(&self, id: &CampaignId, at: Option<Timestamp>)
-    -> Result<(), StoreError>;
+    async fn set_schedule(&self, id: &CampaignId, at: Option<Timestamp>) -> Result<(), StoreError>;
 
     /// Records (or, with `None`, clears) why the last recipients load failed.
     async fn set_last_error(&self, id: &CampaignId, error: Option<&str>) -> Result<(), StoreError>;

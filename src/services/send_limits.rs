@@ -87,7 +87,8 @@ impl SendLimits {
             match shared.incr(&key, 1, WINDOW_TTL).await {
                 Ok(n) if n <= u64::from(rate) => return true,
                 Ok(_) => {
-                    let to_next = Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos()));
+                    let to_next = Duration::from_secs(1)
+                        - Duration::from_nanos(u64::from(now.subsec_nanos()));
                     if !nap(to_next, shutdown).await {
                         return false;
                     }
@@ -100,12 +101,7 @@ impl SendLimits {
 
     /// The BSP said this number sends too fast: its bucket slows down for a while.
     pub fn throttled(&self, number: &PhoneNumber) {
-        if let Some(b) = self
-            .buckets
-            .lock()
-            .expect("not poisoned")
-            .get_mut(number)
-        {
+        if let Some(b) = self.buckets.lock().expect("not poisoned").get_mut(number) {
             b.slow_down(Instant::now(), SLOW_DOWN);
         }
     }

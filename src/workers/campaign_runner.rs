@@ -93,7 +93,10 @@ impl CampaignRunner {
         };
         round.expired = self
             .campaigns
-            .expire_sending(Timestamp::from_millis(now.millis() - millis(self.unknown_after)), 10_000)
+            .expire_sending(
+                Timestamp::from_millis(now.millis() - millis(self.unknown_after)),
+                10_000,
+            )
             .await?;
         round.queued = self.queue_due(now).await?;
         if check_finished {
@@ -104,7 +107,11 @@ impl CampaignRunner {
 
     async fn launch_due(&self, now: Timestamp) -> Result<usize, RunError> {
         let mut launched = 0;
-        for c in self.campaigns.in_state(CampaignState::Scheduled, PER_ROUND).await? {
+        for c in self
+            .campaigns
+            .in_state(CampaignState::Scheduled, PER_ROUND)
+            .await?
+        {
             if c.schedule_time.is_some_and(|t| t > now) {
                 continue;
             }
@@ -153,13 +160,22 @@ impl CampaignRunner {
     /// slip between two looks.
     async fn finish_done(&self, now: Timestamp) -> Result<usize, RunError> {
         let mut finished = 0;
-        for c in self.campaigns.in_state(CampaignState::Running, PER_ROUND).await? {
+        for c in self
+            .campaigns
+            .in_state(CampaignState::Running, PER_ROUND)
+            .await?
+        {
             if self.campaigns.counts(&c.id).await?.outstanding() > 0 {
                 continue;
             }
             if self
                 .campaigns
-                .transition(&c.id, &[CampaignState::Running], CampaignState::Finished, now)
+                .transition(
+                    &c.id,
+                    &[CampaignState::Running],
+                    CampaignState::Finished,
+                    now,
+                )
                 .await?
             {
                 tracing::info!(campaign = %c.id, "campaign finished");

@@ -21,9 +21,7 @@ use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::{AppliedLabel, LayerLabel, Metrics, QueueLabel, ReasonLabel};
 use crate::ports::store::{Applied, Quarantined};
-use crate::ports::{
-    Campaigns, Consumer, Delivery, Outgoing, Queue, QueueError, Store, StoreError,
-};
+use crate::ports::{Campaigns, Consumer, Delivery, Outgoing, Queue, QueueError, Store, StoreError};
 use crate::services::{Dedupe, ProjectLookup};
 
 #[derive(Debug, Clone)]
@@ -304,11 +302,8 @@ impl Processor {
                 )),
             }
         }
-        let follow = super::campaign_follow::follow_ups(
-            &known,
-            &self.opt_keywords.0,
-            &self.opt_keywords.1,
-        );
+        let follow =
+            super::campaign_follow::follow_ups(&known, &self.opt_keywords.0, &self.opt_keywords.1);
         let keys: Vec<String> = known.iter().map(|i| i.event.dedupe_key()).collect();
         let seen = self.dedupe.seen(&keys).await;
         let fresh: Vec<Incoming> = known

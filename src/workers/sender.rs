@@ -102,7 +102,12 @@ impl Sender {
         let inner = tracker.clone();
         tracker.spawn(async move {
             loop {
-                match self.parts.queue.consumer(queues::SEND, self.config.prefetch).await {
+                match self
+                    .parts
+                    .queue
+                    .consumer(queues::SEND, self.config.prefetch)
+                    .await
+                {
                     Ok(mut consumer) => match self.consume(consumer.as_mut(), &inner).await {
                         Ok(()) => return,
                         Err(e) => tracing::warn!(error = %e, "send consumer failed; reconnecting"),
@@ -231,7 +236,9 @@ impl Sender {
         let id = job.recipient.clone();
         let handled = self.try_send(&job).await;
         let handled = match handled {
-            Handled::Recorded(SendResult::Retry { .. }) if job.attempts >= self.config.max_attempts => {
+            Handled::Recorded(SendResult::Retry { .. })
+                if job.attempts >= self.config.max_attempts =>
+            {
                 Handled::Recorded(SendResult::Failed {
                     error: EventError {
                         code: Some("retries_exhausted".into()),

@@ -68,10 +68,15 @@ async fn setup(backend: Backend, mock: MockConfig) -> Option<Setup> {
     .await
     .unwrap();
     let (status, body) = app
-        .send(app.client.post(app.url("/v1/projects")).bearer_auth(crate::support::app::ADMIN).json(&json!({
-            "id": "shop", "name": "Shop",
-            "phone_numbers": [{"number": NUMBER, "meta_phone_number_id": META_ID}],
-        })))
+        .send(
+            app.client
+                .post(app.url("/v1/projects"))
+                .bearer_auth(crate::support::app::ADMIN)
+                .json(&json!({
+                    "id": "shop", "name": "Shop",
+                    "phone_numbers": [{"number": NUMBER, "meta_phone_number_id": META_ID}],
+                })),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let key = body["api_key"].as_str().unwrap().to_owned();
@@ -79,14 +84,22 @@ async fn setup(backend: Backend, mock: MockConfig) -> Option<Setup> {
     for (provider, settings) in [
         ("meta", json!({"base_url": base, "token": "t"})),
         ("datagen", json!({"base_url": base, "token": "t"})),
-        ("aisensy", json!({"base_url": base, "api_key": format!("mock-{META_ID}")})),
+        (
+            "aisensy",
+            json!({"base_url": base, "api_key": format!("mock-{META_ID}")}),
+        ),
         (
             "aisensy_direct",
             json!({"base_url": format!("{base}/aisensy-direct"), "api_key": "k"}),
         ),
     ] {
         let (status, body) = app
-            .call(Method::PUT, &format!("/v1/providers/{provider}"), &key, Some(settings))
+            .call(
+                Method::PUT,
+                &format!("/v1/providers/{provider}"),
+                &key,
+                Some(settings),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{provider}: {body}");
         assert_eq!(body["credential_set"], true);
@@ -182,7 +195,10 @@ impl Setup {
         let resp = self
             .app
             .client
-            .get(self.app.url(&format!("/project/campaign/{id}/messages.csv")))
+            .get(
+                self.app
+                    .url(&format!("/project/campaign/{id}/messages.csv")),
+            )
             .bearer_auth(&self.key)
             .send()
             .await
@@ -210,7 +226,11 @@ impl Setup {
 fn csv(n: usize) -> String {
     let mut out = String::from("phone,name,code\n");
     for i in 0..n {
-        let name = if i % 2 == 0 { format!("User {i}") } else { String::new() };
+        let name = if i % 2 == 0 {
+            format!("User {i}")
+        } else {
+            String::new()
+        };
         out.push_str(&format!("+91980000{i:04},{name},C{i}\n"));
     }
     out
@@ -268,7 +288,11 @@ async fn a_campaign_per_provider_completes_with_every_status_right(backend: Back
             .into_iter()
             .filter(|r| r.provider.as_str() == provider)
             .collect();
-        assert_eq!(sends.len(), 12, "{provider}: one accepted send per recipient");
+        assert_eq!(
+            sends.len(),
+            12,
+            "{provider}: one accepted send per recipient"
+        );
         for r in &sends {
             let (wamid, status) = &exported[&r.to];
             assert_eq!(wamid, &r.id, "{provider} {}", r.to);
@@ -316,8 +340,10 @@ async fn pause_holds_the_sends_and_resume_finishes_them(backend: Backend) {
         .await;
     s.upload(&id, csv(30)).await;
     s.start(&id).await;
-    s.until(&id, "some sends", |c| c["counts"]["queued"].as_u64() < Some(28))
-        .await;
+    s.until(&id, "some sends", |c| {
+        c["counts"]["queued"].as_u64() < Some(28)
+    })
+    .await;
     let (status, c) = s.post(&id, "pause").await;
     assert_eq!(status, StatusCode::OK, "{c}");
     assert_eq!(c["state"], "paused");
@@ -346,14 +372,20 @@ async fn cancel_stops_the_queued_recipients(backend: Backend) {
         .await;
     s.upload(&id, csv(40)).await;
     s.start(&id).await;
-    s.until(&id, "a first send", |c| c["counts"]["queued"].as_u64() < Some(40))
-        .await;
+    s.until(&id, "a first send", |c| {
+        c["counts"]["queued"].as_u64() < Some(40)
+    })
+    .await;
     let (status, c) = s.post(&id, "cancel").await;
     assert_eq!(status, StatusCode::OK, "{c}");
     assert_eq!(c["state"], "cancelled");
     assert!(c["counts"]["cancelled"].as_u64().unwrap() > 0, "{c}");
     let (status, _) = s.post(&id, "resume").await;
-    assert_eq!(status, StatusCode::CONFLICT, "a cancelled campaign stays cancelled");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a cancelled campaign stays cancelled"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let sent = s.mock.stats().accepted.meta;
     let c = s.get(&id).await;
@@ -392,14 +424,21 @@ async fn bad_input_gets_clear_errors_and_changes_nothing(backend: Backend) {
         assert_eq!(e["error"]["code"], code, "{e}");
     }
     let id = s.campaign("datagen", json!({})).await;
-    for (csv, code) in [("", "empty_csv"), ("phone,name\n", "empty_csv"), ("name\nBob\n", "missing_phone_column")] {
+    for (csv, code) in [
+        ("", "empty_csv"),
+        ("phone,name\n", "empty_csv"),
+        ("name\nBob\n", "missing_phone_column"),
+    ] {
         let (status, e) = s.upload(&id, csv.to_owned()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{csv:?}: {e}");
         assert_eq!(e["error"]["code"], code, "{e}");
     }
     // Bad rows are reported by number; the good ones go in.
     let (status, r) = s
-        .upload(&id, "phone,name\n+919800000001,A\nnot-a-phone,B\n+919800000001,C\n+919800000002\n".into())
+        .upload(
+            &id,
+            "phone,name\n+919800000001,A\nnot-a-phone,B\n+919800000001,C\n+919800000002\n".into(),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{r}");
     assert_eq!(r["accepted"], 2, "{r}");
@@ -467,10 +506,15 @@ async fn opted_out_phones_are_never_sent(backend: Backend) {
     };
     s.start(&id).await;
     let c = s
-        .until(&id, "finished", |c| c["state"] == "finished" && c["counts"]["read"] == 2)
+        .until(&id, "finished", |c| {
+            c["state"] == "finished" && c["counts"]["read"] == 2
+        })
         .await;
     assert_eq!(c["counts"]["opted_out"], 1, "{c}");
     let sent_to: Vec<String> = s.mock.sends().into_iter().map(|r| r.to).collect();
-    assert!(!sent_to.contains(&"+919800000001".to_owned()), "{sent_to:?}");
+    assert!(
+        !sent_to.contains(&"+919800000001".to_owned()),
+        "{sent_to:?}"
+    );
     s.app.stop().await;
 }

@@ -276,7 +276,9 @@ impl Campaigns for SqliteStore {
     }
 
     async fn set_schedule(&self, id: &CampaignId, at: Option<Timestamp>) -> Result<(), StoreError> {
-        q::set_schedule(&self.db.write, id, at).await.map_err(classify)
+        q::set_schedule(&self.db.write, id, at)
+            .await
+            .map_err(classify)
     }
 
     async fn set_last_error(&self, id: &CampaignId, error: Option<&str>) -> Result<(), StoreError> {
