@@ -114,11 +114,7 @@ pub async fn aisensy_direct(
     // `{version}/{phone_number_id}/messages`, as against graph.facebook.com.
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        [.., id, "messages"] => {
-            let id = (*id).to_owned();
-            mock.cloud_api(SendProvider::AisensyDirect, &id, &body)
-                .await
-        }
+        [.., id, "messages"] => mock.cloud_api(SendProvider::AisensyDirect, id, &body).await,
         _ => json(
             StatusCode::NOT_FOUND,
             &cloud_error("Unknown path components", 2500, None),

@@ -112,7 +112,7 @@ fn slot(p: SendProvider) -> usize {
 }
 
 impl Counters {
-    pub fn snapshot(&self) -> MockStats {
+    fn snapshot(&self) -> MockStats {
         let accepted = |p| self.accepted[slot(p)].load(Relaxed);
         MockStats {
             accepted: PerProvider {
