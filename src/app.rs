@@ -482,6 +482,7 @@ pub fn sender(
             concurrency: config.sender_concurrency,
             prefetch: config.sender_prefetch,
             max_attempts: config.send_max_attempts,
+            retry_backoff: Config::ms(config.send_retry_backoff_ms),
         },
         shutdown,
     ))

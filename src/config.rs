@@ -212,6 +212,8 @@ pub struct Config {
     /// Sends refused for now (throttled, 5xx) are retried with backoff up to this many
     /// attempts, then the recipient fails.
     pub send_max_attempts: u32,
+    /// The first retry's delay of a send refused for now (then doubling up to a minute).
+    pub send_retry_backoff_ms: u64,
     /// Messages per second per sender number (Meta's base tier: 80).
     pub send_rate_per_number: u32,
     /// Per-number rates: `+919812345678=200,+15550001111=1000`.
@@ -291,6 +293,7 @@ impl Default for Config {
             send_timeout_ms: 15_000,
             send_unknown_after_secs: 600,
             send_max_attempts: 10,
+            send_retry_backoff_ms: 1000,
             send_rate_per_number: 80,
             send_rate_overrides: String::new(),
             default_country_code: None,
@@ -396,7 +399,7 @@ impl Config {
             forwarder_retry_schedule, forwarder_prefetch, sweeper_interval_ms,
             breaker_failure_threshold, breaker_cooldown_secs,
             sender_concurrency, sender_prefetch, send_timeout_ms, send_unknown_after_secs,
-            send_max_attempts, send_rate_per_number, send_rate_overrides, opt_out_keywords,
+            send_max_attempts, send_retry_backoff_ms, send_rate_per_number, send_rate_overrides, opt_out_keywords,
             opt_in_keywords, csv_max_bytes,
         );
         env_optional!(cfg, env;
@@ -507,6 +510,7 @@ impl Config {
             ("send_timeout_ms", self.send_timeout_ms),
             ("send_unknown_after_secs", self.send_unknown_after_secs),
             ("send_max_attempts", u64::from(self.send_max_attempts)),
+            ("send_retry_backoff_ms", self.send_retry_backoff_ms),
             ("send_rate_per_number", u64::from(self.send_rate_per_number)),
             ("csv_max_bytes", self.csv_max_bytes),
         ] {
@@ -790,6 +794,7 @@ impl std::fmt::Debug for Config {
             .field("send_timeout_ms", &self.send_timeout_ms)
             .field("send_unknown_after_secs", &self.send_unknown_after_secs)
             .field("send_max_attempts", &self.send_max_attempts)
+            .field("send_retry_backoff_ms", &self.send_retry_backoff_ms)
             .field("send_rate_per_number", &self.send_rate_per_number)
             .field("send_rate_overrides", &self.send_rate_overrides)
             .field("default_country_code", &self.default_country_code)

@@ -219,6 +219,7 @@ impl<'a> RecordColumns<'a> {
                 c.status = RecipientStatus::Skipped.as_str();
                 c.error_title = Some(reason.as_str());
             }
+            SendResult::Cancelled => c.status = RecipientStatus::Cancelled.as_str(),
         }
         c
     }

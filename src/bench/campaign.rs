@@ -160,7 +160,8 @@ pub async fn run_campaign(args: &CampaignArgs) -> anyhow::Result<CampaignSummary
     .await?;
     let key = project["api_key"].as_str().context("api_key")?.to_owned();
     let base = match args.provider.as_str() {
-        "aisensy_direct" => format!("{}/aisensy-direct", mock.base_url()),
+        // AiSensy's project URL names the sender; the mock reads that segment as its id.
+        "aisensy_direct" => format!("{}/aisensy-direct/{META_ID}", mock.base_url()),
         _ => mock.base_url(),
     };
     let credential = match args.provider.as_str() {

@@ -19,7 +19,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::adapters::webhook_client::{Sent, WebhookClient};
 use crate::domain::campaign::params::render;
-use crate::domain::campaign::{RecipientId, SendJob, SendRecord, SendResult};
+use crate::domain::campaign::{
+    CampaignId, CampaignState, RecipientId, SendJob, SendRecord, SendResult,
+};
 use crate::domain::delivery::{TransportError, parse_retry_after};
 use crate::domain::event::EventError;
 use crate::domain::project::{Project, ProjectId};
@@ -38,9 +40,12 @@ const ACK_TICK: Duration = Duration::from_millis(20);
 const STORE_RETRY: Duration = Duration::from_secs(2);
 /// How long project settings and numbers are reused before being read again.
 const SETTINGS_TTL: Duration = Duration::from_secs(5);
-/// Retries of a send refused for now back off from this, doubling, up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Retries of a send refused for now back off from `SenderConfig::retry_backoff`, doubling,
+/// up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a campaign's state is trusted before it is read again: a pause or a cancel stops
+/// the sends waiting for their rate within this.
+const STATE_TTL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -50,6 +55,8 @@ pub struct SenderConfig {
     pub prefetch: u16,
     /// Attempts before a send refused for now fails for good.
     pub max_attempts: u32,
+    /// The first retry's delay (then doubling), when the BSP did not say how long to wait.
+    pub retry_backoff: Duration,
 }
 
 pub struct SenderParts {
@@ -76,6 +83,7 @@ pub struct Sender {
     config: SenderConfig,
     slots: Arc<Semaphore>,
     resolved: Cached<(ProjectId, SendProvider)>,
+    states: Mutex<HashMap<CampaignId, (Instant, CampaignState)>>,
     shutdown: CancellationToken,
 }
 
@@ -83,6 +91,8 @@ pub struct Sender {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     Recorded(SendResult),
+    /// Not sent: its campaign was paused while it waited for its rate. Queued again.
+    Released,
     /// No answer: left `sending` for the webhook or the unknown timeout.
     Uncertain,
 }
@@ -94,6 +104,7 @@ impl Sender {
             parts,
             config,
             resolved: Mutex::default(),
+            states: Mutex::default(),
             shutdown,
         }
     }
@@ -209,6 +220,11 @@ impl Sender {
                     result: result.clone(),
                     at: now,
                 }),
+                Handled::Released => Some(SendRecord {
+                    recipient: id.clone(),
+                    result: SendResult::Retry { at: now },
+                    at: now,
+                }),
                 Handled::Uncertain => None,
             })
             .collect();
@@ -229,6 +245,7 @@ impl Sender {
         for (_, h) in &handled {
             m.count(outcome_label(h), 1);
         }
+
         Ok(handled.into_iter().map(|(_, h)| h).collect())
     }
 
@@ -307,6 +324,11 @@ impl Sender {
                 at: Timestamp::now(),
             });
         }
+        match self.campaign_state(job).await {
+            CampaignState::Running => {}
+            CampaignState::Cancelled => return Handled::Recorded(SendResult::Cancelled),
+            _ => return Handled::Released,
+        }
         let _slot = self.slots.acquire().await.expect("never closed");
         let m = &self.parts.metrics.send;
         m.in_flight.inc();
@@ -358,10 +380,35 @@ impl Sender {
 
     /// Queued again: after `after` when the BSP said, else after an exponential backoff.
     fn retry_later(&self, job: &SendJob, after: Option<Duration>) -> SendResult {
-        let delay = after.unwrap_or_else(|| backoff(job.attempts));
+        let delay = after.unwrap_or_else(|| backoff(self.config.retry_backoff, job.attempts));
         SendResult::Retry {
             at: Timestamp::now().plus(delay.min(MAX_BACKOFF * 10)),
         }
+    }
+
+    /// The job's campaign's state (read at most every [`STATE_TTL`]); a store that cannot
+    /// answer counts as running, since the claim a moment ago said so.
+    async fn campaign_state(&self, job: &SendJob) -> CampaignState {
+        if let Some((at, st)) = self.states.lock().expect("not poisoned").get(&job.campaign)
+            && at.elapsed() < STATE_TTL
+        {
+            return *st;
+        }
+        let state = match self
+            .parts
+            .campaigns
+            .get(&job.project_id, &job.campaign)
+            .await
+        {
+            Ok(Some(c)) => c.state,
+            Ok(None) => CampaignState::Cancelled,
+            Err(_) => return CampaignState::Running,
+        };
+        self.states
+            .lock()
+            .expect("not poisoned")
+            .insert(job.campaign.clone(), (Instant::now(), state));
+        state
     }
 
     /// The project's settings for `provider` over the server's, and its numbers.
@@ -410,10 +457,10 @@ async fn finish(consumer: &mut dyn Consumer, (d, ok): (Delivery, bool)) -> Resul
     }
 }
 
-/// 1 s, 2 s, 4 s, ... up to a minute, each spread ±20% so a throttled burst does not come
-/// back as one.
-fn backoff(attempts: u32) -> Duration {
-    let base = FIRST_BACKOFF
+/// `first`, twice that, four times, ... up to a minute, each spread ±20% so a throttled burst
+/// does not come back as one.
+fn backoff(first: Duration, attempts: u32) -> Duration {
+    let base = first
         .saturating_mul(1 << attempts.saturating_sub(1).min(6))
         .min(MAX_BACKOFF);
     base.mul_f64(rand::random_range(0.8..1.2))
@@ -422,10 +469,12 @@ fn backoff(attempts: u32) -> Duration {
 fn outcome_label(h: &Handled) -> &'static str {
     match h {
         Handled::Uncertain => "uncertain",
+        Handled::Released => "released",
         Handled::Recorded(SendResult::Sent { .. }) => "sent",
         Handled::Recorded(SendResult::Failed { .. }) => "failed",
         Handled::Recorded(SendResult::Retry { .. }) => "retry",
         Handled::Recorded(SendResult::Skipped { .. }) => "skipped",
+        Handled::Recorded(SendResult::Cancelled) => "cancelled",
     }
 }
 
@@ -436,7 +485,7 @@ mod tests {
     #[test]
     fn backoff_doubles_to_a_minute_with_jitter() {
         for (attempts, base) in [(1, 1.0), (2, 2.0), (3, 4.0), (7, 60.0), (30, 60.0)] {
-            let d = backoff(attempts).as_secs_f64();
+            let d = backoff(Duration::from_secs(1), attempts).as_secs_f64();
             assert!(
                 d >= base * 0.8 && d <= base * 1.2,
                 "attempt {attempts}: {d}"

@@ -421,6 +421,8 @@ pub enum SendResult {
     Retry { at: Timestamp },
     /// `sending → skipped`: a rule stopped it before any request (a missing parameter).
     Skipped { reason: String },
+    /// `sending → cancelled`: its campaign was cancelled before the request went out.
+    Cancelled,
 }
 
 /// One send's outcome for one recipient; applies only while the recipient is `sending`.
