@@ -131,13 +131,20 @@ impl PgStore {
 
     async fn claim_once(&self, ids: &[&str], now: Timestamp) -> Result<Vec<SendJob>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        // A concurrent claim of the same row waits for this one, then re-reads the row, finds
-        // it `sending` and leaves it.
+        // Each id is looked up by key (the LATERAL probe, kept a probe by its LIMIT, which stops
+        // the planner from flattening it into a join), and the update joins only on the key:
+        // with stale statistics the planner believes a campaign has few queued rows and would
+        // otherwise walk them all through another index for every claim. `r.status = p.status` re-checks the row the way a
+        // constant would, without offering the queued-rows partial index. A concurrent claim of
+        // the same row waits for this one, then re-reads it, finds it `sending` and leaves it.
         let claimed: Vec<ClaimedRow> = sqlx::query_as(
-            "UPDATE campaign_recipients AS r SET status = 'sending', attempts = r.attempts + 1, \
-             sending_since = $2, updated_at = $2 FROM campaigns c \
-             WHERE r.id = ANY($1) AND r.status = 'queued' \
-             AND c.id = r.campaign_id AND c.state = 'running' \
+            "WITH picked AS MATERIALIZED (SELECT x.id, x.status FROM unnest($1::text[]) AS u(rid) \
+               CROSS JOIN LATERAL (SELECT id, status, campaign_id FROM campaign_recipients \
+                 WHERE id = u.rid AND status = 'queued' LIMIT 1) x \
+               JOIN campaigns c ON c.id = x.campaign_id AND c.state = 'running') \
+             UPDATE campaign_recipients AS r SET status = 'sending', attempts = r.attempts + 1, \
+             sending_since = $2, updated_at = $2 FROM picked p \
+             WHERE r.id = p.id AND r.status = p.status \
              RETURNING r.id, r.campaign_id, r.project_id, r.phone, r.variables, r.attempts",
         )
         .bind(ids)
