@@ -114,7 +114,9 @@ impl Setup {
     async fn campaign(&self, provider: &str, extra: Value) -> String {
         let mut body = json!({
             "name": format!("{provider} spring sale"),
-            "template_id": "spring_sale",
+            // One template per provider: the mock counts a second send of one template to one
+            // phone as a duplicate.
+            "template_id": format!("{provider}_sale"),
             "language": "en",
             "provider": provider,
             "sender": NUMBER,

@@ -122,6 +122,26 @@ pub async fn aisensy_direct(
     }
 }
 
+/// `POST /aisensy-direct/{id}/messages`: a project URL naming the sender by `id`.
+pub async fn aisensy_direct_project(
+    mock: Extract<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    aisensy_direct(mock, Path(format!("{id}/messages")), headers, body).await
+}
+
+/// `POST /aisensy-direct/{version}/{id}/messages`: the Graph-style path under the prefix.
+pub async fn aisensy_direct_versioned(
+    mock: Extract<Shared>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    aisensy_direct(mock, Path(format!("{id}/messages")), headers, body).await
+}
+
 impl Mock {
     async fn cloud_api(
         &self,

@@ -50,7 +50,16 @@ pub fn router(mock: Shared) -> Router {
             "/{version}/{phone_number_id}/messages",
             post(cloud_api::meta),
         )
-        .route("/aisensy-direct/{*rest}", post(cloud_api::aisensy_direct))
+        // Spelled out, not a wildcard: `/{version}/{phone_number_id}/messages` above would take
+        // `/aisensy-direct/{id}/messages` as a Meta send.
+        .route(
+            "/aisensy-direct/{id}/messages",
+            post(cloud_api::aisensy_direct_project),
+        )
+        .route(
+            "/aisensy-direct/{version}/{id}/messages",
+            post(cloud_api::aisensy_direct_versioned),
+        )
         .route("/services/rcm/sendMessage", post(karix::send))
         .route("/campaign/t1/api", post(aisensy::send))
         .route("/campaign/t1/api/v2", post(aisensy::send))
@@ -186,7 +195,8 @@ pub fn api_key_header(headers: &HeaderMap) -> bool {
             .chars()
             .filter(|c| c.is_alphanumeric())
             .collect();
-        folded.ends_with("apikey") && !value.is_empty()
+        // AiSensy's Project API names its key `X-AiSensy-Project-API-Pwd`.
+        (folded.ends_with("apikey") || folded.ends_with("apipwd")) && !value.is_empty()
     })
 }
 
