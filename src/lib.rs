@@ -1,28 +1,35 @@
 //! wagate: a WhatsApp Business messaging gateway.
 //!
-//! BSP webhooks come in over HTTP, are made durable on a queue, and a processor merges them into
+//! Campaigns go out: a CSV of recipients becomes one row each, which a sender claims
+//! (`queued → sending`, at most once) and sends through the project's BSP within its number's
+//! rate. BSP webhooks come in over HTTP, are made durable on a queue, and a processor merges them into
 //! each message's status and history, writing in the same transaction one delivery row per
 //! subscribed webhook endpoint (the outbox), which the forwarder sends, signed. The crate is
 //! laid out as ports and adapters:
 //!
 //! - [`domain`]: pure types and rules: statuses and their merge, providers' payload formats,
 //!   phone numbers, projects, webhook endpoints, forwarding rules (signing, retry schedule,
-//!   request body, the outbox rows), the circuit breaker, queue payloads. No IO.
+//!   request body, the outbox rows), the circuit breaker, queue payloads; campaigns (state
+//!   machine, CSV import, template parameters, the send token bucket, opt-out keywords) and the
+//!   BSPs' send requests. No IO.
 //! - [`ports`]: the `Store`, `Endpoints`, `Deliveries`, `Campaigns`, `Queue` and `Cache` traits
 //!   the rest of the crate talks through.
 //! - [`adapters`]: SQLite store + local queue + memory cache (embedded default) and
 //!   PostgreSQL + RabbitMQ + Redis; the webhook HTTP client (rustls, no redirects, the
 //!   connect-time address guard); [`adapters::build`] picks them from the config.
 //! - [`services`]: logic shared by several roles on top of the ports (project lookup, dedupe,
-//!   quarantine replay, retention, the shared circuit breakers, the endpoint config cache).
+//!   quarantine replay, retention, the shared circuit breakers, the endpoint config cache, the
+//!   sender's rate limits).
 //! - [`http`]: axum routers: ops probes, BSP ingress, the project API, webhook endpoints and
-//!   their deliveries (test ping, retry, redrive).
+//!   their deliveries (test ping, retry, redrive), campaigns (CSV in, results out) and the
+//!   project's BSP settings.
 //! - [`workers`]: the ingress micro-batcher, the processor, the forwarder with its attempt
-//!   recorder, and the sweeper that queues due deliveries.
+//!   recorder, the sweeper that queues due deliveries, the campaign sender, and the campaign
+//!   runner (scheduled starts, due recipients, unknown sends, finished campaigns).
 //! - [`app`]: builds everything for the configured roles and runs it with graceful shutdown.
 //! - [`config`]: layered configuration; [`metrics`]: every exported metric, process and cache
 //!   sizes included; [`telemetry`]: logs.
-//! - [`bench`]: the `wagate bench` load tool.
+//! - [`bench`]: the `wagate bench` load tool and `wagate mock-bsp`, the BSPs' stand-in.
 
 pub mod adapters;
 pub mod app;

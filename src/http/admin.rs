@@ -125,7 +125,7 @@ pub async fn replay(
 }
 
 fn known_queue(name: &str) -> Result<&'static str, ApiError> {
-    [queues::EVENTS, queues::FORWARD]
+    [queues::EVENTS, queues::FORWARD, queues::SEND]
         .into_iter()
         .find(|q| *q == name)
         .ok_or_else(|| ApiError::not_found(format!("no queue `{name}`")))
