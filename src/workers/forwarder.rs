@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,8 +34,6 @@ use crate::services::{Breakers, EndpointCache};
 /// hanging at 5,000 events/s: a 1 s wait held messages long enough to starve the healthy
 /// endpoints (their p50 went from ~0.15 s to ~3 s).
 const LANE_WAIT: Duration = Duration::from_millis(100);
-/// How long the worker waits for new messages before acking finished ones.
-const ACK_TICK: Duration = Duration::from_millis(20);
 /// A message whose rows could not be read or recorded comes back after this.
 const STORE_RETRY: Duration = Duration::from_secs(2);
 /// Recorded with the attempt when the endpoint was disabled before the delivery went out.
@@ -174,56 +172,27 @@ impl Forwarder {
     }
 
     /// Receives messages while there is room, hands each to its own task, and acks (or
-    /// returns) each once its task reports. On shutdown, stops receiving and waits for the
-    /// tasks it started.
+    /// returns) each once its task reports (see [`super::consume`]).
     async fn consume(
         self: &Arc<Self>,
         consumer: &mut dyn Consumer,
         tracker: &TaskTracker,
     ) -> Result<(), QueueError> {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, bool)>();
-        let mut outstanding = 0usize;
-        let prefetch = usize::from(self.config.prefetch);
-        loop {
-            let stopping = self.shutdown.is_cancelled();
-            if stopping && outstanding == 0 {
-                return Ok(());
-            }
-            if !stopping && outstanding < prefetch {
-                let got = tokio::select! {
-                    r = consumer.receive(prefetch - outstanding, Some(ACK_TICK)) => r?,
-                    _ = self.shutdown.cancelled() => Vec::new(),
-                };
-                for d in got {
-                    outstanding += 1;
-                    let me = self.clone();
-                    let done = done_tx.clone();
-                    tracker.spawn(async move {
-                        let ok = me.handle_message(&d).await;
-                        let _ = done.send((d, ok));
-                    });
+        super::consume::consume(
+            consumer,
+            usize::from(self.config.prefetch),
+            STORE_RETRY,
+            &self.shutdown,
+            tracker,
+            |d| {
+                let me = self.clone();
+                async move {
+                    let ok = me.handle_message(&d).await;
+                    (d, ok)
                 }
-            } else if let Some(first) = done_rx.recv().await {
-                outstanding -= 1;
-                self.finish(consumer, first).await?;
-            }
-            while let Ok(next) = done_rx.try_recv() {
-                outstanding -= 1;
-                self.finish(consumer, next).await?;
-            }
-        }
-    }
-
-    async fn finish(
-        &self,
-        consumer: &mut dyn Consumer,
-        (delivery, ok): (Delivery, bool),
-    ) -> Result<(), QueueError> {
-        if ok {
-            consumer.ack(&[delivery.id]).await
-        } else {
-            consumer.retry(&delivery, STORE_RETRY).await
-        }
+            },
+        )
+        .await
     }
 
     /// Handles one queue message; `false` when the store failed and it must come back.

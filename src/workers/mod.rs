@@ -3,6 +3,7 @@
 
 pub mod campaign_follow;
 pub mod campaign_runner;
+mod consume;
 pub mod forwarder;
 pub mod processor;
 pub mod publisher;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,8 +34,6 @@ use crate::metrics::{Metrics, QueueLabel};
 use crate::ports::{Campaigns, Consumer, Delivery, Queue, QueueError, Store, StoreError};
 use crate::services::SendLimits;
 
-/// How long the worker waits for new messages before acking finished ones.
-const ACK_TICK: Duration = Duration::from_millis(20);
 /// A message whose recipients could not be claimed or recorded comes back after this.
 const STORE_RETRY: Duration = Duration::from_secs(2);
 /// How long project settings and numbers are reused before being read again.
@@ -133,42 +131,28 @@ impl Sender {
         });
     }
 
+    /// Receives messages while there is room, hands each to its own task, and acks (or
+    /// returns) each once its task reports (see [`super::consume`]).
     async fn consume(
         self: &Arc<Self>,
         consumer: &mut dyn Consumer,
         tracker: &TaskTracker,
     ) -> Result<(), QueueError> {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, bool)>();
-        let mut outstanding = 0usize;
-        let prefetch = usize::from(self.config.prefetch);
-        loop {
-            let stopping = self.shutdown.is_cancelled();
-            if stopping && outstanding == 0 {
-                return Ok(());
-            }
-            if !stopping && outstanding < prefetch {
-                let got = tokio::select! {
-                    r = consumer.receive(prefetch - outstanding, Some(ACK_TICK)) => r?,
-                    _ = self.shutdown.cancelled() => Vec::new(),
-                };
-                for d in got {
-                    outstanding += 1;
-                    let me = self.clone();
-                    let done = done_tx.clone();
-                    tracker.spawn(async move {
-                        let ok = me.handle_message(&d).await;
-                        let _ = done.send((d, ok));
-                    });
+        super::consume::consume(
+            consumer,
+            usize::from(self.config.prefetch),
+            STORE_RETRY,
+            &self.shutdown,
+            tracker,
+            |d| {
+                let me = self.clone();
+                async move {
+                    let ok = me.handle_message(&d).await;
+                    (d, ok)
                 }
-            } else if let Some(first) = done_rx.recv().await {
-                outstanding -= 1;
-                finish(consumer, first).await?;
-            }
-            while let Ok(next) = done_rx.try_recv() {
-                outstanding -= 1;
-                finish(consumer, next).await?;
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// Handles one queue message; `false` when the store failed and it must come back.
@@ -446,14 +430,6 @@ impl Sender {
             .expect("not poisoned")
             .insert(key, (Instant::now(), r.clone()));
         Ok(r)
-    }
-}
-
-async fn finish(consumer: &mut dyn Consumer, (d, ok): (Delivery, bool)) -> Result<(), QueueError> {
-    if ok {
-        consumer.ack(&[d.id]).await
-    } else {
-        consumer.retry(&d, STORE_RETRY).await
     }
 }
 

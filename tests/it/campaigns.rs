@@ -26,24 +26,7 @@ fn fast(c: &mut Config) {
     c.send_retry_backoff_ms = 50;
 }
 
-macro_rules! campaign_cases {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(crate::support::app::Backend::Embedded).await;
-            })*
-        }
-        mod distributed {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(crate::support::app::Backend::Distributed).await;
-            })*
-        }
-    };
-}
-
-campaign_cases!(
+crate::support::app::backend_cases!(
     a_campaign_per_provider_completes_with_every_status_right,
     a_throttling_bsp_slows_sends_and_loses_none,
     pause_holds_the_sends_and_resume_finishes_them,

@@ -24,24 +24,7 @@ fn fast(c: &mut Config) {
     c.sweeper_interval_ms = 50;
 }
 
-macro_rules! forwarding_cases {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(crate::support::app::Backend::Embedded).await;
-            })*
-        }
-        mod distributed {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(crate::support::app::Backend::Distributed).await;
-            })*
-        }
-    };
-}
-
-forwarding_cases!(
+crate::support::app::backend_cases!(
     delivers_signed_events_to_the_endpoints_that_subscribe,
     a_failed_attempt_is_retried_under_the_same_webhook_id,
     a_refused_delivery_is_dead_lettered_then_redriven,

@@ -236,3 +236,23 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Runs each named `async fn(Backend)` as two multi-threaded tests, `embedded::<name>` and
+/// `distributed::<name>`: for cases that start their own apps (every role running for real).
+macro_rules! backend_cases {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(crate::support::app::Backend::Embedded).await;
+            })*
+        }
+        mod distributed {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(crate::support::app::Backend::Distributed).await;
+            })*
+        }
+    };
+}
+pub(crate) use backend_cases;

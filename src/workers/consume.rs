@@ -1,0 +1,72 @@
+//! The receive loop the forwarder and the sender share: hold up to `prefetch` queue messages,
+//! handle each in its own task, and ack each (or hand it back) as soon as its task reports.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ports::{Consumer, Delivery, QueueError};
+
+/// How long the loop waits for new messages before acking finished ones.
+const ACK_TICK: Duration = Duration::from_millis(20);
+
+/// Runs until `shutdown`, then stops receiving and waits for the tasks it started. A task
+/// reports `(delivery, true)` when done with it (acked), `false` when it must come back after
+/// `retry_after` (its store writes failed).
+pub async fn consume<F, Fut>(
+    consumer: &mut dyn Consumer,
+    prefetch: usize,
+    retry_after: Duration,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+    handle: F,
+) -> Result<(), QueueError>
+where
+    F: Fn(Delivery) -> Fut,
+    Fut: Future<Output = (Delivery, bool)> + Send + 'static,
+{
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, bool)>();
+    let mut outstanding = 0usize;
+    loop {
+        let stopping = shutdown.is_cancelled();
+        if stopping && outstanding == 0 {
+            return Ok(());
+        }
+        if !stopping && outstanding < prefetch {
+            let got = tokio::select! {
+                r = consumer.receive(prefetch - outstanding, Some(ACK_TICK)) => r?,
+                _ = shutdown.cancelled() => Vec::new(),
+            };
+            for d in got {
+                outstanding += 1;
+                let done = done_tx.clone();
+                let work = handle(d);
+                tracker.spawn(async move {
+                    let _ = done.send(work.await);
+                });
+            }
+        } else if let Some(first) = done_rx.recv().await {
+            outstanding -= 1;
+            finish(consumer, first, retry_after).await?;
+        }
+        while let Ok(next) = done_rx.try_recv() {
+            outstanding -= 1;
+            finish(consumer, next, retry_after).await?;
+        }
+    }
+}
+
+async fn finish(
+    consumer: &mut dyn Consumer,
+    (d, ok): (Delivery, bool),
+    retry_after: Duration,
+) -> Result<(), QueueError> {
+    if ok {
+        consumer.ack(&[d.id]).await
+    } else {
+        consumer.retry(&d, retry_after).await
+    }
+}
