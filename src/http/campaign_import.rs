@@ -137,7 +137,7 @@ async fn fetch(s: &AppState, url: &str) -> Result<ByteStream, ApiError> {
     let failed = |why: String| ApiError::bad_request("csv_fetch_failed", why);
     let parsed = WebhookUrl::parse(url)
         .map_err(|e| ApiError::bad_request("url_not_allowed", format!("csv_url {e}")))?;
-    super::webhooks::check_target(&parsed, s.allow_private_targets).await?;
+    super::webhooks::check_target("csv_url", &parsed, s.allow_private_targets).await?;
     let response = s
         .campaigning
         .csv_client

@@ -70,7 +70,7 @@ pub async fn put(
         Some(url) => {
             let parsed = WebhookUrl::parse(&url)
                 .map_err(|e| ApiError::bad_request("url_not_allowed", format!("base_url {e}")))?;
-            super::webhooks::check_target(&parsed, s.allow_private_targets).await?;
+            super::webhooks::check_target("base_url", &parsed, s.allow_private_targets).await?;
             Some(parsed.as_str().trim_end_matches('/').to_owned())
         }
         None => None,

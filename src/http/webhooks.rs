@@ -51,15 +51,21 @@ fn invalid(e: EndpointError) -> ApiError {
 /// the name resolves to must be allowed, or a second record could point inside. A host that
 /// does not resolve is refused too, with the same words, so the answer does not tell a caller
 /// which internal names exist.
-pub(super) async fn check_target(url: &WebhookUrl, allow_private: bool) -> Result<(), ApiError> {
+pub(super) async fn check_target(
+    field: &'static str,
+    url: &WebhookUrl,
+    allow_private: bool,
+) -> Result<(), ApiError> {
     if allow_private {
         return Ok(());
     }
     let refused = || {
         ApiError::bad_request(
             "url_not_allowed",
-            "webhook_url must name a host that resolves to public internet addresses only \
-             (loopback, private, link-local, CGNAT and metadata addresses are refused)",
+            format!(
+                "{field} must name a host that resolves to public internet addresses only \
+                 (loopback, private, link-local, CGNAT and metadata addresses are refused)"
+            ),
         )
     };
     let (host, port) = url.host_and_port().ok_or_else(refused)?;
@@ -133,7 +139,7 @@ pub async fn create(
         b.shared_secret.as_deref(),
     )
     .map_err(invalid)?;
-    check_target(&input.url, s.allow_private_targets).await?;
+    check_target("webhook_url", &input.url, s.allow_private_targets).await?;
     let now = Timestamp::now();
     let endpoint = Endpoint::create(project, input, now);
     s.endpoints.create(&endpoint).await?;
@@ -203,7 +209,7 @@ pub async fn update(
     )
     .map_err(invalid)?;
     if let Some(url) = &patch.url {
-        check_target(url, s.allow_private_targets).await?;
+        check_target("webhook_url", url, s.allow_private_targets).await?;
     }
     let now = Timestamp::now();
     let updated = s.endpoints.update(&project, &endpoint, &patch, now).await?;
