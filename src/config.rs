@@ -289,7 +289,7 @@ impl Default for Config {
             breaker_cooldown_secs: 300,
             webhook_ca_file: None,
             sender_concurrency: 200,
-            sender_prefetch: 16,
+            sender_prefetch: 4,
             send_timeout_ms: 15_000,
             send_unknown_after_secs: 600,
             send_max_attempts: 10,

@@ -24,6 +24,7 @@ use crate::domain::campaign::{
 };
 use crate::domain::delivery::{TransportError, parse_retry_after};
 use crate::domain::event::EventError;
+use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{Project, ProjectId};
 use crate::domain::providers::send::{
     self, ProviderSettings, SendOutcome, SendProvider, SendRequest,
@@ -186,15 +187,59 @@ impl Sender {
     }
 
     /// Claims these recipients, sends each claimed one, and records every answer.
+    ///
+    /// Claims follow the sender number's rate: a claimed recipient is `sending`, and one a
+    /// crash catches there becomes `unknown`, so recipients are claimed only once their
+    /// number may send them. The first claim (one recipient) tells which number and rate;
+    /// then each claim takes what the number may send in a tenth of a second, after taking
+    /// that many tokens.
     pub async fn handle(&self, ids: &[RecipientId]) -> Result<Vec<Handled>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(ids.len());
+        let mut rest = ids;
+        let mut lane: Option<(PhoneNumber, Option<u32>)> = None;
+        while !rest.is_empty() {
+            let k = match &lane {
+                None => 1,
+                Some((n, r)) => (self.parts.limits.rate_for(n, *r) / 10).clamp(1, 50) as usize,
+            };
+            let (now, later) = rest.split_at(k.min(rest.len()));
+            rest = later;
+            if let Some((number, rate)) = &lane {
+                for _ in 0..now.len() {
+                    if !self
+                        .parts
+                        .limits
+                        .acquire(number, *rate, &self.shutdown)
+                        .await
+                    {
+                        // Shutting down: the rest stay queued, and come back with their lease.
+                        return Ok(out);
+                    }
+                }
+            }
+            let jobs = self.parts.campaigns.claim(now, Timestamp::now()).await?;
+            let m = &self.parts.metrics.send;
+            m.count("not_claimed", (now.len() - jobs.len()) as u64);
+            let paid = lane.clone();
+            if lane.is_none()
+                && let Some(j) = jobs.first()
+            {
+                lane = Some((j.sender.clone(), j.rate_limit_per_second));
+            }
+            let handled: Vec<(RecipientId, Handled)> =
+                futures_util::future::join_all(jobs.into_iter().map(|j| {
+                    let prepaid = paid.as_ref().is_some_and(|(n, _)| *n == j.sender);
+                    self.send_one(j, prepaid)
+                }))
+                .await;
+            self.record_all(&handled).await?;
+            out.extend(handled.into_iter().map(|(_, h)| h));
         }
-        let jobs = self.parts.campaigns.claim(ids, Timestamp::now()).await?;
-        let m = &self.parts.metrics.send;
-        m.count("not_claimed", (ids.len() - jobs.len()) as u64);
-        let handled: Vec<(RecipientId, Handled)> =
-            futures_util::future::join_all(jobs.into_iter().map(|j| self.send_one(j))).await;
+        Ok(out)
+    }
+
+    /// Records what these sends learned, in one transaction.
+    async fn record_all(&self, handled: &[(RecipientId, Handled)]) -> Result<(), StoreError> {
         let now = Timestamp::now();
         let records: Vec<SendRecord> = handled
             .iter()
@@ -226,16 +271,17 @@ impl Sender {
                 Err(e) => return Err(e),
             }
         }
-        for (_, h) in &handled {
+        let m = &self.parts.metrics.send;
+        for (_, h) in handled {
             m.count(outcome_label(h), 1);
         }
-
-        Ok(handled.into_iter().map(|(_, h)| h).collect())
+        Ok(())
     }
 
-    async fn send_one(&self, job: SendJob) -> (RecipientId, Handled) {
+    /// Sends one claimed recipient; `prepaid` when its token was taken before the claim.
+    async fn send_one(&self, job: SendJob, prepaid: bool) -> (RecipientId, Handled) {
         let id = job.recipient.clone();
-        let handled = self.try_send(&job).await;
+        let handled = self.try_send(&job, prepaid).await;
         let handled = match handled {
             Handled::Recorded(SendResult::Retry { .. })
                 if job.attempts >= self.config.max_attempts =>
@@ -255,7 +301,7 @@ impl Sender {
         (id, handled)
     }
 
-    async fn try_send(&self, job: &SendJob) -> Handled {
+    async fn try_send(&self, job: &SendJob, prepaid: bool) -> Handled {
         let params = match render(&job.params, &job.variables) {
             Ok(p) => p,
             Err(missing) => {
@@ -297,11 +343,12 @@ impl Sender {
                 });
             }
         };
-        if !self
-            .parts
-            .limits
-            .acquire(&job.sender, job.rate_limit_per_second, &self.shutdown)
-            .await
+        if !prepaid
+            && !self
+                .parts
+                .limits
+                .acquire(&job.sender, job.rate_limit_per_second, &self.shutdown)
+                .await
         {
             // Shutting down before the request went out: back to the queue, unsent.
             return Handled::Recorded(SendResult::Retry {

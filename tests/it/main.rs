@@ -7,6 +7,7 @@
 mod breakers;
 mod cache_conformance;
 mod cache_recovery;
+mod campaign_crash;
 mod campaigns;
 mod campaigns_conformance;
 mod crash;

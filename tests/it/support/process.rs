@@ -12,7 +12,7 @@ pub struct Server {
     pub base: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -25,21 +25,27 @@ pub async fn start(env: &[(String, String)]) -> Server {
     start_with(env, &[]).await
 }
 
+/// Listens on `WAGATE_LISTEN` when `env` sets it (a restart that peers must find again), else
+/// on a free port.
 pub async fn start_with(env: &[(String, String)], args: &[&str]) -> Server {
-    let port = free_port();
+    let listen = env
+        .iter()
+        .find(|(k, _)| k == "WAGATE_LISTEN")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
     let child = Command::new(env!("CARGO_BIN_EXE_wagate"))
         .arg("serve")
         .args(args)
         .env_clear()
         .envs(env.iter().cloned())
-        .env("WAGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WAGATE_LISTEN", &listen)
         .env("WAGATE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn wagate");
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{listen}");
     let client = wagate::adapters::webhook_client::client_builder()
         .build()
         .unwrap();
