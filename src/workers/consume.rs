@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics::{Metrics, QueueLabel};
 use crate::ports::{Consumer, Delivery, QueueError};
 
 /// How long the loop waits for new messages before acking finished ones.
@@ -69,4 +70,15 @@ async fn finish(
     } else {
         consumer.retry(&d, retry_after).await
     }
+}
+
+/// A message on `queue` that no version of its task decodes: dropped, since the rows it may
+/// have named are still in the store, where the sweeper or runner finds them again; counted
+/// as dead-lettered.
+pub fn drop_undecodable(metrics: &Metrics, queue: &'static str) {
+    tracing::error!(queue, "undecodable message; dropping it");
+    metrics
+        .dead_lettered
+        .get_or_create(&QueueLabel { queue })
+        .inc();
 }

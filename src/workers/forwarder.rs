@@ -23,7 +23,7 @@ use crate::domain::endpoint::{DeliveryStatus, EndpointId, WebhookDeliveryId};
 use crate::domain::signing::SigningSecret;
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
-use crate::metrics::{Metrics, QueueLabel};
+use crate::metrics::Metrics;
 use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
 use crate::ports::{Consumer, Deliveries, Delivery, Endpoints, Queue, QueueError, StoreError};
 use crate::services::{Breakers, EndpointCache};
@@ -205,13 +205,7 @@ impl Forwarder {
             // Nothing in it can be delivered, and nothing is lost by dropping it: the rows it
             // might have meant are still in the store, where the sweeper finds them.
             Ok(_) | Err(_) => {
-                tracing::error!("undecodable message on the forward queue; dropping it");
-                self.metrics
-                    .dead_lettered
-                    .get_or_create(&QueueLabel {
-                        queue: queues::FORWARD,
-                    })
-                    .inc();
+                super::consume::drop_undecodable(&self.metrics, queues::FORWARD);
                 return true;
             }
         };

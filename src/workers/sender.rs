@@ -31,7 +31,7 @@ use crate::domain::providers::send::{
 };
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
-use crate::metrics::{Metrics, QueueLabel};
+use crate::metrics::Metrics;
 use crate::ports::{Campaigns, Consumer, Delivery, Queue, QueueError, Store, StoreError};
 use crate::services::SendLimits;
 
@@ -166,14 +166,7 @@ impl Sender {
             // The recipients it might have named are still queued in the store, where the
             // runner finds them again.
             Ok(_) | Err(_) => {
-                tracing::error!("undecodable message on the send queue; dropping it");
-                self.parts
-                    .metrics
-                    .dead_lettered
-                    .get_or_create(&QueueLabel {
-                        queue: queues::SEND,
-                    })
-                    .inc();
+                super::consume::drop_undecodable(&self.parts.metrics, queues::SEND);
                 return true;
             }
         };
