@@ -46,6 +46,7 @@ pub struct App {
     shutdown_timeout: Duration,
     /// Days of raw payloads to keep, when this process prunes them (it runs the processor).
     retention_days: Option<u64>,
+    trim_every: Option<Duration>,
 }
 
 impl App {
@@ -166,6 +167,8 @@ impl App {
             retention_days: (config.roles.contains(&Role::Processor)
                 && config.raw_payload_retention_days > 0)
                 .then_some(config.raw_payload_retention_days),
+            trim_every: (config.memory_trim_interval_ms > 0)
+                .then(|| Config::ms(config.memory_trim_interval_ms)),
         })
     }
 
@@ -222,6 +225,13 @@ impl App {
                 days,
                 self.stop_workers.clone(),
             ));
+        }
+        if let Some(every) = self.trim_every {
+            crate::adapters::allocator::spawn_trimmer(
+                &self.tracker,
+                every,
+                self.stop_workers.clone(),
+            );
         }
         self.tracker.spawn(refresh_queue_gauges(
             self.backends.queue.clone(),
@@ -343,24 +353,14 @@ pub fn processor(
     metrics: &Metrics,
     shutdown: CancellationToken,
 ) -> Processor {
-    let (tiers, lookup) = services(config, backends, metrics);
+    let (_, lookup) = services(config, backends, metrics);
     Processor {
         store: backends.store.clone(),
         campaigns: backends.campaigns.clone(),
         opt_keywords: config.opt_keywords(),
         queue: backends.queue.clone(),
         lookup,
-        dedupe: Arc::new(Dedupe::new(
-            // Marks live in memory alone (see `Dedupe`), in their own budget, for as long as
-            // configured.
-            Tiers {
-                memory: backends.dedupe_memory.clone(),
-                shared: None,
-                memory_ttl: Duration::from_secs(config.dedupe_ttl_secs),
-                ..tiers
-            },
-            Duration::from_secs(config.dedupe_ttl_secs),
-        )),
+        dedupe: Arc::new(Dedupe::new(backends.dedupe_marks.clone(), metrics.clone())),
         metrics: metrics.clone(),
         config: ProcessorConfig {
             batch_size: config.processor_batch_size,
@@ -415,6 +415,7 @@ pub fn forwarding(
         },
         metrics.clone(),
     ));
+    metrics.sizes.add("endpoints", cache.clone());
     Ok(Forwarding {
         deliveries: backends.deliveries.clone(),
         cache,

@@ -169,6 +169,8 @@ pub struct Config {
     pub raw_payload_retention_days: u64,
     /// Bytes all in-process caches may weigh together (see `memory_budgets`).
     pub cache_memory_max_bytes: u64,
+    /// How often freed memory is handed back to the kernel (`malloc_trim`); 0 = never.
+    pub memory_trim_interval_ms: u64,
     pub shutdown_timeout_secs: u64,
     pub log_format: String,
     /// Lets an `ingress` process without `processor` start on the embedded queue: the events
@@ -274,6 +276,7 @@ impl Default for Config {
             cache_negative_ttl_secs: 30,
             dedupe_ttl_secs: 86_400,
             cache_memory_max_bytes: 64 * 1024 * 1024,
+            memory_trim_interval_ms: 5_000,
             raw_payload_retention_days: 30,
             shutdown_timeout_secs: 30,
             log_format: "text".into(),
@@ -392,7 +395,7 @@ impl Config {
             sqlite_synchronous, ingress_batch_max, ingress_inflight, ingress_publish_timeout_ms,
             processor_batch_size, processor_flush_ms, processor_concurrency, processor_prefetch,
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
-            cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, raw_payload_retention_days, shutdown_timeout_secs,
+            cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, memory_trim_interval_ms, raw_payload_retention_days, shutdown_timeout_secs,
             log_format,
             embedded_ingress_only, allow_private_targets,
             forwarder_concurrency, forwarder_endpoint_inflight, forwarder_timeout_ms,
@@ -663,11 +666,11 @@ impl Config {
     }
 
     /// `cache_memory_max_bytes` split into (lookups, dedupe marks). Lookups get an eighth:
-    /// a project lookup or key entry is ~250 bytes, so 8 MiB of the default holds ~30,000
+    /// a project lookup or key entry weighs ~700 bytes, so 8 MiB of the default holds ~12,000
     /// numbers and keys, more than any deployment has; webhook endpoints get a sixteenth
-    /// ([`endpoint_cache_budget`](Self::endpoint_cache_budget)); dedupe marks (~250 bytes
-    /// each) get the rest, ~200,000 recent events by default. A full dedupe cache costs only
-    /// store work.
+    /// ([`endpoint_cache_budget`](Self::endpoint_cache_budget)); dedupe marks (17–39 bytes
+    /// each, see `RecentMarks`) get the rest: 52 MiB, of which two power-of-two tables use 36 MB
+    /// for 0.9–1.8 million recent events. A full dedupe cache costs only store work.
     pub fn memory_budgets(&self) -> (u64, u64) {
         let lookups = self.cache_memory_max_bytes / 8;
         (
@@ -769,6 +772,7 @@ impl std::fmt::Debug for Config {
             .field("cache_negative_ttl_secs", &self.cache_negative_ttl_secs)
             .field("dedupe_ttl_secs", &self.dedupe_ttl_secs)
             .field("cache_memory_max_bytes", &self.cache_memory_max_bytes)
+            .field("memory_trim_interval_ms", &self.memory_trim_interval_ms)
             .field(
                 "raw_payload_retention_days",
                 &self.raw_payload_retention_days,

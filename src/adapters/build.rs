@@ -13,6 +13,7 @@ use super::sqlite::{LocalQueue, SqliteDb, SqliteStore};
 use crate::config::{Config, endpoint};
 use crate::metrics::Metrics;
 use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, Store};
+use crate::services::RecentMarks;
 
 /// The ports, wired.
 pub struct Backends {
@@ -29,14 +30,14 @@ pub struct Backends {
     pub memory: Arc<dyn Cache>,
     /// Marks of applied events, in memory, with a budget of their own: a flood of events must
     /// not evict the lookups every event needs.
-    pub dedupe_memory: Arc<dyn Cache>,
+    pub dedupe_marks: Arc<RecentMarks>,
     /// Redis behind its circuit breaker, when configured.
     pub shared: Option<Arc<dyn Cache>>,
     closers: Vec<Closer>,
 }
 
 impl Backends {
-    /// Backends assembled by hand (lookups and dedupe marks share `memory`); nothing to close.
+    /// Backends assembled by hand (dedupe marks get 1 MiB for a day); nothing to close.
     pub fn new(
         store: Arc<dyn Store>,
         endpoints: Arc<dyn Endpoints>,
@@ -52,7 +53,7 @@ impl Backends {
             deliveries,
             campaigns,
             queue,
-            dedupe_memory: memory.clone(),
+            dedupe_marks: Arc::new(RecentMarks::new(1 << 20, Duration::from_secs(86_400))),
             memory,
             shared,
             closers: Vec::new(),
@@ -233,9 +234,12 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
     };
     let (lookups, dedupe) = cfg.memory_budgets();
     let memory = Arc::new(MemoryCache::new(lookups));
-    let dedupe_memory = Arc::new(MemoryCache::new(dedupe));
+    let dedupe_marks = Arc::new(RecentMarks::new(
+        dedupe,
+        Duration::from_secs(cfg.dedupe_ttl_secs),
+    ));
     metrics.sizes.add("lookups", memory.clone());
-    metrics.sizes.add("dedupe", dedupe_memory.clone());
+    metrics.sizes.add("dedupe", dedupe_marks.clone());
     let shared: Option<Arc<dyn Cache>> = match &cfg.redis_url {
         Some(url) => {
             let redis = RedisCache::connect(url, cfg.redis_prefix.clone()).map_err(|source| {
@@ -268,7 +272,7 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
         campaigns,
         queue,
         memory,
-        dedupe_memory,
+        dedupe_marks,
         shared,
         closers,
     })

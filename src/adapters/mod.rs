@@ -1,6 +1,7 @@
 //! Adapters behind the ports: embedded (SQLite, local queue, memory cache) and distributed
-//! (PostgreSQL, RabbitMQ, Redis).
+//! (PostgreSQL, RabbitMQ, Redis); and the allocator's trimmer.
 
+pub mod allocator;
 pub mod build;
 pub mod campaign_queries;
 pub mod delivery_queries;

@@ -232,14 +232,29 @@ impl Metrics {
     }
 
     pub fn cache_lookup(&self, cache: &'static str, layer: &'static str, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.cache_lookups
-            .get_or_create(&CacheResultLabel {
-                cache,
-                layer,
-                result,
-            })
-            .inc();
+        let (hits, misses) = if hit { (1, 0) } else { (0, 1) };
+        self.cache_lookups_by(cache, layer, hits, misses);
+    }
+
+    /// Counts a batch of lookups at once.
+    pub fn cache_lookups_by(
+        &self,
+        cache: &'static str,
+        layer: &'static str,
+        hits: u64,
+        misses: u64,
+    ) {
+        for (result, n) in [("hit", hits), ("miss", misses)] {
+            if n > 0 {
+                self.cache_lookups
+                    .get_or_create(&CacheResultLabel {
+                        cache,
+                        layer,
+                        result,
+                    })
+                    .inc_by(n);
+            }
+        }
     }
 
     /// The gauge counting breakers in `state`.

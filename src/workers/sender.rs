@@ -428,10 +428,12 @@ impl Sender {
             Ok(None) => CampaignState::Cancelled,
             Err(_) => return CampaignState::Running,
         };
-        self.states
-            .lock()
-            .expect("not poisoned")
-            .insert(job.campaign.clone(), (Instant::now(), state));
+        keep_fresh(
+            &mut self.states.lock().expect("not poisoned"),
+            job.campaign.clone(),
+            state,
+            STATE_TTL,
+        );
         state
     }
 
@@ -465,12 +467,30 @@ impl Sender {
             settings,
             project: project_row,
         });
-        self.resolved
-            .lock()
-            .expect("not poisoned")
-            .insert(key, (Instant::now(), r.clone()));
+        keep_fresh(
+            &mut self.resolved.lock().expect("not poisoned"),
+            key,
+            r.clone(),
+            SETTINGS_TTL,
+        );
         Ok(r)
     }
+}
+
+/// Entries a read-through map holds before its stale ones are dropped: the maps stay as large
+/// as the campaigns and projects sending right now, however many have sent before.
+const FRESH_MAP_PRUNE_AT: usize = 256;
+
+fn keep_fresh<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, (Instant, V)>,
+    key: K,
+    value: V,
+    ttl: Duration,
+) {
+    if map.len() >= FRESH_MAP_PRUNE_AT {
+        map.retain(|_, (at, _)| at.elapsed() < ttl);
+    }
+    map.insert(key, (Instant::now(), value));
 }
 
 /// `first`, twice that, four times, ... up to a minute, each spread ±20% so a throttled burst

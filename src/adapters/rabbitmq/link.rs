@@ -26,6 +26,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Used when the URL names none: a broker that vanished without closing the socket is noticed
 /// after two missed heartbeats, not the server's default of minutes.
 const HEARTBEAT_SECS: u16 = 10;
+/// Used when the URL names none. lapin gives each connection a send and a receive buffer of 32
+/// frames, filled in at connect: at RabbitMQ's default 128 KiB frames that is 8 MiB resident
+/// per connection, most of an idle server's memory. At 16 KiB it is 1 MiB; a larger message is
+/// sent as more frames, 8 bytes of overhead each.
+const FRAME_MAX: u32 = 16 * 1024;
 /// Batches being confirmed at once on one connection; each holds a channel of its own.
 const MAX_PUBLISHERS: usize = 64;
 
@@ -64,6 +69,7 @@ impl Slot {
             .parse()
             .map_err(|e: String| QueueError::Unavailable(format!("bad AMQP URL: {e}")))?;
         uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
+        uri.query.frame_max.get_or_insert(FRAME_MAX);
         let slot = Slot {
             uri,
             name,

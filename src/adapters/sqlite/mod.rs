@@ -73,7 +73,7 @@ pub struct SqliteDb {
 /// large. The writer touches index pages all over the file and keeps most; readers lose their
 /// cache whenever the writer commits (WAL), so a large one would only hold stale pages, and the
 /// checkpointer copies WAL frames, which needs almost none.
-const WRITER_CACHE: &str = "-32768";
+const WRITER_CACHE: &str = "-16384";
 const OTHER_CACHE: &str = "-2048";
 
 /// WAL size (pages) at which a committing writer checkpoints by itself.
