@@ -365,6 +365,19 @@ impl Campaigns for PgStore {
         q::counts(&self.pool, campaign).await.map_err(classify)
     }
 
+    async fn lane(
+        &self,
+        recipient: &RecipientId,
+    ) -> Result<Option<(PhoneNumber, Option<u32>)>, StoreError> {
+        q::lane(&self.pool, recipient).await.map_err(classify)
+    }
+
+    async fn has_outstanding(&self, campaign: &CampaignId) -> Result<bool, StoreError> {
+        q::has_outstanding(&self.pool, campaign)
+            .await
+            .map_err(classify)
+    }
+
     async fn sent_since(&self, campaign: &CampaignId, since: Timestamp) -> Result<u64, StoreError> {
         q::sent_since(&self.pool, campaign, since)
             .await

@@ -13,6 +13,7 @@ use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, ImportCounts, NewCampaign,
     NewRecipient, OptOutChange, RecipientId, RecipientStatus, SendJob, SendRecord,
 };
+use crate::domain::phone::PhoneNumber;
 use crate::domain::project::ProjectId;
 use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::domain::time::Timestamp;
@@ -117,6 +118,17 @@ pub trait Campaigns: Send + Sync + 'static {
 
     /// Counts per status (see [`CampaignCounts`]).
     async fn counts(&self, campaign: &CampaignId) -> Result<CampaignCounts, StoreError>;
+
+    /// The sender number and the campaign's own rate limit of this recipient's campaign: what
+    /// a sender needs to take tokens before it claims. A read, no write.
+    async fn lane(
+        &self,
+        recipient: &RecipientId,
+    ) -> Result<Option<(PhoneNumber, Option<u32>)>, StoreError>;
+
+    /// Whether any recipient is still `queued` or `sending`: one indexed look, where
+    /// [`counts`](Self::counts) reads every recipient and its message.
+    async fn has_outstanding(&self, campaign: &CampaignId) -> Result<bool, StoreError>;
 
     /// Recipients that moved out of `sending` into `sent` or `failed` at or after `since`.
     async fn sent_since(&self, campaign: &CampaignId, since: Timestamp) -> Result<u64, StoreError>;

@@ -155,7 +155,7 @@ impl CampaignRunner {
         Ok(ids.len())
     }
 
-    /// Running campaigns with no recipient queued or sending are finished. One count per
+    /// Running campaigns with no recipient queued or sending are finished. One look per
     /// campaign, one statement each, so a retry moving a recipient back to `queued` cannot
     /// slip between two looks.
     async fn finish_done(&self, now: Timestamp) -> Result<usize, RunError> {
@@ -165,7 +165,7 @@ impl CampaignRunner {
             .in_state(CampaignState::Running, PER_ROUND)
             .await?
         {
-            if self.campaigns.counts(&c.id).await?.outstanding() > 0 {
+            if self.campaigns.has_outstanding(&c.id).await? {
                 continue;
             }
             if self

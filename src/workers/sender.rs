@@ -183,13 +183,18 @@ impl Sender {
     ///
     /// Claims follow the sender number's rate: a claimed recipient is `sending`, and one a
     /// crash catches there becomes `unknown`, so recipients are claimed only once their
-    /// number may send them. The first claim (one recipient) tells which number and rate;
-    /// then each claim takes what the number may send in a tenth of a second, after taking
-    /// that many tokens.
+    /// number may send them. The first recipient's campaign tells which number and rate (a
+    /// read: the claims and records are the writes, and on SQLite each write waits its turn
+    /// at the one writer); then each claim takes what the number may send in a tenth of a
+    /// second, after taking that many tokens. Should that read find nothing, the first claim
+    /// takes one recipient and learns the lane from it.
     pub async fn handle(&self, ids: &[RecipientId]) -> Result<Vec<Handled>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         let mut rest = ids;
-        let mut lane: Option<(PhoneNumber, Option<u32>)> = None;
+        let mut lane: Option<(PhoneNumber, Option<u32>)> = match ids.first() {
+            Some(first) => self.parts.campaigns.lane(first).await?,
+            None => None,
+        };
         while !rest.is_empty() {
             let k = match &lane {
                 None => 1,

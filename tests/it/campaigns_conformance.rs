@@ -12,6 +12,7 @@ use wagate::domain::campaign::{
     CampaignId, CampaignState, ImportCounts, NewCampaign, NewRecipient, OptOutChange, ParamSpec,
     RecipientId, SendRecord, SendResult, Variables,
 };
+use wagate::domain::event::EventError;
 use wagate::domain::project::ProjectId;
 use wagate::domain::providers::send::{ProviderSettings, SendProvider};
 use wagate::domain::time::Timestamp;
@@ -437,6 +438,12 @@ async fn provider_settings_round_trip(ports: &Ports) {
 async fn claim_due_honours_due_times_and_leases(ports: &Ports) {
     let c = &ports.campaigns;
     let (_, ids) = seeded(ports, "acme", CampaignState::Running, 3).await;
+    assert_eq!(
+        c.lane(&ids[0]).await.unwrap(),
+        Some((phone(BUSINESS), Some(40))),
+        "a recipient's lane is its campaign's number and rate"
+    );
+    assert_eq!(c.lane(&RecipientId::generate()).await.unwrap(), None);
     seeded(ports, "acme", CampaignState::Draft, 2).await;
     seeded(ports, "acme", CampaignState::Paused, 2).await;
     let lease = Duration::from_secs(60);
@@ -466,6 +473,7 @@ async fn cancel_queued_and_make_due(ports: &Ports) {
     let c = &ports.campaigns;
     let (camp, ids) = seeded(ports, "acme", CampaignState::Running, 4).await;
     let now = later(1);
+    assert!(c.has_outstanding(&camp).await.unwrap(), "all queued");
     c.claim(&ids[..1], now).await.unwrap();
     // Two are leased far ahead: make_due brings them back to now.
     let leased = c
@@ -480,7 +488,24 @@ async fn cancel_queued_and_make_due(ports: &Ports) {
     assert_eq!(c.cancel_queued(&camp).await.unwrap(), 0);
     let counts = c.counts(&camp).await.unwrap();
     assert_eq!((counts.cancelled, counts.sending, counts.queued), (3, 1, 0));
+    assert!(c.has_outstanding(&camp).await.unwrap(), "one is sending");
     assert_eq!(c.make_due(&camp, now).await.unwrap(), 0);
+    c.record(&[SendRecord {
+        recipient: ids[0].clone(),
+        result: SendResult::Failed {
+            error: EventError {
+                code: Some("131026".into()),
+                message: None,
+            },
+        },
+        at: now,
+    }])
+    .await
+    .unwrap();
+    assert!(
+        !c.has_outstanding(&camp).await.unwrap(),
+        "none queued or sending"
+    );
 }
 
 async fn counts_and_exports_follow_the_messages(ports: &Ports) {

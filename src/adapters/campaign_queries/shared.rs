@@ -182,6 +182,39 @@ macro_rules! campaign_shared {
             Ok(())
         }
 
+        pub async fn lane(
+            pool: &Pool<$db>,
+            recipient: &RecipientId,
+        ) -> Result<Option<(PhoneNumber, Option<u32>)>, sqlx::Error> {
+            let row: Option<(String, Option<i64>)> = sqlx::query_as(
+                "SELECT c.sender, c.rate_limit_per_second FROM campaign_recipients r \
+                 JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = $1",
+            )
+            .bind(recipient.as_str())
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|(sender, rate)| {
+                (
+                    PhoneNumber::from_trusted(sender),
+                    rate.and_then(|r| u32::try_from(r).ok()),
+                )
+            }))
+        }
+
+        pub async fn has_outstanding(
+            pool: &Pool<$db>,
+            campaign: &CampaignId,
+        ) -> Result<bool, sqlx::Error> {
+            let found: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM campaign_recipients WHERE campaign_id = $1 \
+                 AND status IN ('queued', 'sending') LIMIT 1",
+            )
+            .bind(campaign.as_str())
+            .fetch_optional(pool)
+            .await?;
+            Ok(found.is_some())
+        }
+
         pub async fn counts(
             pool: &Pool<$db>,
             campaign: &CampaignId,

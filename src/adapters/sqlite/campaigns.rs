@@ -368,6 +368,19 @@ impl Campaigns for SqliteStore {
         q::counts(&self.db.read, campaign).await.map_err(classify)
     }
 
+    async fn lane(
+        &self,
+        recipient: &RecipientId,
+    ) -> Result<Option<(PhoneNumber, Option<u32>)>, StoreError> {
+        q::lane(&self.db.read, recipient).await.map_err(classify)
+    }
+
+    async fn has_outstanding(&self, campaign: &CampaignId) -> Result<bool, StoreError> {
+        q::has_outstanding(&self.db.read, campaign)
+            .await
+            .map_err(classify)
+    }
+
     async fn sent_since(&self, campaign: &CampaignId, since: Timestamp) -> Result<u64, StoreError> {
         q::sent_since(&self.db.read, campaign, since)
             .await
