@@ -33,6 +33,7 @@ crate::support::app::backend_cases!(
     cancel_stops_the_queued_recipients,
     bad_input_gets_clear_errors_and_changes_nothing,
     opted_out_phones_are_never_sent,
+    a_scheduled_campaign_starts_after_a_restart,
 );
 
 /// A gateway with every role, a mock BSP posting its webhooks to it, and one project whose
@@ -511,5 +512,38 @@ async fn opted_out_phones_are_never_sent(backend: Backend) {
         !sent_to.contains(&"+919800000001".to_owned()),
         "{sent_to:?}"
     );
+    s.app.stop().await;
+}
+
+/// The schedule lives in the store: a campaign scheduled before a restart starts at its time
+/// after it, and sends each recipient once.
+async fn a_scheduled_campaign_starts_after_a_restart(backend: Backend) {
+    let Some(s) = setup(backend, MockConfig::default()).await else {
+        return;
+    };
+    let at = wagate::domain::time::Timestamp::now().millis() / 1000 + 4;
+    let id = s.campaign("meta", json!({"schedule_time": at})).await;
+    s.upload(&id, csv(5)).await;
+    let c = s.start(&id).await;
+    assert_eq!(c["state"], "scheduled", "{c}");
+    let Setup { app, mock, key } = s;
+    let s = Setup {
+        app: app.restart().await,
+        mock,
+        key,
+    };
+    assert_eq!(
+        s.get(&id).await["state"],
+        "scheduled",
+        "not before its time"
+    );
+    assert_eq!(s.mock.stats().accepted.total(), 0);
+    s.until(&id, "finished", |c| c["state"] == "finished").await;
+    assert!(
+        wagate::domain::time::Timestamp::now().millis() / 1000 >= at,
+        "started at its time"
+    );
+    assert_eq!(s.mock.stats().accepted.total(), 5);
+    assert_eq!(s.mock.stats().duplicate_sends, 0);
     s.app.stop().await;
 }

@@ -82,6 +82,27 @@ impl TestApp {
         let (mut config, isolation) = config(backend).await?;
         config.roles = [Role::Api, Role::Ingress].into_iter().collect();
         tweak(&mut config);
+        Some(Self::start(config, isolation).await)
+    }
+
+    /// Stops the app (gracefully) and starts it again with the same config, data and address,
+    /// as a restarted `wagate serve` would be.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            addr,
+            mut config,
+            shutdown,
+            server,
+            _isolation,
+            ..
+        } = self;
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+        config.listen = addr;
+        Self::start(config, _isolation).await
+    }
+
+    async fn start(config: Config, isolation: Isolation) -> TestApp {
         // One set of backends, as in one `wagate serve` process: the processor shares the
         // app's caches.
         let metrics = Metrics::new();
@@ -95,7 +116,7 @@ impl TestApp {
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
-        Some(TestApp {
+        TestApp {
             addr,
             client: wagate::adapters::webhook_client::client_builder()
                 .build()
@@ -106,7 +127,7 @@ impl TestApp {
             shutdown,
             server,
             _isolation: isolation,
-        })
+        }
     }
 
     /// The app's store (the test processor's handle on it).
