@@ -1,5 +1,6 @@
-//! The receive loop the forwarder and the sender share: hold up to `prefetch` queue messages,
-//! handle each in its own task, and ack each (or hand it back) as soon as its task reports.
+//! The receive loop the forwarder and the sender share: keep a consumer open on the queue,
+//! hold up to `prefetch` messages, handle each in its own task, and ack each (or hand it back)
+//! as soon as its task reports.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,15 +10,71 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::{Metrics, QueueLabel};
-use crate::ports::{Consumer, Delivery, QueueError};
+use crate::ports::{Consumer, Delivery, Queue, QueueError};
 
 /// How long the loop waits for new messages before acking finished ones.
 const ACK_TICK: Duration = Duration::from_millis(20);
 
+/// Consumes `queue_name` with [`consume`] until `shutdown`, opening the consumer again
+/// whenever it cannot be opened (after a backoff that doubles from 200 ms to 6.4 s) or fails
+/// (after a second). `role` names the worker in logs.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<F, Fut>(
+    queue: &dyn Queue,
+    queue_name: &'static str,
+    prefetch: u16,
+    retry_after: Duration,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+    role: &'static str,
+    handle: F,
+) where
+    F: Fn(Delivery) -> Fut,
+    Fut: Future<Output = (Delivery, bool)> + Send + 'static,
+{
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        let mut consumer = match queue.consumer(queue_name, prefetch).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, role, "cannot consume the queue; retrying");
+                failures = (failures + 1).min(6);
+                pause(Duration::from_millis(100 << failures), shutdown).await;
+                continue;
+            }
+        };
+        failures = 0;
+        match consume(
+            consumer.as_mut(),
+            usize::from(prefetch),
+            retry_after,
+            shutdown,
+            tracker,
+            &handle,
+        )
+        .await
+        {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, role, "lost the queue consumer; reconnecting");
+                pause(Duration::from_secs(1), shutdown).await;
+            }
+        }
+    }
+    tracing::debug!(role, "queue worker stopped");
+}
+
+async fn pause(d: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
 /// Runs until `shutdown`, then stops receiving and waits for the tasks it started. A task
 /// reports `(delivery, true)` when done with it (acked), `false` when it must come back after
 /// `retry_after` (its store writes failed).
-pub async fn consume<F, Fut>(
+async fn consume<F, Fut>(
     consumer: &mut dyn Consumer,
     prefetch: usize,
     retry_after: Duration,

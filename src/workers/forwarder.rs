@@ -25,7 +25,7 @@ use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
-use crate::ports::{Consumer, Deliveries, Delivery, Endpoints, Queue, QueueError, StoreError};
+use crate::ports::{Deliveries, Delivery, Endpoints, Queue, StoreError};
 use crate::services::{Breakers, EndpointCache};
 
 /// How long a delivery waits for a place among its endpoint's requests in flight before it is
@@ -131,68 +131,28 @@ impl Forwarder {
     }
 
     /// Starts the worker loop; it stops when shutdown is signalled, after its messages finish.
+    /// Consumes the forward queue until shutdown (see [`super::consume::serve`]).
     pub fn spawn(self: Arc<Self>, tracker: &TaskTracker) {
-        let t = tracker.clone();
-        tracker.spawn(async move { self.worker(t).await });
-    }
-
-    async fn worker(self: Arc<Self>, tracker: TaskTracker) {
-        let mut failures = 0u32;
-        while !self.shutdown.is_cancelled() {
-            let mut consumer = match self
-                .queue
-                .consumer(queues::FORWARD, self.config.prefetch)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "forwarder cannot consume; retrying");
-                    failures = (failures + 1).min(6);
-                    self.pause(Duration::from_millis(100 << failures)).await;
-                    continue;
-                }
-            };
-            failures = 0;
-            match self.consume(&mut *consumer, &tracker).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "forwarder lost its consumer; reconnecting");
-                    self.pause(Duration::from_secs(1)).await;
-                }
-            }
-        }
-        tracing::debug!("forwarder worker stopped");
-    }
-
-    async fn pause(&self, d: Duration) {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = self.shutdown.cancelled() => {}
-        }
-    }
-
-    /// Receives messages while there is room, hands each to its own task, and acks (or
-    /// returns) each once its task reports (see [`super::consume`]).
-    async fn consume(
-        self: &Arc<Self>,
-        consumer: &mut dyn Consumer,
-        tracker: &TaskTracker,
-    ) -> Result<(), QueueError> {
-        super::consume::consume(
-            consumer,
-            usize::from(self.config.prefetch),
-            STORE_RETRY,
-            &self.shutdown,
-            tracker,
-            |d| {
-                let me = self.clone();
-                async move {
-                    let ok = me.handle_message(&d).await;
-                    (d, ok)
-                }
-            },
-        )
-        .await
+        let inner = tracker.clone();
+        tracker.spawn(async move {
+            super::consume::serve(
+                self.queue.as_ref(),
+                queues::FORWARD,
+                self.config.prefetch,
+                STORE_RETRY,
+                &self.shutdown,
+                &inner,
+                "forwarder",
+                |d| {
+                    let me = self.clone();
+                    async move {
+                        let ok = me.handle_message(&d).await;
+                        (d, ok)
+                    }
+                },
+            )
+            .await
+        });
     }
 
     /// Handles one queue message; `false` when the store failed and it must come back.

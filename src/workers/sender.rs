@@ -32,7 +32,7 @@ use crate::domain::providers::send::{
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
-use crate::ports::{Campaigns, Consumer, Delivery, Queue, QueueError, Store, StoreError};
+use crate::ports::{Campaigns, Delivery, Queue, Store, StoreError};
 use crate::services::SendLimits;
 
 /// A message whose recipients could not be claimed or recorded comes back after this.
@@ -108,52 +108,28 @@ impl Sender {
         }
     }
 
+    /// Consumes the send queue until shutdown (see [`super::consume::serve`]).
     pub fn spawn(self: Arc<Self>, tracker: &TaskTracker) {
         let inner = tracker.clone();
         tracker.spawn(async move {
-            loop {
-                match self
-                    .parts
-                    .queue
-                    .consumer(queues::SEND, self.config.prefetch)
-                    .await
-                {
-                    Ok(mut consumer) => match self.consume(consumer.as_mut(), &inner).await {
-                        Ok(()) => return,
-                        Err(e) => tracing::warn!(error = %e, "send consumer failed; reconnecting"),
-                    },
-                    Err(e) => tracing::warn!(error = %e, "cannot consume the send queue; retrying"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = self.shutdown.cancelled() => return,
-                }
-            }
+            super::consume::serve(
+                self.parts.queue.as_ref(),
+                queues::SEND,
+                self.config.prefetch,
+                STORE_RETRY,
+                &self.shutdown,
+                &inner,
+                "sender",
+                |d| {
+                    let me = self.clone();
+                    async move {
+                        let ok = me.handle_message(&d).await;
+                        (d, ok)
+                    }
+                },
+            )
+            .await
         });
-    }
-
-    /// Receives messages while there is room, hands each to its own task, and acks (or
-    /// returns) each once its task reports (see [`super::consume`]).
-    async fn consume(
-        self: &Arc<Self>,
-        consumer: &mut dyn Consumer,
-        tracker: &TaskTracker,
-    ) -> Result<(), QueueError> {
-        super::consume::consume(
-            consumer,
-            usize::from(self.config.prefetch),
-            STORE_RETRY,
-            &self.shutdown,
-            tracker,
-            |d| {
-                let me = self.clone();
-                async move {
-                    let ok = me.handle_message(&d).await;
-                    (d, ok)
-                }
-            },
-        )
-        .await
     }
 
     /// Handles one queue message; `false` when the store failed and it must come back.
