@@ -21,6 +21,7 @@ use super::extract::ProjectAuth;
 use crate::domain::campaign::csv_import::{CsvError, CsvImport};
 use crate::domain::campaign::{Campaign, CampaignState, ImportCounts, NewRecipient, RecipientId};
 use crate::domain::endpoint::WebhookUrl;
+use crate::ports::StoreError;
 
 /// Rows stored per store call.
 const STORE_BATCH: usize = 5000;
@@ -82,7 +83,7 @@ pub(super) async fn load(
     };
     let mut import = CsvImport::new(s.campaigning.default_country_code.as_deref());
     let mut rows: Vec<NewRecipient> = Vec::with_capacity(STORE_BATCH);
-    let mut stored = ImportCounts::default();
+    let mut writer = Writer::new(s, c);
     let mut read: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk: Bytes = chunk?;
@@ -92,11 +93,12 @@ pub(super) async fn load(
         }
         import.feed(&chunk, &mut rows).map_err(csv_error)?;
         if rows.len() >= STORE_BATCH {
-            add(s, c, &mut rows, &mut stored).await?;
+            writer.add(&mut rows).await?;
         }
     }
     let summary = import.finish(&mut rows).map_err(csv_error)?;
-    add(s, c, &mut rows, &mut stored).await?;
+    writer.add(&mut rows).await?;
+    let stored = writer.finish().await?;
     if c.last_error.is_some() {
         s.campaigning.campaigns.set_last_error(&c.id, None).await?;
     }
@@ -109,25 +111,64 @@ pub(super) async fn load(
     }))
 }
 
-async fn add(
-    s: &AppState,
-    c: &Campaign,
-    rows: &mut Vec<NewRecipient>,
-    total: &mut ImportCounts,
-) -> Result<(), ApiError> {
-    if rows.is_empty() {
-        return Ok(());
+/// Stores parsed rows one batch at a time while the next batch is parsed: one write in
+/// flight, so reading and parsing the upload overlaps the store's work (on PostgreSQL, in
+/// another process) instead of waiting for it.
+struct Writer {
+    campaigns: std::sync::Arc<dyn crate::ports::Campaigns>,
+    project: crate::domain::project::ProjectId,
+    campaign: crate::domain::campaign::CampaignId,
+    in_flight: Option<tokio::task::JoinHandle<Result<ImportCounts, StoreError>>>,
+    total: ImportCounts,
+}
+
+impl Writer {
+    fn new(s: &AppState, c: &Campaign) -> Writer {
+        Writer {
+            campaigns: s.campaigning.campaigns.clone(),
+            project: c.project_id.clone(),
+            campaign: c.id.clone(),
+            in_flight: None,
+            total: ImportCounts::default(),
+        }
     }
-    let n = s
-        .campaigning
-        .campaigns
-        .add_recipients(&c.project_id, &c.id, rows)
-        .await?;
-    total.accepted += n.accepted;
-    total.duplicates += n.duplicates;
-    total.opted_out += n.opted_out;
-    rows.clear();
-    Ok(())
+
+    /// Waits for the batch in flight, then starts storing `rows` (which it empties).
+    async fn add(&mut self, rows: &mut Vec<NewRecipient>) -> Result<(), ApiError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.settle().await?;
+        let batch = std::mem::replace(rows, Vec::with_capacity(STORE_BATCH));
+        let (campaigns, project, campaign) = (
+            self.campaigns.clone(),
+            self.project.clone(),
+            self.campaign.clone(),
+        );
+        self.in_flight = Some(tokio::spawn(async move {
+            campaigns.add_recipients(&project, &campaign, &batch).await
+        }));
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<(), ApiError> {
+        let Some(write) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let n = write
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("storing recipients: {e}")))??;
+        self.total.accepted += n.accepted;
+        self.total.duplicates += n.duplicates;
+        self.total.opted_out += n.opted_out;
+        Ok(())
+    }
+
+    /// Waits for the last batch; returns what all of them stored.
+    async fn finish(mut self) -> Result<ImportCounts, ApiError> {
+        self.settle().await?;
+        Ok(self.total)
+    }
 }
 
 type ByteStream = futures_util::stream::BoxStream<'static, Result<Bytes, ApiError>>;

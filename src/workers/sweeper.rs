@@ -79,9 +79,13 @@ impl Sweeper {
                 .iter()
                 .map(|t| Outgoing::new(t.encode(), 0))
                 .collect();
-            // A failed publish loses nothing: the claimed rows come due again when the lease
-            // ends.
-            self.queue.publish(queues::FORWARD, &tasks).await?;
+            if let Err(e) = self.queue.publish(queues::FORWARD, &tasks).await {
+                // The claim is handed back, so the rows go out on the first sweep after the
+                // broker answers again, not a lease later (if this fails too, nothing is lost:
+                // they come due when the lease ends).
+                let _ = self.deliveries.defer(&ids, now).await;
+                return Err(e.into());
+            }
             total += ids.len();
             self.metrics.forward.swept.inc_by(ids.len() as u64);
             if ids.len() < CLAIM_BATCH as usize {

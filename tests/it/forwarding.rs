@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use wagate::config::{Config, Role};
 
 use crate::support::app::{Backend, TestApp};
+use crate::support::proxy::Proxy;
 use crate::support::receiver::Receiver;
 
 const NUMBER: &str = "+919812345678";
@@ -32,6 +33,7 @@ crate::support::app::backend_cases!(
     an_open_breaker_defers_deliveries_and_drops_none,
     a_hanging_endpoint_does_not_delay_healthy_ones,
     deliveries_whose_queue_messages_were_lost_are_swept_from_the_store,
+    https_receivers_get_deliveries_only_when_their_certificate_is_trusted,
 );
 
 /// Creates an endpoint; returns its id and secret.
@@ -502,5 +504,111 @@ async fn deliveries_whose_queue_messages_were_lost_are_swept_from_the_store(back
     stop.cancel();
     tracker.close();
     tracker.wait().await;
+    app.stop().await;
+}
+
+/// Two HTTPS receivers: one whose CA the server trusts (`WEBHOOK_CA_FILE`) gets the event,
+/// signed; the other, with a certificate nobody vouches for, is never sent the body, and its
+/// attempt is recorded as a TLS failure to retry.
+async fn https_receivers_get_deliveries_only_when_their_certificate_is_trusted(backend: Backend) {
+    let (trusted, ca_pem) = Receiver::start_tls().await;
+    let (stranger, _) = Receiver::start_tls().await;
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), &ca_pem).unwrap();
+    let Some(app) = spawn(backend, |c| {
+        c.webhook_ca_file = Some(ca.path().to_owned());
+        // One retry, so the untrusted delivery is soon dead.
+        c.forwarder_retry_schedule = "100ms".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let key = app.create_project("acme", &[NUMBER]).await;
+    let (_, secret) = endpoint(&app, &key, &trusted.url("tls"), &["*"]).await;
+    let (refused, _) = endpoint(&app, &key, &stranger.url("tls"), &["*"]).await;
+    assert!(trusted.url("tls").starts_with("https://localhost:"));
+    post_event(&app, "wamid.T1", "delivered").await;
+    let got = trusted.wait_for("tls", 1, WITHIN).await;
+    assert_eq!(got.len(), 1, "delivered over TLS");
+    assert!(got[0].verifies(&secret), "{:?}", got[0].headers);
+    assert_eq!(got[0].json()["message"]["wamid"], "wamid.T1");
+    let log = until(
+        &app,
+        &format!("/webhook/config/{refused}/deliveries"),
+        &key,
+        |p| p["data"][0]["status"] == "dead",
+    )
+    .await;
+    let (_, detail) = app
+        .get(
+            &format!(
+                "/webhook/deliveries/{}",
+                log["data"][0]["id"].as_str().unwrap()
+            ),
+            &key,
+        )
+        .await;
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{detail}");
+    for a in attempts {
+        let error = a["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("tls"), "{detail}");
+        assert!(a["status_code"].is_null(), "{detail}");
+    }
+    assert!(
+        stranger.received("tls").is_empty(),
+        "no request got past the handshake"
+    );
+    app.stop().await;
+}
+
+/// A retry pending while RabbitMQ goes away (every connection cut, and the forward queue
+/// deleted with whatever it held, as a broker that restarts without it would) is still made
+/// once the broker is back: scheduled retries wait in the store, not in the broker.
+#[tokio::test]
+async fn a_pending_retry_survives_a_broker_restart() {
+    let Some(amqp) = crate::support::amqp_url().await else {
+        return;
+    };
+    let (mut proxy, proxied) = Proxy::for_amqp(&amqp).await;
+    let Some(app) = spawn(Backend::Distributed, |c| {
+        c.amqp_url = Some(proxied);
+        c.forwarder_retry_schedule = "1s".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    rx.answer("flaky", &[503]);
+    let key = app.create_project("acme", &[NUMBER]).await;
+    let (id, secret) = endpoint(&app, &key, &rx.url("flaky"), &["*"]).await;
+    post_event(&app, "wamid.B1", "delivered").await;
+    let log = format!("/webhook/config/{id}/deliveries");
+    until(&app, &log, &key, |p| p["data"][0]["attempt_count"] == 1).await;
+
+    proxy.down();
+    let forward = format!(
+        "{}.{}",
+        app.config.amqp_prefix,
+        wagate::domain::task::queues::FORWARD
+    );
+    crate::rabbitmq::rabbitmqctl(&["delete_queue", &forward]).await;
+    // Away past the retry's due time: nothing can carry it meanwhile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rx.received("flaky").len(),
+        1,
+        "no retry while the broker is away"
+    );
+    proxy.up().await;
+
+    let got = rx.wait_for("flaky", 2, WITHIN).await;
+    assert_eq!(got.len(), 2, "the retry was made from the store");
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(got[1].header("x-attempt-count"), "2");
+    assert!(got.iter().all(|r| r.verifies(&secret)));
+    until(&app, &log, &key, |p| p["data"][0]["status"] == "succeeded").await;
     app.stop().await;
 }

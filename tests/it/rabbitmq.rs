@@ -36,7 +36,7 @@ async fn broker(max_attempts: u32) -> Option<Broker> {
     })
 }
 
-async fn rabbitmqctl(args: &[&str]) -> String {
+pub(crate) async fn rabbitmqctl(args: &[&str]) -> String {
     let out = tokio::process::Command::new("rabbitmqctl")
         .args(args)
         .output()

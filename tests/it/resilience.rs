@@ -25,18 +25,7 @@ async fn broker_outage_answers_503_then_recovers() {
     let Some(amqp) = crate::support::amqp_url().await else {
         return;
     };
-    let uri: lapin::uri::AMQPUri = amqp.parse().unwrap();
-    let upstream = tokio::net::lookup_host((uri.authority.host.as_str(), uri.authority.port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = Proxy::start(upstream).await;
-    let proxied = amqp.replacen(
-        &format!("{}:{}", uri.authority.host, uri.authority.port),
-        &proxy.addr().to_string(),
-        1,
-    );
+    let (mut proxy, proxied) = Proxy::for_amqp(&amqp).await;
     let Some(app) = TestApp::spawn_with(Backend::Distributed, |c| c.amqp_url = Some(proxied)).await
     else {
         return;

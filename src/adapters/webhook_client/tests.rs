@@ -222,71 +222,8 @@ async fn error_texts_carry_no_header_values() {
     assert!(text.starts_with("connect"), "{text}");
 }
 
-/// A CA and a `localhost` certificate it signed: (CA PEM, server TLS config).
-fn test_pki() -> (String, rustls::ServerConfig) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    (ca.pem(), server)
-}
-
-async fn tls_receiver(config: rustls::ServerConfig) -> u16 {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = routes(Arc::new(AtomicUsize::new(0)));
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    port
-}
-
-#[tokio::test]
-async fn https_works_with_an_extra_root_and_fails_without() {
-    let (ca_pem, server) = test_pki();
-    let port = tls_receiver(server).await;
-    let url = format!("https://localhost:{port}/ok");
-
-    let trusting = WebhookClient::new(WebhookClientConfig {
-        allow_private_targets: true,
-        extra_root_certs_pem: Some(ca_pem.into_bytes()),
-        ..WebhookClientConfig::default()
-    })
-    .unwrap();
-    let sent = post_to(&trusting, &url).await;
-    assert_eq!(sent.status, Some(200), "{sent:?}");
-    assert_eq!(sent.snippet.as_deref(), Some("hello evt_1"));
-
-    let sent = post_to(&client(true), &url).await;
-    assert_eq!(error_kind(&sent), Some(TransportError::Tls), "{sent:?}");
-}
+// HTTPS, with the CA in `WEBHOOK_CA_FILE` and without it, is tested end to end through the
+// forwarder: tests/it/forwarding.rs.
 
 #[test]
 fn a_pem_without_certificates_is_refused() {

@@ -26,6 +26,24 @@ impl Proxy {
         }
     }
 
+    /// A proxy in front of the broker at `amqp` (a test's AMQP URL); returns it and the URL
+    /// that goes through it.
+    pub async fn for_amqp(amqp: &str) -> (Proxy, String) {
+        let uri: lapin::uri::AMQPUri = amqp.parse().unwrap();
+        let upstream = tokio::net::lookup_host((uri.authority.host.as_str(), uri.authority.port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = Proxy::start(upstream).await;
+        let proxied = amqp.replacen(
+            &format!("{}:{}", uri.authority.host, uri.authority.port),
+            &proxy.addr().to_string(),
+            1,
+        );
+        (proxy, proxied)
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

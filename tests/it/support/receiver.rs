@@ -67,6 +67,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Receiver {
     pub addr: SocketAddr,
+    /// `https://localhost:{port}` when serving TLS, `http://{addr}` otherwise.
+    base: String,
     inner: Arc<Mutex<Inner>>,
     _server: Arc<tokio::task::JoinHandle<()>>,
 }
@@ -74,9 +76,7 @@ pub struct Receiver {
 impl Receiver {
     pub async fn start() -> Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = Router::new()
-            .route("/{path}", post(receive))
-            .with_state(inner.clone());
+        let app = routes(&inner);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -84,13 +84,47 @@ impl Receiver {
         });
         Receiver {
             addr,
+            base: format!("http://{addr}"),
             inner,
             _server: Arc::new(server),
         }
     }
 
+    /// The same receiver behind TLS, with a certificate for `localhost` signed by a CA made for
+    /// it; returns the receiver and the CA's PEM, which a client must trust to reach it.
+    pub async fn start_tls() -> (Receiver, String) {
+        let (ca_pem, config) = localhost_pki();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = routes(&inner);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends its handshake here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        let receiver = Receiver {
+            addr,
+            base: format!("https://localhost:{}", addr.port()),
+            inner,
+            _server: Arc::new(server),
+        };
+        (receiver, ca_pem)
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path)
+        format!("{}/{}", self.base, path)
     }
 
     /// `path` answers these codes, one per request, then 200.
@@ -133,6 +167,36 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+fn routes(inner: &Arc<Mutex<Inner>>) -> Router {
+    Router::new()
+        .route("/{path}", post(receive))
+        .with_state(inner.clone())
+}
+
+/// A fresh CA and a `localhost` certificate it signed: (CA PEM, server TLS config).
+fn localhost_pki() -> (String, rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), config)
 }
 
 async fn receive(
