@@ -34,6 +34,7 @@ crate::support::app::backend_cases!(
     a_hanging_endpoint_does_not_delay_healthy_ones,
     deliveries_whose_queue_messages_were_lost_are_swept_from_the_store,
     https_receivers_get_deliveries_only_when_their_certificate_is_trusted,
+    the_official_standard_webhooks_library_verifies_deliveries,
 );
 
 /// Creates an endpoint; returns its id and secret.
@@ -610,5 +611,94 @@ async fn a_pending_retry_survives_a_broker_restart() {
     assert_eq!(got[1].header("x-attempt-count"), "2");
     assert!(got.iter().all(|r| r.verifies(&secret)));
     until(&app, &log, &key, |p| p["data"][0]["status"] == "succeeded").await;
+    app.stop().await;
+}
+
+/// Verifies `body` and `headers` with the Standard Webhooks project's own Python library, once
+/// per secret; returns `ok` or `bad` for each. `None`: python3 or the library is missing (and
+/// the run does not require it).
+async fn official_verify(body: &[u8], headers: &Value, secrets: &[&str]) -> Option<Vec<String>> {
+    const SCRIPT: &str = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+body = open(sys.argv[1], "rb").read()
+headers = json.loads(sys.argv[2])
+for secret in sys.argv[3:]:
+    try:
+        Webhook(secret).verify(body, headers)
+        print("ok")
+    except WebhookVerificationError:
+        print("bad")
+"#;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), body).unwrap();
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(file.path())
+        .arg(headers.to_string())
+        .args(secrets)
+        .output()
+        .await;
+    let why = match out {
+        Ok(o) if o.status.success() => {
+            return Some(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(String::from)
+                    .collect(),
+            );
+        }
+        Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+        Err(e) => e.to_string(),
+    };
+    crate::support::unavailable(
+        crate::support::required(),
+        "python3 with standardwebhooks (pip install standardwebhooks)",
+        "PATH",
+        why,
+    )
+}
+
+/// A receiver using the official Standard Webhooks library accepts a delivery signed after a
+/// rotation with either secret (the delivery carries two `v1,` signatures through the
+/// overlap), and refuses it with any other.
+async fn the_official_standard_webhooks_library_verifies_deliveries(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let key = app.create_project("acme", &[NUMBER]).await;
+    let (id, old) = endpoint(&app, &key, &rx.url("std"), &["*"]).await;
+    let (status, rotated) = app
+        .call(
+            Method::POST,
+            &format!("/webhook/config/{id}/rotate-secret"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["shared_secret"].as_str().unwrap().to_owned();
+    post_event(&app, "wamid.S1", "read").await;
+    let got = rx.wait_for("std", 1, WITHIN).await;
+    assert_eq!(got.len(), 1);
+    let signatures = got[0].header("webhook-signature");
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    let headers = json!({
+        "webhook-id": got[0].header("webhook-id"),
+        "webhook-timestamp": got[0].header("webhook-timestamp"),
+        "webhook-signature": signatures,
+    });
+    let stranger = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let Some(verdicts) = official_verify(&got[0].body, &headers, &[&new, &old, stranger]).await
+    else {
+        return;
+    };
+    assert_eq!(
+        verdicts,
+        ["ok", "ok", "bad"],
+        "new, old, and an unrelated secret"
+    );
     app.stop().await;
 }
