@@ -111,14 +111,17 @@ pub(super) async fn load(
     }))
 }
 
-/// Stores parsed rows one batch at a time while the next batch is parsed: one write in
-/// flight, so reading and parsing the upload overlaps the store's work (on PostgreSQL, in
-/// another process) instead of waiting for it.
+/// Writes in flight at once.
+const WRITES_IN_FLIGHT: usize = 2;
+
+/// Stores parsed rows batch by batch while the next batches are parsed, with up to
+/// [`WRITES_IN_FLIGHT`] writes at once.
 struct Writer {
     campaigns: std::sync::Arc<dyn crate::ports::Campaigns>,
     project: crate::domain::project::ProjectId,
     campaign: crate::domain::campaign::CampaignId,
-    in_flight: Option<tokio::task::JoinHandle<Result<ImportCounts, StoreError>>>,
+    in_flight:
+        std::collections::VecDeque<tokio::task::JoinHandle<Result<ImportCounts, StoreError>>>,
     total: ImportCounts,
 }
 
@@ -128,31 +131,35 @@ impl Writer {
             campaigns: s.campaigning.campaigns.clone(),
             project: c.project_id.clone(),
             campaign: c.id.clone(),
-            in_flight: None,
+            in_flight: Default::default(),
             total: ImportCounts::default(),
         }
     }
 
-    /// Waits for the batch in flight, then starts storing `rows` (which it empties).
+    /// Starts storing `rows` (which it empties), first waiting for the oldest write if
+    /// [`WRITES_IN_FLIGHT`] are under way.
     async fn add(&mut self, rows: &mut Vec<NewRecipient>) -> Result<(), ApiError> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.settle().await?;
+        while self.in_flight.len() >= WRITES_IN_FLIGHT {
+            self.settle().await?;
+        }
         let batch = std::mem::replace(rows, Vec::with_capacity(STORE_BATCH));
         let (campaigns, project, campaign) = (
             self.campaigns.clone(),
             self.project.clone(),
             self.campaign.clone(),
         );
-        self.in_flight = Some(tokio::spawn(async move {
+        self.in_flight.push_back(tokio::spawn(async move {
             campaigns.add_recipients(&project, &campaign, &batch).await
         }));
         Ok(())
     }
 
+    /// Waits for the oldest write in flight and counts what it stored.
     async fn settle(&mut self) -> Result<(), ApiError> {
-        let Some(write) = self.in_flight.take() else {
+        let Some(write) = self.in_flight.pop_front() else {
             return Ok(());
         };
         let n = write
@@ -164,9 +171,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Waits for the last batch; returns what all of them stored.
+    /// Waits for every write; returns what all of them stored.
     async fn finish(mut self) -> Result<ImportCounts, ApiError> {
-        self.settle().await?;
+        while !self.in_flight.is_empty() {
+            self.settle().await?;
+        }
         Ok(self.total)
     }
 }

@@ -34,6 +34,7 @@ crate::support::app::backend_cases!(
     bad_input_gets_clear_errors_and_changes_nothing,
     opted_out_phones_are_never_sent,
     a_scheduled_campaign_starts_after_a_restart,
+    a_large_upload_is_stored_in_batches_and_counted_once,
 );
 
 /// A gateway with every role, a mock BSP posting its webhooks to it, and one project whose
@@ -545,5 +546,26 @@ async fn a_scheduled_campaign_starts_after_a_restart(backend: Backend) {
     );
     assert_eq!(s.mock.stats().accepted.total(), 5);
     assert_eq!(s.mock.stats().duplicate_sends, 0);
+    s.app.stop().await;
+}
+
+/// An upload of several store batches (written a few at a time while the rest is parsed)
+/// counts every row once; the same file again adds nothing and counts every row a duplicate.
+async fn a_large_upload_is_stored_in_batches_and_counted_once(backend: Backend) {
+    let Some(s) = setup(backend, MockConfig::default()).await else {
+        return;
+    };
+    let id = s.campaign("meta", json!({})).await;
+    let rows = 17_003;
+    let (status, report) = s.upload(&id, csv(rows)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["accepted"], rows, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    assert_eq!(s.get(&id).await["total"], rows);
+    let (status, again) = s.upload(&id, csv(rows)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["accepted"], 0, "{again}");
+    assert_eq!(again["duplicates"], rows, "{again}");
+    assert_eq!(s.get(&id).await["total"], rows);
     s.app.stop().await;
 }
