@@ -2,7 +2,7 @@
 //! hold up to `prefetch` messages, handle each in its own task, and ack each (or hand it back)
 //! as soon as its task reports.
 
-use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,6 +12,13 @@ use tokio_util::task::TaskTracker;
 use crate::metrics::{Metrics, QueueLabel};
 use crate::ports::{Consumer, Delivery, Queue, QueueError};
 
+/// What a queue worker does with one message: `true` when done with it (it is acked),
+/// `false` when its store writes failed and it must come back after the retry delay.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle_message(&self, d: &Delivery) -> bool;
+}
+
 /// How long the loop waits for new messages before acking finished ones.
 const ACK_TICK: Duration = Duration::from_millis(20);
 
@@ -19,7 +26,7 @@ const ACK_TICK: Duration = Duration::from_millis(20);
 /// whenever it cannot be opened (after a backoff that doubles from 200 ms to 6.4 s) or fails
 /// (after a second). `role` names the worker in logs.
 #[allow(clippy::too_many_arguments)]
-pub async fn serve<F, Fut>(
+pub async fn serve<H: Handler>(
     queue: &dyn Queue,
     queue_name: &'static str,
     prefetch: u16,
@@ -27,11 +34,8 @@ pub async fn serve<F, Fut>(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
     role: &'static str,
-    handle: F,
-) where
-    F: Fn(Delivery) -> Fut,
-    Fut: Future<Output = (Delivery, bool)> + Send + 'static,
-{
+    handler: Arc<H>,
+) {
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let mut consumer = match queue.consumer(queue_name, prefetch).await {
@@ -50,7 +54,7 @@ pub async fn serve<F, Fut>(
             retry_after,
             shutdown,
             tracker,
-            &handle,
+            &handler,
         )
         .await
         {
@@ -71,21 +75,16 @@ async fn pause(d: Duration, shutdown: &CancellationToken) {
     }
 }
 
-/// Runs until `shutdown`, then stops receiving and waits for the tasks it started. A task
-/// reports `(delivery, true)` when done with it (acked), `false` when it must come back after
-/// `retry_after` (its store writes failed).
-async fn consume<F, Fut>(
+/// Runs until `shutdown`, then stops receiving and waits for the tasks it started: one per
+/// message, acked or handed back after `retry_after` as its handler says.
+async fn consume<H: Handler>(
     consumer: &mut dyn Consumer,
     prefetch: usize,
     retry_after: Duration,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
-    handle: F,
-) -> Result<(), QueueError>
-where
-    F: Fn(Delivery) -> Fut,
-    Fut: Future<Output = (Delivery, bool)> + Send + 'static,
-{
+    handler: &Arc<H>,
+) -> Result<(), QueueError> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Delivery, bool)>();
     let mut outstanding = 0usize;
     loop {
@@ -101,9 +100,10 @@ where
             for d in got {
                 outstanding += 1;
                 let done = done_tx.clone();
-                let work = handle(d);
+                let handler = handler.clone();
                 tracker.spawn(async move {
-                    let _ = done.send(work.await);
+                    let ok = handler.handle_message(&d).await;
+                    let _ = done.send((d, ok));
                 });
             }
         } else if let Some(first) = done_rx.recv().await {

@@ -130,8 +130,8 @@ impl Forwarder {
         }
     }
 
-    /// Starts the worker loop; it stops when shutdown is signalled, after its messages finish.
-    /// Consumes the forward queue until shutdown (see [`super::consume::serve`]).
+    /// Consumes the forward queue until shutdown, then lets its messages finish (see
+    /// [`super::consume::serve`]).
     pub fn spawn(self: Arc<Self>, tracker: &TaskTracker) {
         let inner = tracker.clone();
         tracker.spawn(async move {
@@ -143,19 +143,16 @@ impl Forwarder {
                 &self.shutdown,
                 &inner,
                 "forwarder",
-                |d| {
-                    let me = self.clone();
-                    async move {
-                        let ok = me.handle_message(&d).await;
-                        (d, ok)
-                    }
-                },
+                self.clone(),
             )
             .await
         });
     }
+}
 
-    /// Handles one queue message; `false` when the store failed and it must come back.
+#[async_trait::async_trait]
+impl super::consume::Handler for Forwarder {
+    /// `false` when the store failed and the message must come back.
     async fn handle_message(&self, d: &Delivery) -> bool {
         let ids = match Task::decode(&d.payload) {
             Ok(Task::ForwardV1 { deliveries }) => deliveries
@@ -177,7 +174,9 @@ impl Forwarder {
             }
         }
     }
+}
 
+impl Forwarder {
     /// Attempts these deliveries (each at once, concurrently) and commits every outcome.
     pub async fn handle(&self, ids: &[WebhookDeliveryId]) -> Result<Vec<Handled>, StoreError> {
         let rows = self.deliveries.load(ids).await?;

@@ -120,19 +120,16 @@ impl Sender {
                 &self.shutdown,
                 &inner,
                 "sender",
-                |d| {
-                    let me = self.clone();
-                    async move {
-                        let ok = me.handle_message(&d).await;
-                        (d, ok)
-                    }
-                },
+                self.clone(),
             )
             .await
         });
     }
+}
 
-    /// Handles one queue message; `false` when the store failed and it must come back.
+#[async_trait::async_trait]
+impl super::consume::Handler for Sender {
+    /// `false` when the store failed and the message must come back.
     async fn handle_message(&self, d: &Delivery) -> bool {
         let ids = match Task::decode(&d.payload) {
             Ok(Task::SendV1 { recipients }) => recipients
@@ -154,7 +151,9 @@ impl Sender {
             }
         }
     }
+}
 
+impl Sender {
     /// Claims these recipients, sends each claimed one, and records every answer.
     ///
     /// Claims follow the sender number's rate: a claimed recipient is `sending`, and one a
