@@ -266,7 +266,7 @@ impl Default for Config {
             ingress_inflight: 2,
             ingress_publish_timeout_ms: 10_000,
             processor_batch_size: 2000,
-            processor_flush_ms: 50,
+            processor_flush_ms: 10,
             processor_concurrency: 0,
             processor_prefetch: 200,
             max_attempts: 10,

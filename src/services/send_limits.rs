@@ -19,8 +19,32 @@ const WINDOW_TTL: Duration = Duration::from_secs(3);
 pub struct SendLimits {
     default_rate: u32,
     overrides: HashMap<PhoneNumber, u32>,
-    buckets: Mutex<HashMap<PhoneNumber, TokenBucket>>,
+    buckets: Mutex<Buckets>,
     shared: Option<Arc<dyn Cache>>,
+}
+
+/// Buckets are dropped once this many are held, if at rest (a fresh one acts the same), so
+/// numbers that sent once and went quiet do not pile up for the life of the process.
+const PRUNE_ABOVE: usize = 1024;
+
+#[derive(Default)]
+struct Buckets {
+    by_number: HashMap<PhoneNumber, TokenBucket>,
+    /// The size at which the next prune runs: twice what the last one kept, so numbers all
+    /// sending at once cost one scan per doubling, not one per new number.
+    prune_at: usize,
+}
+
+impl Buckets {
+    fn get(&mut self, number: &PhoneNumber, rate: u32, now: Instant) -> &mut TokenBucket {
+        if !self.by_number.contains_key(number) && self.by_number.len() >= self.prune_at {
+            self.by_number.retain(|_, b| !b.at_rest(now));
+            self.prune_at = (self.by_number.len() * 2).max(PRUNE_ABOVE);
+        }
+        self.by_number
+            .entry(number.clone())
+            .or_insert_with(|| TokenBucket::new(rate, rate))
+    }
 }
 
 /// What a throttle answer does to the number's rate: halve it (the bucket recovers it).
@@ -59,11 +83,9 @@ impl SendLimits {
         let rate = self.rate_for(number, campaign_rate);
         loop {
             let wait = {
-                let mut buckets = self.buckets.lock().expect("not poisoned");
-                let bucket = buckets
-                    .entry(number.clone())
-                    .or_insert_with(|| TokenBucket::new(rate, rate));
                 let now = Instant::now();
+                let mut buckets = self.buckets.lock().expect("not poisoned");
+                let bucket = buckets.get(number, rate, now);
                 bucket.set_rate(now, rate, rate);
                 bucket.try_take(now)
             };
@@ -101,7 +123,8 @@ impl SendLimits {
 
     /// The BSP said this number sends too fast: its bucket slows down for a while.
     pub fn throttled(&self, number: &PhoneNumber) {
-        if let Some(b) = self.buckets.lock().expect("not poisoned").get_mut(number) {
+        let mut buckets = self.buckets.lock().expect("not poisoned");
+        if let Some(b) = buckets.by_number.get_mut(number) {
             b.slow_down(Instant::now(), SLOW_DOWN);
         }
     }
@@ -111,5 +134,44 @@ async fn nap(d: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
         _ = shutdown.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(i: usize) -> PhoneNumber {
+        PhoneNumber::parse(&format!("+9198{i:08}")).expect("valid number")
+    }
+
+    #[tokio::test]
+    async fn quiet_numbers_are_dropped_and_busy_or_slowed_ones_kept() {
+        let limits = SendLimits::new(1, Vec::new(), None);
+        let open = CancellationToken::new();
+        // Each number takes its one token: none is at rest for the next second.
+        for i in 0..PRUNE_ABOVE {
+            assert!(limits.acquire(&number(i), None, &open).await);
+        }
+        limits.throttled(&number(0));
+        assert_eq!(limits.buckets.lock().unwrap().by_number.len(), PRUNE_ABOVE);
+        // A second on, all are full again; only the slowed one is not at rest.
+        let later = Instant::now() + Duration::from_secs(1);
+        let mut buckets = limits.buckets.lock().unwrap();
+        buckets.get(&number(PRUNE_ABOVE), 1, later);
+        assert_eq!(buckets.by_number.len(), 2);
+        assert!(buckets.by_number.contains_key(&number(0)));
+        assert_eq!(buckets.prune_at, PRUNE_ABOVE);
+    }
+
+    #[test]
+    fn numbers_all_busy_are_scanned_once_per_doubling() {
+        let mut buckets = Buckets::default();
+        let now = Instant::now();
+        for i in 0..3 * PRUNE_ABOVE {
+            buckets.get(&number(i), 1, now).try_take(now).unwrap();
+        }
+        assert_eq!(buckets.by_number.len(), 3 * PRUNE_ABOVE);
+        assert_eq!(buckets.prune_at, 4 * PRUNE_ABOVE);
     }
 }

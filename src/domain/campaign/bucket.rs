@@ -122,6 +122,13 @@ impl TokenBucket {
         });
     }
 
+    /// Whether the bucket is full and at its configured rate at `now`: then it acts exactly as
+    /// a new one would, so a caller holding many may drop it.
+    pub fn at_rest(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.slow.is_none() && self.tokens >= u128::from(self.burst) * UNIT
+    }
+
     /// The rate in force at `now`, in sends per second.
     pub fn rate_per_sec(&self, now: Instant) -> f64 {
         self.rate_at(now) as f64 / 1000.0

@@ -183,3 +183,18 @@ fn set_rate_keeps_a_slowed_rate_below_the_new_one() {
     b.set_rate(t0 + ms(20), 200, 1);
     assert_eq!(b.rate_per_sec(t0 + ms(20)), 20.0, "still cooling down");
 }
+
+#[test]
+fn a_bucket_is_at_rest_only_when_full_and_not_slowed() {
+    let t0 = Instant::now();
+    let mut b = TokenBucket::new(10, 10).with_recovery(secs(10), secs(30));
+    assert!(b.at_rest(t0));
+    b.try_take(t0).unwrap();
+    assert!(!b.at_rest(t0));
+    // A tenth of a second refills the one token taken.
+    assert!(b.at_rest(t0 + ms(100)));
+    b.slow_down(t0 + ms(100), 0.5);
+    // Full again after the cool-down, but still climbing back to its rate: not at rest.
+    assert!(!b.at_rest(t0 + secs(20)));
+    assert!(b.at_rest(t0 + secs(60)));
+}
