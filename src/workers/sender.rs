@@ -177,18 +177,15 @@ impl Sender {
             };
             let (now, later) = rest.split_at(k.min(rest.len()));
             rest = later;
-            if let Some((number, rate)) = &lane {
-                for _ in 0..now.len() {
-                    if !self
-                        .parts
-                        .limits
-                        .acquire(number, *rate, &self.shutdown)
-                        .await
-                    {
-                        // Shutting down: the rest stay queued, and come back with their lease.
-                        return Ok(out);
-                    }
-                }
+            if let Some((number, rate)) = &lane
+                && !self
+                    .parts
+                    .limits
+                    .acquire(number, *rate, now.len() as u32, &self.shutdown)
+                    .await
+            {
+                // Shutting down: the rest stay queued, and come back with their lease.
+                return Ok(out);
             }
             let jobs = self.parts.campaigns.claim(now, Timestamp::now()).await?;
             let m = &self.parts.metrics.send;
@@ -320,7 +317,7 @@ impl Sender {
             && !self
                 .parts
                 .limits
-                .acquire(&job.sender, job.rate_limit_per_second, &self.shutdown)
+                .acquire(&job.sender, job.rate_limit_per_second, 1, &self.shutdown)
                 .await
         {
             // Shutting down before the request went out: back to the queue, unsent.
