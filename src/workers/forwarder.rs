@@ -351,6 +351,10 @@ fn busy_defer(since_freed: Duration, most: Duration) -> Duration {
 
 const MIN_BUSY_DEFER: Duration = Duration::from_millis(250);
 
+/// An endpoint whose places are all taken and that gave none back for this long is not waited
+/// for at all: its excess is deferred at once.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+
 /// Each endpoint's in-flight places: a semaphore per endpoint with deliveries in flight or
 /// waiting, and when a place was last given back, dropped from the map when nobody holds or
 /// awaits it.
@@ -380,14 +384,18 @@ impl Lanes {
     /// its queue message (and the worker's room for messages) behind it. `Err` holds how long
     /// ago the endpoint last gave a place back: how slow it is.
     async fn take(&self, endpoint: &EndpointId, wait: Duration) -> Result<Lane<'_>, Duration> {
-        let sem = self
-            .map
-            .lock()
-            .expect("not poisoned")
-            .entry(endpoint.clone())
-            .or_insert_with(|| (Arc::new(Semaphore::new(self.cap)), Instant::now()))
-            .0
-            .clone();
+        let (sem, freed) = {
+            let mut map = self.map.lock().expect("not poisoned");
+            let (sem, freed) = map
+                .entry(endpoint.clone())
+                .or_insert_with(|| (Arc::new(Semaphore::new(self.cap)), Instant::now()));
+            (sem.clone(), *freed)
+        };
+        // Every place taken and none given back for a while: the endpoint hangs, and waiting
+        // for it would only hold this message (and its healthy deliveries' ack) longer.
+        if sem.available_permits() == 0 && freed.elapsed() >= STUCK_AFTER {
+            return Err(freed.elapsed());
+        }
         match tokio::time::timeout(wait, sem.acquire_owned()).await {
             Ok(p) => Ok(Lane {
                 lanes: self,
@@ -471,5 +479,27 @@ mod tests {
             lanes.map.lock().unwrap().is_empty(),
             "idle lanes are forgotten"
         );
+    }
+
+    #[tokio::test]
+    async fn a_lane_that_freed_nothing_for_a_while_is_not_waited_for() {
+        let lanes = Lanes::new(1);
+        let e = EndpointId::generate();
+        let Ok(_held) = lanes.take(&e, Duration::from_millis(10)).await else {
+            panic!("an empty lane has room")
+        };
+        let hung_since = Instant::now() - STUCK_AFTER * 2;
+        lanes.map.lock().unwrap().get_mut(&e).unwrap().1 = hung_since;
+        // An hour's wait is offered; a hanging endpoint's excess must give up at once.
+        let taken = tokio::time::timeout(
+            Duration::from_secs(5),
+            lanes.take(&e, Duration::from_secs(3600)),
+        )
+        .await
+        .expect("no wait for a hanging endpoint");
+        let Err(since) = taken else {
+            panic!("the lane is full")
+        };
+        assert!(since >= STUCK_AFTER * 2, "{since:?}");
     }
 }
