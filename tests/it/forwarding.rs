@@ -83,6 +83,12 @@ async fn until(app: &TestApp, path: &str, key: &str, done: impl Fn(&Value) -> bo
     }
 }
 
+/// Waits until the endpoint's delivery log starts with one in `status`; returns the log.
+async fn first_delivery_is(app: &TestApp, key: &str, endpoint: &str, status: &str) -> Value {
+    let path = format!("/webhook/config/{endpoint}/deliveries");
+    until(app, &path, key, |p| p["data"][0]["status"] == status).await
+}
+
 async fn deliveries(app: &TestApp, key: &str, endpoint: &str) -> Vec<Value> {
     let (status, page) = app
         .get(&format!("/webhook/config/{endpoint}/deliveries"), key)
@@ -193,13 +199,7 @@ async fn a_failed_attempt_is_retried_under_the_same_webhook_id(backend: Backend)
     assert_eq!(got[0].header("x-attempt-count"), "1");
     assert_eq!(got[1].header("x-attempt-count"), "2");
     assert!(got.iter().all(|r| r.verifies(&secret)));
-    let log = until(
-        &app,
-        &format!("/webhook/config/{id}/deliveries"),
-        &key,
-        |p| p["data"][0]["status"] == "succeeded",
-    )
-    .await;
+    let log = first_delivery_is(&app, &key, &id, "succeeded").await;
     let data = log["data"].as_array().unwrap();
     assert_eq!(data.len(), 1, "one delivery: {log}");
     assert_eq!(data[0]["attempt_count"], 2);
@@ -225,13 +225,7 @@ async fn a_refused_delivery_is_dead_lettered_then_redriven(backend: Backend) {
     let key = app.create_project("acme", &[NUMBER]).await;
     let (id, _) = endpoint(&app, &key, &rx.url("broken"), &["*"]).await;
     post_event(&app, "wamid.D1", "delivered").await;
-    let log = until(
-        &app,
-        &format!("/webhook/config/{id}/deliveries"),
-        &key,
-        |p| p["data"][0]["status"] == "dead",
-    )
-    .await;
+    let log = first_delivery_is(&app, &key, &id, "dead").await;
     assert_eq!(log["data"][0]["attempt_count"], 1, "a 400 is not retried");
     assert_eq!(log["data"][0]["last_status_code"], 400);
     assert_eq!(rx.received("broken").len(), 1);
@@ -262,13 +256,7 @@ async fn a_refused_delivery_is_dead_lettered_then_redriven(backend: Backend) {
         rx.received("broken")[0].header("webhook-id")
     );
     assert_eq!(got[0].header("x-attempt-count"), "2");
-    until(
-        &app,
-        &format!("/webhook/config/{id}/deliveries"),
-        &key,
-        |p| p["data"][0]["status"] == "succeeded",
-    )
-    .await;
+    first_delivery_is(&app, &key, &id, "succeeded").await;
     // Retrying one delivery by hand sends it once more.
     let dl = deliveries(&app, &key, &id).await[0]["id"]
         .as_str()
@@ -304,13 +292,7 @@ async fn gone_disables_the_endpoint_until_it_is_enabled_again(backend: Backend) 
         e["disabled_reason"].as_str().unwrap().contains("410"),
         "{e}"
     );
-    until(
-        &app,
-        &format!("/webhook/config/{id}/deliveries"),
-        &key,
-        |p| p["data"][0]["status"] == "dead",
-    )
-    .await;
+    first_delivery_is(&app, &key, &id, "dead").await;
     // While disabled, new events make no deliveries for it.
     post_event(&app, "wamid.G2", "delivered").await;
     app.get("/v1/messages/wamid.G2", &key).await;
@@ -534,13 +516,7 @@ async fn https_receivers_get_deliveries_only_when_their_certificate_is_trusted(b
     assert_eq!(got.len(), 1, "delivered over TLS");
     assert!(got[0].verifies(&secret), "{:?}", got[0].headers);
     assert_eq!(got[0].json()["message"]["wamid"], "wamid.T1");
-    let log = until(
-        &app,
-        &format!("/webhook/config/{refused}/deliveries"),
-        &key,
-        |p| p["data"][0]["status"] == "dead",
-    )
-    .await;
+    let log = first_delivery_is(&app, &key, &refused, "dead").await;
     let (_, detail) = app
         .get(
             &format!(
@@ -610,7 +586,7 @@ async fn a_pending_retry_survives_a_broker_restart() {
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
     assert_eq!(got[1].header("x-attempt-count"), "2");
     assert!(got.iter().all(|r| r.verifies(&secret)));
-    until(&app, &log, &key, |p| p["data"][0]["status"] == "succeeded").await;
+    first_delivery_is(&app, &key, &id, "succeeded").await;
     app.stop().await;
 }
 
