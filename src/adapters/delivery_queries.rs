@@ -175,53 +175,11 @@ macro_rules! delivery_queries {
     ($db:ty, $conn:ty) => {
         use sqlx::Pool;
 
-        use crate::adapters::delivery_queries::{attempt_number, follow_up_columns};
         use crate::adapters::endpoint_queries::{DeliveryRow, delivery_from};
         use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
         use crate::domain::project::ProjectId;
         use crate::domain::time::Timestamp;
-        use crate::ports::deliveries::AttemptRecord;
         use crate::ports::endpoints::DeliveryView;
-
-        /// In the caller's transaction: moves the delivery if it is still pending at the
-        /// attempt before this one, and then records the attempt. `false`: it was not there.
-        pub async fn record_one(tx: &mut $conn, r: &AttemptRecord) -> Result<bool, sqlx::Error> {
-            let (status, next) = follow_up_columns(r.follow_up);
-            let moved = sqlx::query(
-                "UPDATE deliveries SET attempts = attempts + 1, status = $3, \
-                 next_attempt_at = COALESCE($4, next_attempt_at), last_status_code = $5, \
-                 last_error = $6, updated_at = $7 \
-                 WHERE id = $1 AND status = 'pending' AND attempts = $2",
-            )
-            .bind(r.delivery.as_str())
-            .bind(attempt_number(r.attempt) - 1)
-            .bind(status)
-            .bind(next)
-            .bind(r.status_code.map(i32::from))
-            .bind(r.error.as_deref())
-            .bind(r.attempted_at.millis())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved == 0 {
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, \
-                 error, response_snippet, attempted_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(r.delivery.as_str())
-            .bind(attempt_number(r.attempt))
-            .bind(r.status_code.map(i32::from))
-            .bind(r.latency_ms.map(|l| i64::try_from(l).unwrap_or(i64::MAX)))
-            .bind(r.error.as_deref())
-            .bind(r.response_snippet.as_deref())
-            .bind(r.attempted_at.millis())
-            .execute(&mut *tx)
-            .await?;
-            Ok(true)
-        }
 
         /// A manual retry: pending, due now, with the attempts so far no longer charged to the
         /// schedule; the last error stays for the log.
@@ -266,9 +224,10 @@ macro_rules! delivery_queries {
         }
 
         pub async fn dead_count(pool: &Pool<$db>) -> Result<u64, sqlx::Error> {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'dead'")
-                .fetch_one(pool)
-                .await?;
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'dead'")
+                    .fetch_one(pool)
+                    .await?;
             Ok(u64::try_from(n).unwrap_or(0))
         }
     };

@@ -69,6 +69,7 @@ macro_rules! deliveries_suite {
 deliveries_suite!(
     load_returns_the_rows_the_outbox_wrote,
     an_attempt_is_recorded_once,
+    one_call_records_many_deliveries_in_order,
     dead_deliveries_are_counted,
     defer_moves_without_charging,
     claim_due_leases_what_is_due,
@@ -221,6 +222,72 @@ async fn an_attempt_is_recorded_once(ports: &Ports) {
             .is_empty()
     );
     assert_eq!(detail(ports, d).await, done);
+}
+
+/// The recorder hands the store attempts of many deliveries at once, a delivery's later
+/// attempts after its earlier ones, and some that another forwarder recorded first.
+async fn one_call_records_many_deliveries_in_order(ports: &Ports) {
+    let (_, ids) = seed(ports, 4).await;
+    let [a, b, c, d] = [&ids[0], &ids[1], &ids[2], &ids[3]];
+    record(
+        ports,
+        &[attempt(d, 1, Some(500), FollowUp::RetryAt(later(1)))],
+    )
+    .await;
+    let retry_at = later(60_000);
+    let mut odd = attempt(b, 1, None, FollowUp::RetryAt(retry_at));
+    odd.error = Some("connect: \"refused\" \u{e9}\n".into());
+    odd.latency_ms = None;
+    let records = [
+        attempt(a, 1, Some(503), FollowUp::RetryAt(later(1))),
+        odd,
+        attempt(c, 1, Some(410), FollowUp::Dead),
+        attempt(a, 2, Some(200), FollowUp::Succeeded),
+        // d's first attempt is recorded already: this one is stale, its second is not.
+        attempt(d, 1, Some(200), FollowUp::Succeeded),
+        attempt(d, 2, Some(201), FollowUp::Succeeded),
+    ];
+    let mut moved = record(ports, &records).await;
+    moved.sort();
+    let mut expected = vec![a.clone(), a.clone(), b.clone(), c.clone(), d.clone()];
+    expected.sort();
+    assert_eq!(moved, expected);
+
+    let a = detail(ports, a).await;
+    assert_eq!(a.delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!(a.delivery.last_status_code, Some(200));
+    let codes: Vec<_> = a
+        .attempts
+        .iter()
+        .map(|x| (x.attempt, x.status_code))
+        .collect();
+    assert_eq!(codes, [(1, Some(503)), (2, Some(200))]);
+
+    let b = detail(ports, b).await;
+    assert_eq!(b.delivery.status, DeliveryStatus::Pending);
+    assert_eq!(b.delivery.next_attempt_at, retry_at);
+    assert_eq!(b.delivery.last_status_code, None);
+    assert_eq!(
+        b.delivery.last_error.as_deref(),
+        Some("connect: \"refused\" \u{e9}\n")
+    );
+    assert_eq!(b.attempts.len(), 1);
+    assert_eq!(b.attempts[0].latency_ms, None);
+    assert_eq!(b.attempts[0].response_snippet, None);
+
+    let c = detail(ports, c).await;
+    assert_eq!(c.delivery.status, DeliveryStatus::Dead);
+    assert_eq!(c.attempts.len(), 1);
+
+    let d = detail(ports, d).await;
+    assert_eq!(d.delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!(d.delivery.attempts, 2);
+    let codes: Vec<_> = d
+        .attempts
+        .iter()
+        .map(|x| (x.attempt, x.status_code))
+        .collect();
+    assert_eq!(codes, [(1, Some(500)), (2, Some(201))]);
 }
 
 async fn dead_deliveries_are_counted(ports: &Ports) {

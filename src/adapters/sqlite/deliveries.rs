@@ -1,11 +1,14 @@
 //! `Deliveries` on SQLite: every write is a short transaction on the one writer, so a claim
 //! or a record is never interleaved with another.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
+use sqlx::SqliteConnection;
 
 use super::store::SqliteStore;
 use crate::adapters::delivery_queries::{
-    PendingRow, lite as q, pending_columns, pending_from, rounds,
+    PendingRow, attempt_number, follow_up_columns, lite as q, pending_columns, pending_from, rounds,
 };
 use crate::adapters::sql::classify;
 use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
@@ -15,9 +18,84 @@ use crate::ports::StoreError;
 use crate::ports::deliveries::{AttemptRecord, Deliveries, Pending};
 use crate::ports::endpoints::DeliveryView;
 
-/// Ids as one JSON array bound to `json_each`: one statement shape whatever their number.
+/// Ids (or rows) as one JSON array bound to `json_each`: one statement shape whatever their
+/// number.
 fn json_ids<T: serde::Serialize>(ids: &[T]) -> String {
     serde_json::to_string(ids).expect("ids serialize")
+}
+
+/// In the caller's transaction: moves each delivery still pending at the attempt before its
+/// record's, then records those attempts. Two statements per round, whatever its size: every
+/// statement is a round trip to SQLite's connection thread, and one pair per attempt made
+/// those hand-offs most of the embedded forwarder's writer time.
+async fn record_round(
+    tx: &mut SqliteConnection,
+    round: &[&AttemptRecord],
+) -> Result<Vec<WebhookDeliveryId>, sqlx::Error> {
+    let updates: Vec<_> = round
+        .iter()
+        .map(|r| {
+            let (status, next) = follow_up_columns(r.follow_up);
+            (
+                r.delivery.as_str(),
+                attempt_number(r.attempt) - 1,
+                status,
+                next,
+                r.status_code,
+                r.error.as_deref(),
+                r.attempted_at.millis(),
+            )
+        })
+        .collect();
+    let moved: HashSet<String> = sqlx::query_scalar(
+        "UPDATE deliveries SET attempts = attempts + 1, status = u.status, \
+         next_attempt_at = COALESCE(u.next, deliveries.next_attempt_at), \
+         last_status_code = u.code, last_error = u.err, updated_at = u.at \
+         FROM (SELECT value ->> 0 AS id, value ->> 1 AS previous, value ->> 2 AS status, \
+         value ->> 3 AS next, value ->> 4 AS code, value ->> 5 AS err, value ->> 6 AS at \
+         FROM json_each($1)) AS u \
+         WHERE deliveries.id = u.id AND deliveries.status = 'pending' \
+         AND deliveries.attempts = u.previous \
+         RETURNING id",
+    )
+    .bind(json_ids(&updates))
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    if moved.is_empty() {
+        return Ok(Vec::new());
+    }
+    let attempts: Vec<_> = round
+        .iter()
+        .filter(|r| moved.contains(r.delivery.as_str()))
+        .map(|r| {
+            (
+                r.delivery.as_str(),
+                attempt_number(r.attempt),
+                r.status_code,
+                r.latency_ms.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+                r.error.as_deref(),
+                r.response_snippet.as_deref(),
+                r.attempted_at.millis(),
+            )
+        })
+        .collect();
+    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, error, \
+         response_snippet, attempted_at) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+         value ->> 6 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
+    )
+    .bind(json_ids(&attempts))
+    .execute(&mut *tx)
+    .await?;
+    Ok(round
+        .iter()
+        .filter(|r| moved.contains(r.delivery.as_str()))
+        .map(|r| r.delivery.clone())
+        .collect())
 }
 
 #[async_trait]
@@ -48,15 +126,11 @@ impl Deliveries for SqliteStore {
         if attempts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.db.begin_write().await.map_err(classify)?;
+        let mut tx = self.db.begin_relaxed().await.map_err(classify)?;
         let mut moved = Vec::new();
         // Rounds keep a delivery's records in order; within one, order does not matter.
         for round in rounds(attempts) {
-            for r in round {
-                if q::record_one(&mut tx, r).await.map_err(classify)? {
-                    moved.push(r.delivery.clone());
-                }
-            }
+            moved.extend(record_round(&mut tx, &round).await.map_err(classify)?);
         }
         tx.commit().await.map_err(classify)?;
         Ok(moved)
@@ -66,7 +140,7 @@ impl Deliveries for SqliteStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin_write().await.map_err(classify)?;
+        let mut tx = self.db.begin_relaxed().await.map_err(classify)?;
         sqlx::query(
             "UPDATE deliveries SET next_attempt_at = $2 \
              WHERE id IN (SELECT value FROM json_each($1)) AND status = 'pending'",
@@ -85,7 +159,7 @@ impl Deliveries for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<WebhookDeliveryId>, StoreError> {
-        let mut tx = self.db.begin_write().await.map_err(classify)?;
+        let mut tx = self.db.begin_relaxed().await.map_err(classify)?;
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $2",

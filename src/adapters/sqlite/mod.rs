@@ -10,10 +10,12 @@ pub use queue::LocalQueue;
 pub use store::SqliteStore;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlSafeStr, SqlitePool};
 use tokio_util::sync::CancellationToken;
 
 use super::sql::{classify, migrator};
@@ -66,6 +68,9 @@ pub struct SqliteDb {
     pub(crate) read: SqlitePool,
     checkpointer: SqlitePool,
     stop: CancellationToken,
+    /// With `synchronous = FULL` configured: the writer connection was last lent to a relaxed
+    /// transaction and is at `NORMAL` until its release puts it back.
+    relaxed: Option<Arc<AtomicBool>>,
 }
 
 /// Page cache per connection (negative: KiB), part of the process's memory budget. Every
@@ -115,9 +120,27 @@ impl SqliteDb {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let write = SqlitePoolOptions::new()
+        let relaxed = synchronous_full.then(|| Arc::new(AtomicBool::new(false)));
+        let mut write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(Duration::from_secs(30));
+        if let Some(flag) = relaxed.clone() {
+            // Runs before the connection can be lent again, after any rollback a dropped
+            // transaction queued; a failure closes the connection, and its replacement opens
+            // at FULL.
+            write = write.after_release(move |conn, _| {
+                let flag = flag.clone();
+                Box::pin(async move {
+                    if flag.swap(false, Ordering::AcqRel) {
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(true)
+                })
+            });
+        }
+        let write = write
             .connect_with(options.clone().pragma("cache_size", WRITER_CACHE))
             .await
             .map_err(classify)?;
@@ -149,6 +172,7 @@ impl SqliteDb {
             read,
             checkpointer,
             stop,
+            relaxed,
         })
     }
 
@@ -158,6 +182,31 @@ impl SqliteDb {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// A write transaction whose commit does not wait for the disk (`synchronous = NORMAL`
+    /// for it alone), for writes that nothing outside has been told of and that are safe to
+    /// redo: acks, the processor's apply, attempt records. A power cut loses only commits
+    /// after the last synced one (WAL keeps them in order), so never an effect without
+    /// what it followed; the next durable commit (an ingress publish, a campaign claim)
+    /// syncs every earlier one. A process crash loses nothing either way. Measured with
+    /// `strace -c` on a 5,000-recipient closed loop: 3,764 fsyncs with every commit FULL,
+    /// 849 with these relaxed.
+    pub(crate) async fn begin_relaxed(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        let Some(flag) = &self.relaxed else {
+            return self.begin_write().await;
+        };
+        let conn = self.write.acquire().await?;
+        // Set while this task holds the only writer connection, so its release (even one
+        // after a failed begin) is the one that puts FULL back.
+        flag.store(true, Ordering::Release);
+        sqlx::Transaction::begin(
+            conn,
+            Some("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE".into_sql_str()),
+        )
+        .await
     }
 
     /// Stops the checkpointer, folds the WAL into the database file, closes every connection.
@@ -198,5 +247,62 @@ async fn checkpoint_loop(pool: SqlitePool, stop: CancellationToken) {
                 tracing::debug!(error = %e, "background checkpoint failed; the writer's fallback remains");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn level(db: &SqliteDb) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&db.write)
+            .await
+            .unwrap()
+    }
+
+    async fn level_in(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap()
+    }
+
+    const NORMAL: i64 = 1;
+    const FULL: i64 = 2;
+
+    #[tokio::test]
+    async fn a_relaxed_transaction_leaves_the_writer_at_full_however_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = SqliteDb::open(&url, true).await.unwrap();
+        assert_eq!(level(&db).await, FULL);
+
+        let mut tx = db.begin_relaxed().await.unwrap();
+        assert_eq!(level_in(&mut tx).await, NORMAL);
+        tx.commit().await.unwrap();
+        assert_eq!(level(&db).await, FULL, "after a commit");
+
+        let mut tx = db.begin_relaxed().await.unwrap();
+        assert_eq!(level_in(&mut tx).await, NORMAL);
+        drop(tx);
+        assert_eq!(level(&db).await, FULL, "after a dropped transaction");
+
+        let mut tx = db.begin_write().await.unwrap();
+        assert_eq!(level_in(&mut tx).await, FULL, "a durable transaction");
+        tx.rollback().await.unwrap();
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn with_normal_configured_every_transaction_is_normal() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = SqliteDb::open(&url, false).await.unwrap();
+        let mut tx = db.begin_relaxed().await.unwrap();
+        assert_eq!(level_in(&mut tx).await, NORMAL);
+        tx.commit().await.unwrap();
+        assert_eq!(level(&db).await, NORMAL);
+        db.close().await;
     }
 }

@@ -296,7 +296,7 @@ impl Consumer for LocalConsumer {
         if held.is_empty() {
             return Ok(());
         }
-        let mut tx = self.queue.db.begin_write().await.map_err(unavailable)?;
+        let mut tx = self.queue.db.begin_relaxed().await.map_err(unavailable)?;
         delete_jobs(&mut tx, &held).await?;
         tx.commit().await.map_err(unavailable)?;
         for (id, _) in &held {
