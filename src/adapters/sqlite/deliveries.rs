@@ -63,12 +63,16 @@ async fn record_round(
     .await?
     .into_iter()
     .collect();
-    if moved.is_empty() {
+    let recorded: Vec<&AttemptRecord> = round
+        .iter()
+        .copied()
+        .filter(|r| moved.contains(r.delivery.as_str()))
+        .collect();
+    if recorded.is_empty() {
         return Ok(Vec::new());
     }
-    let attempts: Vec<_> = round
+    let attempts: Vec<_> = recorded
         .iter()
-        .filter(|r| moved.contains(r.delivery.as_str()))
         .map(|r| {
             (
                 r.delivery.as_str(),
@@ -91,11 +95,7 @@ async fn record_round(
     .bind(json_ids(&attempts))
     .execute(&mut *tx)
     .await?;
-    Ok(round
-        .iter()
-        .filter(|r| moved.contains(r.delivery.as_str()))
-        .map(|r| r.delivery.clone())
-        .collect())
+    Ok(recorded.iter().map(|r| r.delivery.clone()).collect())
 }
 
 #[async_trait]

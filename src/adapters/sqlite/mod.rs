@@ -185,8 +185,9 @@ impl SqliteDb {
     }
 
     /// A write transaction whose commit does not wait for the disk (`synchronous = NORMAL`
-    /// for it alone), for writes that nothing outside has been told of and that are safe to
-    /// redo: acks, the processor's apply, attempt records. A power cut loses only commits
+    /// for it alone), for writes whose loss only makes work be done again: acks (redelivery),
+    /// the processor's apply (re-applied, idempotent), attempt records (the webhook goes out
+    /// again, as at-least-once delivery allows). A power cut loses only commits
     /// after the last synced one (WAL keeps them in order), so never an effect without
     /// what it followed; the next durable commit (an ingress publish, a campaign claim)
     /// syncs every earlier one. A process crash loses nothing either way. Measured with
