@@ -10,12 +10,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::adapters::webhook_client::{WebhookClient, WebhookClientConfig};
+use crate::adapters::outbound::{HttpOutbound, OutboundConfig};
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
 use crate::domain::task::queues;
 use crate::http::{self, AppState, Campaigning, Forwarding, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
+use crate::ports::Outbound;
 use crate::services::{
     BreakerConfig, Breakers, Dedupe, EndpointCache, EndpointCacheConfig, ProjectLookup, SendLimits,
     Tiers,
@@ -386,13 +387,15 @@ pub fn forwarding(
         }
         None => None,
     };
-    let client = WebhookClient::new(WebhookClientConfig {
-        timeout,
-        connect_timeout: timeout.min(Duration::from_secs(5)),
-        allow_private_targets: config.allow_private_targets,
-        extra_root_certs_pem,
-    })
-    .context("building the webhook HTTP client")?;
+    let client: Arc<dyn Outbound> = Arc::new(
+        HttpOutbound::new(OutboundConfig {
+            timeout,
+            connect_timeout: timeout.min(Duration::from_secs(5)),
+            allow_private_targets: config.allow_private_targets,
+            extra_root_certs_pem,
+        })
+        .context("building the webhook HTTP client")?,
+    );
     let breakers = Arc::new(Breakers::new(
         BreakerConfig {
             threshold: config.breaker_failure_threshold,
@@ -426,13 +429,15 @@ pub fn forwarding(
 
 /// What the campaign API needs: the port, a client for `csv_url`s, the import rules.
 pub fn campaigning(config: &Config, backends: &Backends) -> anyhow::Result<Campaigning> {
-    let csv_client = WebhookClient::new(WebhookClientConfig {
-        timeout: http::limits::BULK_TIMEOUT,
-        connect_timeout: Duration::from_secs(10),
-        allow_private_targets: config.allow_private_targets,
-        extra_root_certs_pem: None,
-    })
-    .context("building the CSV download client")?;
+    let csv_client: Arc<dyn Outbound> = Arc::new(
+        HttpOutbound::new(OutboundConfig {
+            timeout: http::limits::BULK_TIMEOUT,
+            connect_timeout: Duration::from_secs(10),
+            allow_private_targets: config.allow_private_targets,
+            extra_root_certs_pem: None,
+        })
+        .context("building the CSV download client")?,
+    );
     Ok(Campaigning {
         campaigns: backends.campaigns.clone(),
         csv_client,
@@ -452,13 +457,15 @@ pub fn sender(
     let timeout = Config::ms(config.send_timeout_ms);
     // BSP base URLs are checked like webhook URLs: a project's own base URL must not reach
     // wagate's network.
-    let client = WebhookClient::new(WebhookClientConfig {
-        timeout,
-        connect_timeout: timeout.min(Duration::from_secs(5)),
-        allow_private_targets: config.allow_private_targets,
-        extra_root_certs_pem: None,
-    })
-    .context("building the BSP HTTP client")?;
+    let client: Arc<dyn Outbound> = Arc::new(
+        HttpOutbound::new(OutboundConfig {
+            timeout,
+            connect_timeout: timeout.min(Duration::from_secs(5)),
+            allow_private_targets: config.allow_private_targets,
+            extra_root_certs_pem: None,
+        })
+        .context("building the BSP HTTP client")?,
+    );
     let limits = SendLimits::new(
         config.send_rate_per_number,
         config

@@ -68,7 +68,7 @@ impl Api {
     pub fn new(target: &str, concurrency: usize) -> anyhow::Result<Api> {
         let base =
             Url::parse(target).with_context(|| format!("--target `{target}` is not a URL"))?;
-        let client = crate::adapters::webhook_client::client_builder()
+        let client = crate::adapters::outbound::client_builder()
             .http1_only()
             .pool_max_idle_per_host(concurrency)
             .tcp_nodelay(true)

@@ -131,7 +131,7 @@ async fn ingest(
 }
 
 async fn serve(faults: Faults) -> String {
-    let client = crate::adapters::webhook_client::client_builder()
+    let client = crate::adapters::outbound::client_builder()
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
@@ -337,7 +337,7 @@ async fn receiver_capacity() {
         .unwrap();
     let requests = Arc::new(requests);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let client = crate::adapters::webhook_client::client_builder()
+    let client = crate::adapters::outbound::client_builder()
         .http1_only()
         .build()
         .unwrap();

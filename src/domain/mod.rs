@@ -14,4 +14,5 @@ pub mod providers;
 pub mod signing;
 pub mod status;
 pub mod task;
+pub mod text;
 pub mod time;

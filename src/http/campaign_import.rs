@@ -188,38 +188,23 @@ async fn fetch(s: &AppState, url: &str) -> Result<ByteStream, ApiError> {
     let parsed = WebhookUrl::parse(url)
         .map_err(|e| ApiError::bad_request("url_not_allowed", format!("csv_url {e}")))?;
     super::webhooks::check_target("csv_url", &parsed, s.allow_private_targets).await?;
-    let response = s
+    let download = s
         .campaigning
         .csv_client
         .get(parsed.as_str())
         .await
         .map_err(|(_, text)| failed(format!("fetching csv_url failed: {text}")))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(failed(format!("csv_url answered HTTP {}", status.as_u16())));
+    if !(200..300).contains(&download.status) {
+        return Err(failed(format!("csv_url answered HTTP {}", download.status)));
     }
     let max = s.campaigning.csv_max_bytes;
-    if response.content_length().is_some_and(|n| n > max) {
+    if download.content_length.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    // reqwest's `bytes_stream` needs a feature (and its dependencies) for this one use.
-    Ok(
-        futures_util::stream::unfold(Some(response), |response| async move {
-            let mut response = response?;
-            match response.chunk().await {
-                Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
-                Ok(None) => None,
-                Err(e) => Some((
-                    Err(ApiError::bad_request(
-                        "csv_fetch_failed",
-                        format!("reading csv_url failed: {e}"),
-                    )),
-                    None,
-                )),
-            }
-        })
-        .boxed(),
-    )
+    Ok(download
+        .body
+        .map(move |chunk| chunk.map_err(|e| failed(format!("reading csv_url failed: {e}"))))
+        .boxed())
 }
 
 #[derive(Deserialize)]

@@ -25,9 +25,9 @@ use axum::routing::{delete, get, post};
 pub use error::ApiError;
 pub use limits::HttpLimits;
 
-use crate::adapters::webhook_client::WebhookClient;
 use crate::config::Role;
 use crate::metrics::Metrics;
+use crate::ports::Outbound;
 use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, Store};
 use crate::services::{Breakers, EndpointCache, ProjectLookup};
 use crate::workers::publisher::Publisher;
@@ -75,7 +75,7 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct Campaigning {
     pub campaigns: Arc<dyn Campaigns>,
-    pub csv_client: WebhookClient,
+    pub csv_client: Arc<dyn Outbound>,
     pub default_country_code: Option<String>,
     pub csv_max_bytes: u64,
 }
@@ -88,7 +88,7 @@ pub struct Forwarding {
     pub deliveries: Arc<dyn Deliveries>,
     pub cache: Arc<EndpointCache>,
     pub breakers: Arc<Breakers>,
-    pub client: WebhookClient,
+    pub client: Arc<dyn Outbound>,
 }
 
 pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> Router {

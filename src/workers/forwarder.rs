@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::recorder::Recorder;
-use crate::adapters::webhook_client::WebhookClient;
 use crate::domain::delivery::{DeadLetterReason, Decision, Outcome, RetrySchedule, headers};
 use crate::domain::endpoint::{DeliveryStatus, EndpointId, WebhookDeliveryId};
 use crate::domain::signing::SigningSecret;
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
+use crate::ports::Outbound;
 use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
 use crate::ports::{Deliveries, Delivery, Endpoints, Queue, StoreError};
 use crate::services::{Breakers, EndpointCache};
@@ -61,7 +61,7 @@ pub struct Forwarder {
     endpoints: Arc<dyn Endpoints>,
     cache: Arc<EndpointCache>,
     breakers: Arc<Breakers>,
-    client: WebhookClient,
+    client: Arc<dyn Outbound>,
     queue: Arc<dyn Queue>,
     schedule: RetrySchedule,
     metrics: Metrics,
@@ -82,7 +82,7 @@ pub struct ForwarderParts {
     pub endpoints: Arc<dyn Endpoints>,
     pub cache: Arc<EndpointCache>,
     pub breakers: Arc<Breakers>,
-    pub client: WebhookClient,
+    pub client: Arc<dyn Outbound>,
     pub queue: Arc<dyn Queue>,
     pub schedule: RetrySchedule,
     pub metrics: Metrics,

@@ -17,7 +17,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::adapters::webhook_client::{Sent, WebhookClient};
 use crate::domain::campaign::params::render;
 use crate::domain::campaign::{
     CampaignId, CampaignState, RecipientId, SendJob, SendRecord, SendResult,
@@ -32,6 +31,8 @@ use crate::domain::providers::send::{
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
+use crate::ports::Outbound;
+use crate::ports::outbound::Sent;
 use crate::ports::{Campaigns, Delivery, Queue, Store, StoreError};
 use crate::services::SendLimits;
 
@@ -62,7 +63,7 @@ pub struct SenderParts {
     pub campaigns: Arc<dyn Campaigns>,
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
-    pub client: WebhookClient,
+    pub client: Arc<dyn Outbound>,
     pub limits: Arc<SendLimits>,
     /// The server-wide settings per provider (a project's own override them).
     pub defaults: HashMap<SendProvider, ProviderSettings>,

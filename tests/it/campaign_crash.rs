@@ -16,7 +16,7 @@ use crate::support::process::{env_for, free_port, start};
 const RECIPIENTS: usize = 200;
 
 async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
-    let client = wagate::adapters::webhook_client::client_builder()
+    let client = wagate::adapters::outbound::client_builder()
         .build()
         .unwrap();
     let mut req = client.request(method, url).bearer_auth(token);
@@ -81,7 +81,7 @@ async fn kill_sender_mid_campaign(backend: Backend) {
     for i in 0..RECIPIENTS {
         csv.push_str(&format!("+91970000{i:04}\n"));
     }
-    let client = wagate::adapters::webhook_client::client_builder()
+    let client = wagate::adapters::outbound::client_builder()
         .build()
         .unwrap();
     let r = client

@@ -33,7 +33,7 @@ fn load(
                 let (base, acked, next, stop) =
                     (base.clone(), acked.clone(), next.clone(), stop.clone());
                 tokio::spawn(async move {
-                    let client = wagate::adapters::webhook_client::client_builder()
+                    let client = wagate::adapters::outbound::client_builder()
                         .timeout(Duration::from_secs(5))
                         .build()
                         .unwrap();
@@ -64,7 +64,7 @@ fn load(
 }
 
 async fn create_project(base: &str) -> String {
-    let r = wagate::adapters::webhook_client::client_builder()
+    let r = wagate::adapters::outbound::client_builder()
         .build()
         .unwrap()
         .post(format!("{base}/v1/projects"))
@@ -83,7 +83,7 @@ async fn create_project(base: &str) -> String {
 /// Waits until the server has applied at least `n` history events, then returns every wamid
 /// it holds with its status.
 async fn applied(base: &str, key: &str, n: usize) -> Vec<(String, String)> {
-    let client = wagate::adapters::webhook_client::client_builder()
+    let client = wagate::adapters::outbound::client_builder()
         .build()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

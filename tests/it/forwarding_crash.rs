@@ -28,7 +28,7 @@ async fn kill_forwarder_mid_run(backend: Backend) {
     // Slow enough that the kill lands while deliveries are in flight.
     rx.hang("hook", Duration::from_millis(200));
     let mut server = start(&env).await;
-    let client = wagate::adapters::webhook_client::client_builder()
+    let client = wagate::adapters::outbound::client_builder()
         .build()
         .unwrap();
     let created: Value = client

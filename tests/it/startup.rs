@@ -144,7 +144,7 @@ async fn unreachable_redis_is_a_warning_naming_host_and_port() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let client = wagate::adapters::webhook_client::client_builder()
+    let client = wagate::adapters::outbound::client_builder()
         .build()
         .unwrap();
     while client

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::store::{SqliteStore, padded};
-use crate::adapters::campaign_queries::{
+use crate::adapters::sql::campaigns::{
     self as cq, ChangedRow, ClaimedRow, RecordColumns, SentMessage, lite as q,
 };
 use crate::adapters::sql::classify;

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
 use super::store::SqliteStore;
-use crate::adapters::delivery_queries::{
+use crate::adapters::sql::classify;
+use crate::adapters::sql::deliveries::{
     PendingRow, attempt_number, follow_up_columns, lite as q, pending_columns, pending_from, rounds,
 };
-use crate::adapters::sql::classify;
 use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
 use crate::domain::project::ProjectId;
 use crate::domain::time::Timestamp;

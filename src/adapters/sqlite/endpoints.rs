@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use super::store::SqliteStore;
-use crate::adapters::endpoint_queries::lite as q;
 use crate::adapters::sql::classify;
+use crate::adapters::sql::endpoints::lite as q;
 use crate::domain::endpoint::{
     Endpoint, EndpointId, EndpointPatch, SharedSecret, Topic, WebhookDeliveryId,
 };

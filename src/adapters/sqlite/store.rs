@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteDb;
-use crate::adapters::delivery_queries::{
+use crate::adapters::sql::deliveries::{
     NewEvent, SubscriberRow, new_events, outbox_rows, projects as outbox_projects,
 };
-use crate::adapters::queries::lite as q;
+use crate::adapters::sql::store::lite as q;
 use crate::adapters::sql::{MessageRow, assemble, classify, history_row};
 use crate::domain::apply::{MessageUpsert, Plan};
 use crate::domain::delivery::outbox::NewDelivery;

@@ -83,9 +83,7 @@ async fn mock_with(f: impl FnOnce(&mut MockConfig)) -> (MockBsp, Recorder) {
 }
 
 fn client() -> reqwest::Client {
-    crate::adapters::webhook_client::client_builder()
-        .build()
-        .unwrap()
+    crate::adapters::outbound::client_builder().build().unwrap()
 }
 
 /// Posts `body` to the mock at `path` with `headers`; the status and the JSON answer.

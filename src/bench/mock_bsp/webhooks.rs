@@ -57,7 +57,7 @@ pub fn spawn(
     let base = target.trim_end_matches('/');
     let aisensy_path = config.aisensy_webhook_path.trim_start_matches('/');
     let poster = Arc::new(Poster {
-        client: crate::adapters::webhook_client::client_builder()
+        client: crate::adapters::outbound::client_builder()
             .timeout(Duration::from_secs(10))
             .build()?,
         urls: [

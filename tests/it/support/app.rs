@@ -118,7 +118,7 @@ impl TestApp {
         let server = tokio::spawn(app.run(shutdown.clone()));
         TestApp {
             addr,
-            client: wagate::adapters::webhook_client::client_builder()
+            client: wagate::adapters::outbound::client_builder()
                 .build()
                 .unwrap(),
             config,

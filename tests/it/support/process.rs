@@ -46,7 +46,7 @@ pub async fn start_with(env: &[(String, String)], args: &[&str]) -> Server {
         .spawn()
         .expect("spawn wagate");
     let base = format!("http://{listen}");
-    let client = wagate::adapters::webhook_client::client_builder()
+    let client = wagate::adapters::outbound::client_builder()
         .build()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{Decode, Type};
 
-use super::sql::Columns;
+use super::Columns;
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, OptOutChange, RecipientId,
     RecipientStatus, SendJob, SendRecord, SendResult,

@@ -1,5 +1,6 @@
-//! The forwarder's HTTP client: one pooled reqwest client, TLS on rustls with ring, no
-//! redirects, bounded response reads, and the private-address guard applied at connect time.
+//! The `Outbound` port on reqwest: one pooled client per use (webhooks, BSP sends, CSV
+//! downloads), TLS on rustls with ring, no redirects, bounded response reads, and the
+//! private-address guard applied at connect time.
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
@@ -7,10 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_trait::async_trait;
+use futures_util::StreamExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::domain::delivery::TransportError;
 use crate::domain::endpoint::is_forbidden_target;
+pub use crate::ports::outbound::Sent;
+use crate::ports::outbound::{Download, Outbound};
 
 /// The most of a response body read: enough for any error page worth keeping, and a receiver
 /// streaming gigabytes back cannot hold a worker.
@@ -29,7 +34,7 @@ const IDLE_PER_HOST: usize = 128;
 /// same receiver, short enough that thousands of quiet hosts do not pile up sockets.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-pub struct WebhookClientConfig {
+pub struct OutboundConfig {
     /// The whole request, connect to last body byte read (the seed: 15 s).
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -39,9 +44,9 @@ pub struct WebhookClientConfig {
     pub extra_root_certs_pem: Option<Vec<u8>>,
 }
 
-impl Default for WebhookClientConfig {
-    fn default() -> WebhookClientConfig {
-        WebhookClientConfig {
+impl Default for OutboundConfig {
+    fn default() -> OutboundConfig {
+        OutboundConfig {
             timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             allow_private_targets: false,
@@ -50,22 +55,9 @@ impl Default for WebhookClientConfig {
     }
 }
 
-/// One attempt's result as the forwarder records it.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub status: Option<u16>,
-    pub retry_after: Option<String>,
-    pub latency: Duration,
-    /// at most 1 KB of the body, lossy UTF-8
-    pub snippet: Option<String>,
-    /// The body as read: at most [`MAX_BODY_READ`] bytes (a BSP's answer is parsed from it).
-    pub body: bytes::Bytes,
-    pub error: Option<(TransportError, String)>,
-}
-
 /// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
-pub struct WebhookClient {
+pub struct HttpOutbound {
     http: reqwest::Client,
     allow_private_targets: bool,
 }
@@ -120,8 +112,8 @@ impl Resolve for GuardedResolver {
     }
 }
 
-impl WebhookClient {
-    pub fn new(cfg: WebhookClientConfig) -> anyhow::Result<WebhookClient> {
+impl HttpOutbound {
+    pub fn new(cfg: OutboundConfig) -> anyhow::Result<HttpOutbound> {
         let mut builder = client_builder()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy from the environment would make the address check meaningless.
@@ -141,17 +133,20 @@ impl WebhookClient {
             anyhow::ensure!(!certs.is_empty(), "no certificate in the extra root PEM");
             builder = builder.tls_certs_merge(certs);
         }
-        Ok(WebhookClient {
+        Ok(HttpOutbound {
             http: builder
                 .build()
                 .context("building the webhook HTTP client")?,
             allow_private_targets: cfg.allow_private_targets,
         })
     }
+}
 
+#[async_trait]
+impl Outbound for HttpOutbound {
     /// Sends one POST and reads at most [`MAX_BODY_READ`] of the answer. Never fails: a
     /// request that got no response comes back with `error` set.
-    pub async fn post(
+    async fn post(
         &self,
         url: &str,
         headers: &[(&'static str, String)],
@@ -180,12 +175,7 @@ impl WebhookClient {
 
     /// [`post`](Self::post) with header names known only at run time (a BSP request built by
     /// the domain); a name or value that is not valid HTTP fails the request, unsent.
-    pub async fn post_with(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: bytes::Bytes,
-    ) -> Sent {
+    async fn post_with(&self, url: &str, headers: &[(String, String)], body: bytes::Bytes) -> Sent {
         let started = Instant::now();
         let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
         for (name, value) in headers {
@@ -201,6 +191,32 @@ impl WebhookClient {
         self.post_map(started, url, map, body).await
     }
 
+    /// A GET whose body the caller streams (a recipients CSV), through the same address guard
+    /// and redirect policy as webhooks; the client's timeout bounds the whole download.
+    async fn get(&self, url: &str) -> Result<Download, (TransportError, String)> {
+        let url = self.check_literal(url)?;
+        let response = self.http.get(url).send().await.map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        let content_length = response.content_length();
+        // reqwest's `bytes_stream` needs a feature (and its dependencies) for this one use.
+        let body = futures_util::stream::unfold(Some(response), |response| async move {
+            let mut response = response?;
+            match response.chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+                Ok(None) => None,
+                Err(e) => Some((Err(classify(&e).1), None)),
+            }
+        })
+        .boxed();
+        Ok(Download {
+            status,
+            content_length,
+            body,
+        })
+    }
+}
+
+impl HttpOutbound {
     async fn post_map(
         &self,
         started: Instant,
@@ -253,13 +269,6 @@ impl WebhookClient {
             body: buf.into(),
             error,
         }
-    }
-
-    /// A GET whose body the caller streams (a recipients CSV), through the same address guard
-    /// and redirect policy as webhooks; the client's timeout bounds the whole download.
-    pub async fn get(&self, url: &str) -> Result<reqwest::Response, (TransportError, String)> {
-        let url = self.check_literal(url)?;
-        self.http.get(url).send().await.map_err(|e| classify(&e))
     }
 
     /// Parses the URL (once, for reqwest too). reqwest does not ask the resolver about

@@ -61,7 +61,7 @@ macro_rules! shared_queries {
     ($db:ty, $conn:ty) => {
         use sqlx::{Pool, QueryBuilder};
 
-        use crate::adapters::queries::{distinct_quarantine, projects_from};
+        use crate::adapters::sql::store::{distinct_quarantine, projects_from};
         use crate::adapters::sql::{
             self, MessageRow, QUARANTINE_COLUMNS, message_row, quarantine_row,
         };

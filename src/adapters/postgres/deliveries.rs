@@ -5,11 +5,11 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::delivery_queries::{
+use super::PgStore;
+use crate::adapters::sql::classify;
+use crate::adapters::sql::deliveries::{
     PendingRow, attempt_number, follow_up_columns, pending_columns, pending_from, pg as q, rounds,
 };
-use super::postgres::PgStore;
-use super::sql::classify;
 use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
 use crate::domain::project::ProjectId;
 use crate::domain::time::Timestamp;

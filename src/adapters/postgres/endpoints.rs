@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 
-use super::endpoint_queries::pg as q;
-use super::postgres::PgStore;
-use super::sql::classify;
+use super::PgStore;
+use crate::adapters::sql::classify;
+use crate::adapters::sql::endpoints::pg as q;
 use crate::domain::endpoint::{
     Endpoint, EndpointId, EndpointPatch, SharedSecret, Topic, WebhookDeliveryId,
 };

@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
-use super::delivery_queries::{
+use crate::adapters::sql::deliveries::{
     NewEvent, SubscriberRow, new_events, outbox_rows, projects as outbox_projects,
 };
-use super::queries::pg as q;
-use super::sql::{self, assemble, classify, history_row, migrator};
+use crate::adapters::sql::store::pg as q;
+use crate::adapters::sql::{self, assemble, classify, history_row, migrator};
 use crate::domain::apply::Plan;
 use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::phone::PhoneNumber;
@@ -29,37 +29,37 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "init",
-        include_str!("../../migrations/postgres/0001_init.sql"),
+        include_str!("../../../migrations/postgres/0001_init.sql"),
     ),
     (
         2,
         "ownership_and_replay",
-        include_str!("../../migrations/postgres/0002_ownership_and_replay.sql"),
+        include_str!("../../../migrations/postgres/0002_ownership_and_replay.sql"),
     ),
     (
         3,
         "reported_statuses",
-        include_str!("../../migrations/postgres/0003_reported_statuses.sql"),
+        include_str!("../../../migrations/postgres/0003_reported_statuses.sql"),
     ),
     (
         4,
         "endpoints",
-        include_str!("../../migrations/postgres/0004_endpoints.sql"),
+        include_str!("../../../migrations/postgres/0004_endpoints.sql"),
     ),
     (
         5,
         "raw_retention",
-        include_str!("../../migrations/postgres/0005_raw_retention.sql"),
+        include_str!("../../../migrations/postgres/0005_raw_retention.sql"),
     ),
     (
         6,
         "delivery_budget",
-        include_str!("../../migrations/postgres/0006_delivery_budget.sql"),
+        include_str!("../../../migrations/postgres/0006_delivery_budget.sql"),
     ),
     (
         7,
         "campaigns",
-        include_str!("../../migrations/postgres/0007_campaigns.sql"),
+        include_str!("../../../migrations/postgres/0007_campaigns.sql"),
     ),
 ];
 

@@ -1,4 +1,10 @@
-//! What both SQL stores share: error classification, migrations, row-to-view assembly.
+//! What both SQL stores share: error classification, migrations, row-to-view assembly, and
+//! the SQL text they run word for word, one file per port.
+
+pub mod campaigns;
+pub mod deliveries;
+pub mod endpoints;
+pub mod store;
 
 use std::borrow::Cow;
 

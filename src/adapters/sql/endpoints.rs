@@ -1,4 +1,4 @@
-//! The endpoints port's SQL, written once for both stores (see `queries.rs` for why a macro).
+//! The endpoints port's SQL, written once for both stores (see `store.rs` for why a macro).
 //!
 //! Every statement here is plain SQL that PostgreSQL and SQLite both accept. Each change is
 //! one statement (or, for a delete, one transaction), so a concurrent change by another
@@ -132,7 +132,7 @@ macro_rules! endpoint_queries {
     ($db:ty, $conn:ty) => {
         use sqlx::{Pool, QueryBuilder};
 
-        use crate::adapters::endpoint_queries::{
+        use crate::adapters::sql::endpoints::{
             AttemptRow, DeliveryRow, EndpointRow, attempt_from, delivery_from, endpoint_from,
         };
         use crate::domain::endpoint::{

@@ -1,5 +1,5 @@
 //! The outbox and the deliveries port's SQL and row handling, written once for both stores
-//! where the text is the same (see `queries.rs` for why a macro). Batch statements differ
+//! where the text is the same (see `store.rs` for why a macro). Batch statements differ
 //! (`unnest` arrays against multi-row `VALUES`) and stay in the adapters.
 
 use std::collections::HashMap;
@@ -175,7 +175,7 @@ macro_rules! delivery_queries {
     ($db:ty, $conn:ty) => {
         use sqlx::Pool;
 
-        use crate::adapters::endpoint_queries::{DeliveryRow, delivery_from};
+        use crate::adapters::sql::endpoints::{DeliveryRow, delivery_from};
         use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
         use crate::domain::project::ProjectId;
         use crate::domain::time::Timestamp;

@@ -1,5 +1,5 @@
 //! The campaign statements that read the same on SQLite and PostgreSQL, written once and
-//! instantiated per database (as `queries.rs` does for the store's).
+//! instantiated per database (as `sql/store.rs` does for the store's).
 
 macro_rules! campaign_shared {
     ($db:ty, $conn:ty) => {
@@ -7,7 +7,7 @@ macro_rules! campaign_shared {
 
         use sqlx::{AssertSqlSafe, Pool, QueryBuilder};
 
-        use crate::adapters::campaign_queries::{
+        use crate::adapters::sql::campaigns::{
             CAMPAIGN_COLUMNS, EXPORT_SELECT, campaign_from, corrupt, counts_from, export_from,
             latest_opt_outs,
         };

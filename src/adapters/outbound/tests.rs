@@ -80,8 +80,8 @@ async fn receiver() -> Receiver {
     Receiver { port, hits }
 }
 
-fn client(allow_private_targets: bool) -> WebhookClient {
-    WebhookClient::new(WebhookClientConfig {
+fn client(allow_private_targets: bool) -> HttpOutbound {
+    HttpOutbound::new(OutboundConfig {
         timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_millis(500),
         allow_private_targets,
@@ -90,7 +90,7 @@ fn client(allow_private_targets: bool) -> WebhookClient {
     .unwrap()
 }
 
-async fn post_to(c: &WebhookClient, url: &str) -> Sent {
+async fn post_to(c: &HttpOutbound, url: &str) -> Sent {
     let headers = [("webhook-id", "evt_1".to_owned())];
     c.post(url, &headers, bytes::Bytes::from_static(b"{}"))
         .await
@@ -227,9 +227,9 @@ async fn error_texts_carry_no_header_values() {
 
 #[test]
 fn a_pem_without_certificates_is_refused() {
-    let built = WebhookClient::new(WebhookClientConfig {
+    let built = HttpOutbound::new(OutboundConfig {
         extra_root_certs_pem: Some(b"not a pem".to_vec()),
-        ..WebhookClientConfig::default()
+        ..OutboundConfig::default()
     });
     assert!(built.is_err());
 }

@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::campaign_queries::{
+use super::PgStore;
+use crate::adapters::sql::campaigns::{
     self as cq, ChangedRow, ClaimedRow, RecordColumns, SentMessage, pg as q,
 };
-use super::postgres::PgStore;
-use super::sql::classify;
+use crate::adapters::sql::classify;
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, ImportCounts, NewCampaign,
     NewRecipient, OptOutChange, RecipientId, RecipientStatus, SendJob, SendRecord,
