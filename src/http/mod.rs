@@ -166,7 +166,8 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
             );
     }
     // Recipients CSVs go up and down in bulk: their own size limit (checked while streaming)
-    // and a longer time limit. The one-shot send may fetch a `csv_url` too.
+    // and a longer time limit. The one-shot send may fetch a `csv_url` too, so it has the bulk
+    // time limit, but its body is a small JSON object.
     let mut bulk = Router::new();
     if roles.contains(&Role::Api) {
         bulk = bulk
@@ -178,7 +179,10 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
                 "/project/campaign/{id}/messages.csv",
                 get(campaign_import::export),
             )
-            .route("/project/campaign/event/send", post(campaigns::send));
+            .route(
+                "/project/campaign/event/send",
+                post(campaigns::send).layer(DefaultBodyLimit::max(limits::BULK_JSON_BODY_BYTES)),
+            );
     }
     let bulk = bulk
         .layer(DefaultBodyLimit::disable())
