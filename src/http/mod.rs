@@ -15,7 +15,7 @@ mod providers;
 pub mod serve;
 mod webhooks;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
@@ -26,6 +26,7 @@ pub use error::ApiError;
 pub use limits::HttpLimits;
 
 use crate::config::Role;
+use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::metrics::Metrics;
 use crate::ports::Outbound;
 use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, Store};
@@ -78,6 +79,9 @@ pub struct Campaigning {
     pub csv_client: Arc<dyn Outbound>,
     pub default_country_code: Option<String>,
     pub csv_max_bytes: u64,
+    /// The server's settings per BSP: a project's base URL other than the server's needs the
+    /// project's own credential.
+    pub provider_defaults: Arc<HashMap<SendProvider, ProviderSettings>>,
 }
 
 /// What the webhook API shares with the forwarder: the deliveries, the endpoint cache it must

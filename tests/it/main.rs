@@ -23,6 +23,7 @@ mod queue_conformance;
 mod rabbitmq;
 mod resilience;
 mod roles;
+mod security;
 mod startup;
 mod statuses;
 mod store_conformance;
