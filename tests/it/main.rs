@@ -23,6 +23,7 @@ mod queue_conformance;
 mod rabbitmq;
 mod resilience;
 mod roles;
+mod secrets_at_rest;
 mod security;
 mod startup;
 mod statuses;
