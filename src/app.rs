@@ -1,5 +1,6 @@
 //! Builds the adapters and the roles the config asks for, serves HTTP, and drains on shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::adapters::outbound::{HttpOutbound, OutboundConfig};
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
+use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::domain::task::queues;
 use crate::http::{self, AppState, Campaigning, Forwarding, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
@@ -69,6 +71,7 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        check_stored_secrets(&config, &backends).await?;
         let (_, lookup) = services(&config, &backends, &metrics);
         let tracker = TaskTracker::new();
         let stop_workers = CancellationToken::new();
@@ -115,7 +118,7 @@ impl App {
         };
         let admin_token = admin_token(&config)?;
         if config.roles.contains(&Role::Ingress) {
-            warn_unauthenticated_ingress(&config);
+            log_ingress_auth(&config);
         }
         if config.allow_private_targets {
             tracing::warn!(
@@ -276,19 +279,67 @@ impl App {
     }
 }
 
-/// BSP webhooks without a token (or Meta's without a signature check) can be posted by anyone
-/// who finds the URL; allowed, since some BSPs can send neither, but said loudly.
-fn warn_unauthenticated_ingress(config: &Config) {
-    if config.ingress_token.is_none() {
-        tracing::warn!(
-            "WAGATE_INGRESS_TOKEN is not set: anyone who can reach the ingress routes can post status events"
-        );
+/// How BSP webhooks are authenticated: said once at start, as a warning when some ingress
+/// route takes them from anyone (`Config::validate` has refused that off loopback unless
+/// `ingress_auth = "none"` allowed it).
+fn log_ingress_auth(config: &Config) {
+    let (complete, mode) = config.ingress_auth_mode();
+    if complete {
+        tracing::info!("ingress auth: {mode}");
+    } else {
+        tracing::warn!("ingress auth: {mode}");
     }
-    if config.meta_app_secret.is_none() {
-        tracing::warn!(
-            "WAGATE_META_APP_SECRET is not set: Meta webhooks (/v1/ingest/meta) are accepted without checking X-Hub-Signature-256"
-        );
+}
+
+/// Says how secrets are stored, and refuses to start when the store holds secrets sealed with
+/// a key this process lacks: every send and delivery needing one would fail otherwise.
+async fn check_stored_secrets(config: &Config, backends: &Backends) -> anyhow::Result<()> {
+    let sealer = &backends.sealer;
+    let mode = sealer.describe();
+    let reads_secrets = [Role::Api, Role::Forwarder, Role::Sender]
+        .iter()
+        .any(|r| config.roles.contains(r));
+    if !reads_secrets {
+        tracing::info!("secrets at rest: {mode}");
+        return Ok(());
     }
+    let totals = backends
+        .secrets
+        .inventory()
+        .await
+        .context("counting the stored secrets")?
+        .totals();
+    let foreign: Vec<String> = totals
+        .iter()
+        .filter(|(form, _)| *form != "clear" && !sealer.holds(form))
+        .map(|(form, n)| format!("{n} with key {form}"))
+        .collect();
+    anyhow::ensure!(
+        foreign.is_empty(),
+        "the store holds secrets sealed with keys this process does not have ({}): set \
+         WAGATE_SECRET_KEY to the key that sealed them (or add it to \
+         WAGATE_SECRET_KEY_PREVIOUS during a rotation)",
+        foreign.join(", ")
+    );
+    let unsealed: u64 = totals
+        .iter()
+        .filter(|(form, _)| Some(form.as_str()) != sealer.current_key_id())
+        .map(|(_, n)| n)
+        .sum();
+    match sealer.current_key_id() {
+        None if !config.listens_on_loopback() => tracing::warn!(
+            stored = unsealed,
+            "secrets at rest: {mode}: webhook signing secrets and BSP credentials are readable by \
+             anyone who can read the database or Redis"
+        ),
+        None => tracing::info!("secrets at rest: {mode}"),
+        Some(_) if unsealed > 0 => tracing::warn!(
+            not_sealed_with_this_key = unsealed,
+            "secrets at rest: {mode}; run `wagate secrets rotate` to seal the rest with it"
+        ),
+        Some(_) => tracing::info!("secrets at rest: {mode}"),
+    }
+    Ok(())
 }
 
 /// The configured admin token, or else one kept in `<data_dir>/admin-token` (made on first
@@ -407,17 +458,20 @@ pub fn forwarding(
         backends.shared.clone(),
         metrics.clone(),
     ));
-    let cache = Arc::new(EndpointCache::new(
-        backends.endpoints.clone(),
-        backends.shared.clone(),
-        EndpointCacheConfig {
-            memory_ttl: Duration::from_secs(config.cache_memory_ttl_secs),
-            shared_ttl: Duration::from_secs(config.cache_redis_ttl_secs),
-            max_bytes: config.endpoint_cache_budget(),
-            single_process: config.is_embedded_store() && config.amqp_url.is_none(),
-        },
-        metrics.clone(),
-    ));
+    let cache = Arc::new(
+        EndpointCache::new(
+            backends.endpoints.clone(),
+            backends.shared.clone(),
+            EndpointCacheConfig {
+                memory_ttl: Duration::from_secs(config.cache_memory_ttl_secs),
+                shared_ttl: Duration::from_secs(config.cache_redis_ttl_secs),
+                max_bytes: config.endpoint_cache_budget(),
+                single_process: config.is_embedded_store() && config.amqp_url.is_none(),
+            },
+            metrics.clone(),
+        )
+        .with_sealer(backends.sealer.clone()),
+    );
     metrics.sizes.add("endpoints", cache.clone());
     Ok(Forwarding {
         deliveries: backends.deliveries.clone(),
@@ -443,7 +497,16 @@ pub fn campaigning(config: &Config, backends: &Backends) -> anyhow::Result<Campa
         csv_client,
         default_country_code: config.default_country_code.clone(),
         csv_max_bytes: config.csv_max_bytes,
+        provider_defaults: Arc::new(provider_defaults(config)),
     })
+}
+
+/// The server's settings of every BSP.
+fn provider_defaults(config: &Config) -> HashMap<SendProvider, ProviderSettings> {
+    SendProvider::ALL
+        .into_iter()
+        .map(|p| (p, config.provider_defaults(p)))
+        .collect()
 }
 
 /// A sender on these backends; `App` spawns it with the campaign runner, tests drive it with
@@ -480,10 +543,7 @@ pub fn sender(
             queue: backends.queue.clone(),
             client,
             limits: Arc::new(limits),
-            defaults: crate::domain::providers::send::SendProvider::ALL
-                .into_iter()
-                .map(|p| (p, config.provider_defaults(p)))
-                .collect(),
+            defaults: provider_defaults(config),
             metrics: metrics.clone(),
         },
         SenderConfig {

@@ -11,16 +11,16 @@
 //!   phone numbers, projects, webhook endpoints, forwarding rules (signing, retry schedule,
 //!   request body, the outbox rows), the circuit breaker, queue payloads; campaigns (state
 //!   machine, CSV import, template parameters, the send token bucket, opt-out keywords) and the
-//!   BSPs' send requests. No IO.
-//! - [`ports`]: the `Store`, `Endpoints`, `Deliveries`, `Campaigns`, `Queue`, `Cache` and
-//!   `Outbound` (HTTP to other hosts) traits the rest of the crate talks through.
+//!   BSPs' send requests; the sealed form of secrets at rest. No IO.
+//! - [`ports`]: the `Store`, `Endpoints`, `Deliveries`, `Campaigns`, `SealedSecrets`, `Queue`,
+//!   `Cache` and `Outbound` (HTTP to other hosts) traits the rest of the crate talks through.
 //! - [`adapters`]: one folder per backend: `sqlite/` (store + local queue, the embedded
 //!   default), `postgres/`, `rabbitmq/`, with the SQL both stores share in `sql/`; the memory
 //!   and Redis caches; `outbound` (reqwest on rustls, no redirects, the connect-time address
 //!   guard); [`adapters::build`] picks them from the config.
 //! - [`services`]: logic shared by several roles on top of the ports (project lookup, dedupe,
 //!   quarantine replay, retention, the shared circuit breakers, the endpoint config cache, the
-//!   sender's rate limits).
+//!   sender's rate limits, the sealer the stores keep secrets with).
 //! - [`http`]: axum routers: ops probes, BSP ingress, the project API, webhook endpoints and
 //!   their deliveries (test ping, retry, redrive), campaigns (CSV in, results out) and the
 //!   project's BSP settings.

@@ -1,4 +1,4 @@
-//! The `wagate` binary: `serve`, `migrate`, `bench` and `mock-bsp`.
+//! The `wagate` binary: `serve`, `migrate`, `secrets`, `bench` and `mock-bsp`.
 
 use std::path::PathBuf;
 
@@ -35,10 +35,25 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Stored secrets: how they are kept, and re-sealing them with a new key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Load tools that measure and verify a running server.
     Bench(wagate::bench::BenchArgs),
     /// A mock of the four BSP send APIs that posts status webhooks back to the gateway.
     MockBsp(wagate::bench::mock_bsp::MockBspArgs),
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Counts the stored secrets by how they are kept (clear, or the id of their key).
+    Status,
+    /// Re-seals every stored secret with WAGATE_SECRET_KEY, opening the old ones with
+    /// WAGATE_SECRET_KEY_PREVIOUS; secrets stored in clear get sealed too. One pass, row by
+    /// row: safe to run while the gateway serves, and to run again after a crash.
+    Rotate,
+    /// Prints a new random key for WAGATE_SECRET_KEY.
+    GenerateKey,
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(store = store.backend(), "migrations applied");
             Ok(())
         }
+        Command::Secrets(command) => secrets(cli.config.as_deref(), command).await,
         Command::Serve { listen, roles } => {
             let mut config = load(cli.config.as_deref())?;
             if let Some(listen) = listen {
@@ -80,13 +96,66 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(roles) = roles {
                 config.roles = parse_roles(&roles)?;
-                config.validate()?;
             }
+            // The flags can change what the environment's settings allowed (a public address
+            // for ingress, a role subset): check the result.
+            config.validate()?;
             wagate::telemetry::init(&config.log_format);
             let app = App::build(config).await?;
             let shutdown = CancellationToken::new();
             tokio::spawn(on_signal(shutdown.clone()));
             app.run(shutdown).await
+        }
+    }
+}
+
+async fn secrets(file: Option<&std::path::Path>, command: SecretsCommand) -> anyhow::Result<()> {
+    let open = || async {
+        let config = load(file)?;
+        wagate::telemetry::init(&config.log_format);
+        wagate::adapters::build::sealed_secrets(&config)
+            .await
+            .context("opening the store")
+    };
+    match command {
+        SecretsCommand::GenerateKey => {
+            println!("{}", wagate::services::sealer::generate_key());
+            Ok(())
+        }
+        SecretsCommand::Status => {
+            let (sealed, sealer) = open().await?;
+            let counts = sealed.inventory().await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "sealing_key": sealer.current_key_id(),
+                    "endpoint_secrets": counts.endpoint_secrets,
+                    "provider_credentials": counts.provider_credentials,
+                })
+            );
+            Ok(())
+        }
+        SecretsCommand::Rotate => {
+            let (sealed, sealer) = open().await?;
+            anyhow::ensure!(
+                sealer.current_key_id().is_some(),
+                "WAGATE_SECRET_KEY is not set: there is no key to seal with"
+            );
+            let report = sealed.reseal().await?;
+            println!("{}", serde_json::to_string(&report)?);
+            anyhow::ensure!(
+                report.unreadable == 0,
+                "{} stored secrets could not be opened with the keys given (the log names \
+                 them); run again with their key in WAGATE_SECRET_KEY_PREVIOUS",
+                report.unreadable
+            );
+            if report.changed_meanwhile > 0 {
+                tracing::warn!(
+                    values = report.changed_meanwhile,
+                    "some secrets changed while being re-sealed; run again to re-seal them"
+                );
+            }
+            Ok(())
         }
     }
 }

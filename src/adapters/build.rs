@@ -12,8 +12,8 @@ use super::redis_cache::RedisCache;
 use super::sqlite::{LocalQueue, SqliteDb, SqliteStore};
 use crate::config::{Config, endpoint};
 use crate::metrics::Metrics;
-use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, Store};
-use crate::services::RecentMarks;
+use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, SealedSecrets, Store};
+use crate::services::{RecentMarks, Sealer};
 
 /// The ports, wired.
 pub struct Backends {
@@ -25,6 +25,11 @@ pub struct Backends {
     /// Campaigns, their recipients, opt-outs and provider settings; the same database as
     /// `store`.
     pub campaigns: Arc<dyn Campaigns>,
+    /// The stored secrets, counted and re-sealed; the same database as `store`.
+    pub secrets: Arc<dyn SealedSecrets>,
+    /// What the stores seal secrets with; the endpoint cache seals what it keeps in Redis
+    /// with it too.
+    pub sealer: Arc<Sealer>,
     pub queue: Arc<dyn Queue>,
     /// Project and API-key lookups, in memory.
     pub memory: Arc<dyn Cache>,
@@ -37,12 +42,15 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Backends assembled by hand (dedupe marks get 1 MiB for a day); nothing to close.
+    /// Backends assembled by hand (dedupe marks get 1 MiB for a day, secrets are stored in
+    /// clear); nothing to close.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         endpoints: Arc<dyn Endpoints>,
         deliveries: Arc<dyn Deliveries>,
         campaigns: Arc<dyn Campaigns>,
+        secrets: Arc<dyn SealedSecrets>,
         queue: Arc<dyn Queue>,
         memory: Arc<dyn Cache>,
         shared: Option<Arc<dyn Cache>>,
@@ -52,6 +60,8 @@ impl Backends {
             endpoints,
             deliveries,
             campaigns,
+            secrets,
+            sealer: Arc::new(Sealer::clear()),
             queue,
             dedupe_marks: Arc::new(RecentMarks::new(1 << 20, Duration::from_secs(86_400))),
             memory,
@@ -94,6 +104,8 @@ pub enum BuildError {
         #[source]
         source: crate::ports::QueueError,
     },
+    #[error(transparent)]
+    Secrets(#[from] crate::config::ConfigError),
     #[error("{target}")]
     Cache {
         target: String,
@@ -151,43 +163,83 @@ async fn sqlite(url: &str, synchronous_full: bool) -> Result<SqliteDb, BuildErro
         })
 }
 
+/// The sealer the configured keys make (clear without a key).
+pub fn sealer(cfg: &Config) -> Result<Arc<Sealer>, BuildError> {
+    Ok(Arc::new(match cfg.seal_keys()? {
+        Some((current, previous)) => Sealer::new(current, previous),
+        None => Sealer::clear(),
+    }))
+}
+
 /// Connects (and migrates) the store only: what `wagate migrate` needs.
 pub async fn store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<SqliteDb>), BuildError> {
+    let sealer = sealer(cfg)?;
     let url = cfg.database_url();
     if url.starts_with("sqlite:") {
         let db = sqlite(&url, cfg.sqlite_synchronous == "full").await?;
-        Ok((Arc::new(SqliteStore::new(db.clone())), vec![db]))
+        Ok((
+            Arc::new(SqliteStore::new(db.clone()).with_sealer(sealer)),
+            vec![db],
+        ))
     } else {
         Ok((
-            Arc::new(postgres(&url, cfg.store_pool_size).await?),
+            Arc::new(
+                postgres(&url, cfg.store_pool_size)
+                    .await?
+                    .with_sealer(sealer),
+            ),
             Vec::new(),
         ))
     }
+}
+
+/// The store's sealed secrets and the sealer the configuration makes: what `wagate secrets`
+/// needs.
+pub async fn sealed_secrets(
+    cfg: &Config,
+) -> Result<(Arc<dyn SealedSecrets>, Arc<Sealer>), BuildError> {
+    let sealer = sealer(cfg)?;
+    let url = cfg.database_url();
+    let secrets: Arc<dyn SealedSecrets> = if url.starts_with("sqlite:") {
+        let db = sqlite(&url, cfg.sqlite_synchronous == "full").await?;
+        Arc::new(SqliteStore::new(db).with_sealer(sealer.clone()))
+    } else {
+        Arc::new(
+            postgres(&url, cfg.store_pool_size)
+                .await?
+                .with_sealer(sealer.clone()),
+        )
+    };
+    Ok((secrets, sealer))
 }
 
 pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildError> {
     let mut closers = Vec::new();
     let url = cfg.database_url();
     let synchronous_full = cfg.sqlite_synchronous == "full";
+    let sealer = sealer(cfg)?;
     type Stores = (
         Arc<dyn Store>,
         Arc<dyn Endpoints>,
         Arc<dyn Deliveries>,
         Arc<dyn Campaigns>,
+        Arc<dyn SealedSecrets>,
         Option<SqliteDb>,
     );
-    let (store, endpoints, deliveries, campaigns, embedded): Stores = if url.starts_with("sqlite:")
-    {
-        let db = sqlite(&url, synchronous_full).await?;
-        closers.push(Closer::Sqlite(db.clone()));
-        let store = Arc::new(SqliteStore::new(db.clone()));
-        (store.clone(), store.clone(), store.clone(), store, Some(db))
-    } else {
-        let pg = postgres(&url, cfg.store_pool_size).await?;
-        closers.push(Closer::Postgres(pg.clone()));
-        let store = Arc::new(pg);
-        (store.clone(), store.clone(), store.clone(), store, None)
-    };
+    let (store, endpoints, deliveries, campaigns, secrets, embedded): Stores =
+        if url.starts_with("sqlite:") {
+            let db = sqlite(&url, synchronous_full).await?;
+            closers.push(Closer::Sqlite(db.clone()));
+            let store = Arc::new(SqliteStore::new(db.clone()).with_sealer(sealer.clone()));
+            let s = store.clone();
+            (s.clone(), s.clone(), s.clone(), s, store, Some(db))
+        } else {
+            let pg = postgres(&url, cfg.store_pool_size).await?;
+            closers.push(Closer::Postgres(pg.clone()));
+            let store = Arc::new(pg.with_sealer(sealer.clone()));
+            let s = store.clone();
+            (s.clone(), s.clone(), s.clone(), s, store, None)
+        };
     let queue: Arc<dyn Queue> = match &cfg.amqp_url {
         Some(amqp) => match RabbitQueue::connect(amqp, rabbit_options(cfg)).await {
             Ok(queue) => Arc::new(queue),
@@ -270,6 +322,8 @@ pub async fn build(cfg: &Config, metrics: &Metrics) -> Result<Backends, BuildErr
         endpoints,
         deliveries,
         campaigns,
+        secrets,
+        sealer,
         queue,
         memory,
         dedupe_marks,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Config;
+use crate::domain::sealing::{BadKey, SealKey};
 
 impl Config {
     /// The store URL with the embedded default filled in.
@@ -74,6 +75,77 @@ impl Config {
                 credential: secret(&self.aisensy_direct_api_key),
                 ..ProviderSettings::default()
             },
+        }
+    }
+
+    /// The key that seals stored secrets and the previous ones that still open them; `None`
+    /// when no key is set (secrets are then stored in clear).
+    pub fn seal_keys(&self) -> Result<Option<(SealKey, Vec<SealKey>)>, super::ConfigError> {
+        let invalid = |key: &str, e: BadKey| super::ConfigError::Invalid {
+            key: key.into(),
+            message: e.to_string(),
+        };
+        let previous = match &self.secret_key_previous {
+            Some(list) => list
+                .expose_secret()
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| SealKey::parse(k).map_err(|e| invalid("secret_key_previous", e)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        match &self.secret_key {
+            Some(key) => {
+                let current =
+                    SealKey::parse(key.expose_secret()).map_err(|e| invalid("secret_key", e))?;
+                Ok(Some((current, previous)))
+            }
+            None if previous.is_empty() => Ok(None),
+            None => Err(super::ConfigError::Invalid {
+                key: "secret_key_previous".into(),
+                message: "needs WAGATE_SECRET_KEY, the key that seals from now on".into(),
+            }),
+        }
+    }
+
+    /// Whether the listen address is reachable only from this host.
+    pub fn listens_on_loopback(&self) -> bool {
+        self.listen.ip().to_canonical().is_loopback()
+    }
+
+    /// Whether BSP webhooks need a credential, said in a sentence for the startup log; `true`
+    /// with it when every ingress route is authenticated.
+    pub fn ingress_auth_mode(&self) -> (bool, String) {
+        match (&self.ingress_token, &self.meta_app_secret) {
+            (Some(_), Some(_)) => (
+                true,
+                "a bearer token on every ingress route, and Meta's signature on /v1/ingest/meta"
+                    .into(),
+            ),
+            (Some(_), None) => (
+                true,
+                "a bearer token on every ingress route; Meta's signature is not checked \
+                 (WAGATE_META_APP_SECRET is not set)"
+                    .into(),
+            ),
+            (None, Some(_)) => (
+                false,
+                "Meta's signature on /v1/ingest/meta; the Datagen routes are open \
+                 (WAGATE_INGRESS_TOKEN is not set)"
+                    .into(),
+            ),
+            (None, None) => (
+                false,
+                if self.ingress_auth == "none" {
+                    "none: anyone who reaches the ingress routes can post status events \
+                     (WAGATE_INGRESS_AUTH=none)"
+                        .into()
+                } else {
+                    "none: anyone who reaches the ingress routes can post status events \
+                     (allowed because the listen address is loopback)"
+                        .into()
+                },
+            ),
         }
     }
 

@@ -58,6 +58,15 @@ pub struct Config {
     pub ingress_token: Option<SecretString>,
     pub meta_app_secret: Option<SecretString>,
     pub meta_verify_token: Option<SecretString>,
+    /// `auto`: a process running `ingress` on a non-loopback address refuses to start unless
+    /// `ingress_token` or `meta_app_secret` is set. `none`: it may take unauthenticated
+    /// webhooks anywhere (said at start).
+    pub ingress_auth: String,
+    /// Seals webhook signing secrets and BSP credentials in the store (32 bytes, hex or
+    /// base64). Unset: they are stored in clear.
+    pub secret_key: Option<SecretString>,
+    /// Keys that only open what they sealed (comma list): the old key during a rotation.
+    pub secret_key_previous: Option<SecretString>,
     pub body_limit_bytes: usize,
     /// A connection must deliver a request's headers within this long (and an idle keep-alive
     /// connection is closed after it), so a client trickling headers cannot hold a connection.
@@ -181,6 +190,9 @@ impl Default for Config {
             ingress_token: None,
             meta_app_secret: None,
             meta_verify_token: None,
+            ingress_auth: "auto".into(),
+            secret_key: None,
+            secret_key_previous: None,
             body_limit_bytes: 1024 * 1024,
             http_header_timeout_ms: 10_000,
             http_request_timeout_ms: 30_000,

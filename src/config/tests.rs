@@ -39,6 +39,8 @@ fn file_then_env() {
             ("WAGATE_PROCESSOR_BATCH_SIZE", "75"),
             ("WAGATE_REDIS_URL", ""),
             ("WAGATE_ROLES", "ingress,processor"),
+            // Ingress on 0.0.0.0 needs its webhooks authenticated.
+            ("WAGATE_INGRESS_TOKEN", "a-token"),
         ]),
     )
     .unwrap();
@@ -232,6 +234,10 @@ fn debug_shows_no_secret() {
             ),
             ("WAGATE_AMQP_URL", "amqp://guest:mq-SECRET-6@mq:5672/%2f"),
             ("WAGATE_REDIS_URL", "redis://:redis-SECRET-7@cache/0"),
+            ("WAGATE_SECRET_KEY", KEY_WITH_A_WORD),
+            ("WAGATE_SECRET_KEY_PREVIOUS", HEX_KEY_WITH_A_WORD),
+            ("WAGATE_META_TOKEN", "meta-SECRET-8"),
+            ("WAGATE_AISENSY_API_KEY", "aisensy-SECRET-9"),
         ]),
     )
     .unwrap();
@@ -241,6 +247,7 @@ fn debug_shows_no_secret() {
     );
     let shown = format!("{cfg:?} {cfg:#?}");
     assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(!shown.contains("5EC2E700"), "{shown}");
     assert!(
         shown.contains("db.internal:6432"),
         "the rest is kept: {shown}"
@@ -252,4 +259,98 @@ fn debug_shows_no_secret() {
     assert_eq!(endpoint(cfg.redis_url.as_deref().unwrap()), "cache:6379");
     assert_eq!(endpoint("postgres://localhost/x"), "localhost:5432");
     assert!(!redact_url("postgres://u:p%40ss word@h/x").contains("ss"));
+}
+
+/// Valid keys (base64 and hex of 32 bytes) with a word `Debug` must never show.
+const KEY_WITH_A_WORD: &str = "SECRETSECRETSECRETSECRETSECRETSECRETSECRETA=";
+const HEX_KEY_WITH_A_WORD: &str =
+    "5EC2E7005EC2E7005EC2E7005EC2E7005EC2E7005EC2E7005EC2E7005EC2E700";
+
+#[test]
+fn ingress_off_loopback_needs_auth_or_an_explicit_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wagate.toml");
+    std::fs::write(&file, "").unwrap();
+    let load = |vars: &[(&str, &str)]| Config::load(Some(&file), env(vars));
+    for listen in [
+        "127.0.0.1:8080",
+        "127.0.0.2:0",
+        "[::1]:8080",
+        "[::ffff:127.0.0.1]:80",
+    ] {
+        let cfg = load(&[("WAGATE_LISTEN", listen)]).unwrap();
+        assert!(cfg.listens_on_loopback(), "{listen}");
+        let (complete, mode) = cfg.ingress_auth_mode();
+        assert!(!complete && mode.contains("loopback"), "{mode}");
+    }
+    for listen in [
+        "0.0.0.0:8080",
+        "[::]:8080",
+        "10.1.2.3:8080",
+        "[::ffff:10.0.0.1]:80",
+    ] {
+        let err = load(&[("WAGATE_LISTEN", listen)]).unwrap_err().to_string();
+        for needed in [
+            "WAGATE_INGRESS_TOKEN",
+            "WAGATE_META_APP_SECRET",
+            "WAGATE_INGRESS_AUTH=none",
+        ] {
+            assert!(err.contains(needed), "{listen}: {err}");
+        }
+        let public = [("WAGATE_LISTEN", listen)];
+        for (key, value, complete) in [
+            ("WAGATE_INGRESS_TOKEN", "a-token", true),
+            ("WAGATE_META_APP_SECRET", "app-secret", false),
+            ("WAGATE_INGRESS_AUTH", "none", false),
+        ] {
+            let cfg = load(&[public[0], (key, value)]).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(cfg.ingress_auth_mode().0, complete, "{key}");
+        }
+        let (_, mode) = load(&[public[0], ("WAGATE_INGRESS_AUTH", "none")])
+            .unwrap()
+            .ingress_auth_mode();
+        assert!(mode.contains("WAGATE_INGRESS_AUTH=none"), "{mode}");
+        // Without the ingress role nothing is exposed.
+        load(&[public[0], ("WAGATE_ROLES", "api,processor")]).unwrap();
+    }
+    assert!(load(&[("WAGATE_INGRESS_AUTH", "off")]).is_err());
+    // `wagate serve --listen` changes the address after loading: `validate` sees it.
+    let mut cfg = load(&[]).unwrap();
+    cfg.listen = "0.0.0.0:8080".parse().unwrap();
+    assert!(cfg.validate().is_err());
+    cfg.ingress_auth = "none".into();
+    cfg.validate().unwrap();
+}
+
+#[test]
+fn secret_keys_are_checked_when_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wagate.toml");
+    std::fs::write(&file, "").unwrap();
+    let load = |vars: &[(&str, &str)]| Config::load(Some(&file), env(vars));
+    assert!(load(&[]).unwrap().seal_keys().unwrap().is_none());
+    let cfg = load(&[
+        ("WAGATE_SECRET_KEY", KEY_WITH_A_WORD),
+        (
+            "WAGATE_SECRET_KEY_PREVIOUS",
+            &format!("{HEX_KEY_WITH_A_WORD}, {}", "11".repeat(32)),
+        ),
+    ])
+    .unwrap();
+    let (current, previous) = cfg.seal_keys().unwrap().unwrap();
+    assert_eq!(previous.len(), 2);
+    assert_ne!(current.id(), previous[0].id());
+    for (key, value) in [
+        ("WAGATE_SECRET_KEY", "too-short-SECRET"),
+        ("WAGATE_SECRET_KEY", &"ab".repeat(16)),
+        ("WAGATE_SECRET_KEY_PREVIOUS", HEX_KEY_WITH_A_WORD),
+    ] {
+        let err = load(&[(key, value)]).unwrap_err().to_string();
+        assert!(err.contains("secret_key"), "{key}: {err}");
+        assert!(
+            !err.contains("too-short") && !err.contains(&"ab".repeat(16)),
+            "{err}"
+        );
+        assert!(!err.contains(HEX_KEY_WITH_A_WORD), "{err}");
+    }
 }

@@ -115,7 +115,39 @@ impl Config {
         {
             return invalid("admin_token", "must be at least 8 characters");
         }
+        self.seal_keys()?;
+        self.check_ingress_auth()?;
         self.check_roles_share_a_queue()
+    }
+
+    /// BSP webhooks move statuses and trigger forwarding, so an ingress anyone can reach must
+    /// authenticate them, or be told explicitly not to (`ingress_auth = "none"`). On loopback
+    /// (the embedded default, tests) only this host can post.
+    fn check_ingress_auth(&self) -> Result<(), ConfigError> {
+        if !matches!(self.ingress_auth.as_str(), "auto" | "none") {
+            return Err(ConfigError::Invalid {
+                key: "ingress_auth".into(),
+                message: "must be `auto` or `none`".into(),
+            });
+        }
+        if self.roles.contains(&Role::Ingress)
+            && !self.listens_on_loopback()
+            && self.ingress_auth == "auto"
+            && self.ingress_token.is_none()
+            && self.meta_app_secret.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "ingress_auth".into(),
+                message: format!(
+                    "the `ingress` role listens on {}, which is not loopback, and nothing \
+                     authenticates BSP webhooks: set WAGATE_INGRESS_TOKEN (and/or \
+                     WAGATE_META_APP_SECRET), or WAGATE_INGRESS_AUTH=none to accept \
+                     unauthenticated webhooks",
+                    self.listen
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// With the embedded queue (no `amqp_url`), events only move inside one process: the queue

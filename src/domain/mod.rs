@@ -11,6 +11,7 @@ pub mod ids;
 pub mod phone;
 pub mod project;
 pub mod providers;
+pub mod sealing;
 pub mod signing;
 pub mod status;
 pub mod task;

@@ -226,9 +226,15 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
     let report = if is_json {
-        let bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
-            ApiError::bad_request("bad_request", "a JSON body must be under 64 KiB")
-        })?;
+        let bytes = axum::body::to_bytes(body, super::limits::BULK_JSON_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "a JSON body must be at most 64 KiB",
+                )
+            })?;
         let b: UrlBody = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -15,7 +15,7 @@ mod providers;
 pub mod serve;
 mod webhooks;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
@@ -26,6 +26,7 @@ pub use error::ApiError;
 pub use limits::HttpLimits;
 
 use crate::config::Role;
+use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::metrics::Metrics;
 use crate::ports::Outbound;
 use crate::ports::{Cache, Campaigns, Deliveries, Endpoints, Queue, Store};
@@ -78,6 +79,9 @@ pub struct Campaigning {
     pub csv_client: Arc<dyn Outbound>,
     pub default_country_code: Option<String>,
     pub csv_max_bytes: u64,
+    /// The server's settings per BSP: a project's base URL other than the server's needs the
+    /// project's own credential.
+    pub provider_defaults: Arc<HashMap<SendProvider, ProviderSettings>>,
 }
 
 /// What the webhook API shares with the forwarder: the deliveries, the endpoint cache it must
@@ -166,7 +170,8 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
             );
     }
     // Recipients CSVs go up and down in bulk: their own size limit (checked while streaming)
-    // and a longer time limit. The one-shot send may fetch a `csv_url` too.
+    // and a longer time limit. The one-shot send may fetch a `csv_url` too, so it has the bulk
+    // time limit, but its body is a small JSON object.
     let mut bulk = Router::new();
     if roles.contains(&Role::Api) {
         bulk = bulk
@@ -178,7 +183,10 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
                 "/project/campaign/{id}/messages.csv",
                 get(campaign_import::export),
             )
-            .route("/project/campaign/event/send", post(campaigns::send));
+            .route(
+                "/project/campaign/event/send",
+                post(campaigns::send).layer(DefaultBodyLimit::max(limits::BULK_JSON_BODY_BYTES)),
+            );
     }
     let bulk = bulk
         .layer(DefaultBodyLimit::disable())

@@ -1,6 +1,8 @@
 //! A project's own BSP settings (`/v1/providers/{provider}`): base URL, credential, API
 //! version, Karix webhook id. They override the server's `WAGATE_<PROVIDER>_*` settings field
-//! by field. The credential is write-only: a read says whether one is set, never what it is.
+//! by field, except that the server's credential only goes to the server's base URL: a project
+//! that sends elsewhere must give its own (`send::for_project`, which the sender applies too).
+//! The credential is write-only: a read says whether one is set, never what it is.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,7 +13,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth};
 use crate::domain::endpoint::WebhookUrl;
-use crate::domain::providers::send::{ProviderSettings, SendProvider};
+use crate::domain::providers::send::{self, ProviderSettings, SendProvider};
 
 const MAX_FIELD: usize = 512;
 
@@ -75,12 +77,29 @@ pub async fn put(
         }
         None => None,
     };
+    let credential = field("credential", b.credential.or(b.token).or(b.api_key))?;
+    if credential.as_deref().is_some_and(|c| c.starts_with("enc:")) {
+        // The stored form of a sealed secret; taken as one, it would not read back.
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "credential must not start with `enc:`",
+        ));
+    }
     let settings = ProviderSettings {
         base_url,
-        credential: field("credential", b.credential.or(b.token).or(b.api_key))?,
+        credential,
         api_version: field("api_version", b.api_version)?,
         webhook_dn_id: field("webhook_dn_id", b.webhook_dn_id)?,
     };
+    let server = s
+        .campaigning
+        .provider_defaults
+        .get(&p)
+        .cloned()
+        .unwrap_or_default();
+    if let Err(e) = send::for_project(p, &server, &settings) {
+        return Err(ApiError::bad_request("credential_required", e.to_string()));
+    }
     s.campaigning
         .campaigns
         .put_provider_settings(&project, p, &settings)

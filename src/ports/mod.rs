@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod outbound;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 
 pub use cache::{Cache, CacheError};
@@ -15,4 +16,5 @@ pub use deliveries::Deliveries;
 pub use endpoints::Endpoints;
 pub use outbound::Outbound;
 pub use queue::{Consumer, Delivery, DeliveryId, Outgoing, Queue, QueueError};
+pub use secrets::SealedSecrets;
 pub use store::{Store, StoreError};

@@ -17,9 +17,11 @@ use crate::domain::endpoint::{
     Endpoint, EndpointId, PreviousSecret, SharedSecret, Topics, WebhookUrl,
 };
 use crate::domain::project::ProjectId;
+use crate::domain::sealing;
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 use crate::ports::{Cache, CacheError, Endpoints, StoreError};
+use crate::services::Sealer;
 
 /// The shared key whose value changes at every invalidation.
 const GEN_KEY: &str = "endpoint:gen";
@@ -87,6 +89,8 @@ pub struct EndpointCache {
     /// Moves at every local clear, so a lookup that started before one does not put what it
     /// read into memory after it.
     clears: AtomicU64,
+    /// Seals the secrets kept in the shared layer; opening them happens once per memory fill.
+    sealer: Arc<Sealer>,
     metrics: Metrics,
 }
 
@@ -108,18 +112,22 @@ struct Stored {
 }
 
 impl Stored {
-    fn of(e: &Endpoint) -> Stored {
+    /// The secrets are sealed as the store seals them: Redis is storage too.
+    fn of(e: &Endpoint, sealer: &Sealer) -> Stored {
+        let context = sealing::endpoint_context(e.id.as_str());
         Stored {
             id: e.id.to_string(),
             project_id: e.project_id.as_str().to_owned(),
             url: e.url.as_str().to_owned(),
             topics: e.topics.to_stored(),
             description: e.description.clone(),
-            secret: e.secret.expose().to_owned(),
-            previous_secret: e
-                .previous_secret
-                .as_ref()
-                .map(|p| (p.secret.expose().to_owned(), p.expires_at.millis())),
+            secret: sealer.seal(e.secret.expose(), &context),
+            previous_secret: e.previous_secret.as_ref().map(|p| {
+                (
+                    sealer.seal(p.secret.expose(), &context),
+                    p.expires_at.millis(),
+                )
+            }),
             enabled: e.enabled,
             disabled_reason: e.disabled_reason.clone(),
             created_at: e.created_at.millis(),
@@ -127,23 +135,36 @@ impl Stored {
         }
     }
 
-    fn into_endpoint(self) -> Endpoint {
-        Endpoint {
+    /// `None` when a secret does not open here (another key sealed it): read the store then.
+    fn into_endpoint(self, sealer: &Sealer) -> Option<Endpoint> {
+        let context = sealing::endpoint_context(&self.id);
+        let open = |s: &str| {
+            sealer
+                .open(s, &context)
+                .ok()
+                .map(SharedSecret::from_trusted)
+        };
+        let secret = open(&self.secret)?;
+        let previous_secret = match self.previous_secret {
+            Some((s, at)) => Some(PreviousSecret {
+                secret: open(&s)?,
+                expires_at: Timestamp::from_millis(at),
+            }),
+            None => None,
+        };
+        Some(Endpoint {
             id: EndpointId::from_trusted(self.id),
             project_id: ProjectId::from_trusted(self.project_id),
             url: WebhookUrl::from_trusted(self.url),
             topics: Topics::from_stored(&self.topics),
             description: self.description,
-            secret: SharedSecret::from_trusted(self.secret),
-            previous_secret: self.previous_secret.map(|(s, at)| PreviousSecret {
-                secret: SharedSecret::from_trusted(s),
-                expires_at: Timestamp::from_millis(at),
-            }),
+            secret,
+            previous_secret,
             enabled: self.enabled,
             disabled_reason: self.disabled_reason,
             created_at: Timestamp::from_millis(self.created_at),
             updated_at: Timestamp::from_millis(self.updated_at),
-        }
+        })
     }
 }
 
@@ -179,8 +200,16 @@ impl EndpointCache {
             shared_ttl: cfg.shared_ttl,
             memory,
             clears: AtomicU64::new(0),
+            sealer: Arc::new(Sealer::clear()),
             metrics,
         }
+    }
+
+    /// Seals what the shared layer keeps with `sealer` (the stores' own), instead of keeping
+    /// it in clear.
+    pub fn with_sealer(mut self, sealer: Arc<Sealer>) -> EndpointCache {
+        self.sealer = sealer;
+        self
     }
 
     pub async fn get(&self, id: &EndpointId) -> Result<Option<Arc<Endpoint>>, StoreError> {
@@ -196,9 +225,12 @@ impl EndpointCache {
                 self.metrics.endpoint_cache_hit("shared");
                 return Ok(None);
             }
-            if let Ok(stored) = serde_json::from_str::<Stored>(&value) {
+            if let Some(e) = serde_json::from_str::<Stored>(&value)
+                .ok()
+                .and_then(|stored| stored.into_endpoint(&self.sealer))
+            {
                 self.metrics.endpoint_cache_hit("shared");
-                let e = Arc::new(stored.into_endpoint());
+                let e = Arc::new(e);
                 self.remember(id, &e, clears).await;
                 return Ok(Some(e));
             }
@@ -209,7 +241,7 @@ impl EndpointCache {
         let found = found.map(Arc::new);
         if let Some(shared) = &self.shared {
             let (value, ttl) = match &found {
-                Some(e) => match serde_json::to_string(&Stored::of(e)) {
+                Some(e) => match serde_json::to_string(&Stored::of(e, &self.sealer)) {
                     Ok(json) => (json, self.shared_ttl),
                     Err(_) => return Ok(found),
                 },

@@ -1,4 +1,4 @@
-//! Logic shared by several roles, built on the ports: cached lookups, event dedupe (recent marks as fingerprints), quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache, the sender's rate limits.
+//! Logic shared by several roles, built on the ports: cached lookups, event dedupe (recent marks as fingerprints), quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache, the sender's rate limits, the sealer of stored secrets.
 
 pub mod breakers;
 pub mod dedupe;
@@ -7,6 +7,7 @@ pub mod lookup;
 pub mod recent_marks;
 pub mod replay;
 pub mod retention;
+pub mod sealer;
 pub mod send_limits;
 mod tiers;
 
@@ -16,5 +17,6 @@ pub use endpoint_cache::{EndpointCache, EndpointCacheConfig};
 pub use lookup::ProjectLookup;
 pub use recent_marks::RecentMarks;
 pub use replay::Replayer;
+pub use sealer::Sealer;
 pub use send_limits::SendLimits;
 pub use tiers::Tiers;

@@ -26,7 +26,7 @@ use crate::domain::event::EventError;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{Project, ProjectId};
 use crate::domain::providers::send::{
-    self, ProviderSettings, SendOutcome, SendProvider, SendRequest,
+    self, CredentialRequired, ProviderSettings, SendOutcome, SendProvider, SendRequest,
 };
 use crate::domain::task::{Task, queues};
 use crate::domain::time::Timestamp;
@@ -74,7 +74,8 @@ type Cached<T> = Mutex<HashMap<T, (Instant, Arc<Resolved>)>>;
 
 /// A project's settings for one provider and its numbers, as one send needs them.
 struct Resolved {
-    settings: ProviderSettings,
+    /// Refused when they would send the server's credential to the project's URL.
+    settings: Result<ProviderSettings, CredentialRequired>,
     project: Option<Project>,
 }
 
@@ -303,7 +304,18 @@ impl Sender {
             user_name: job.variables.get("name").map(String::as_str),
             reference: job.recipient.as_str(),
         };
-        let call = match send::build(job.provider, &resolved.settings, &request) {
+        let settings = match &resolved.settings {
+            Ok(s) => s,
+            Err(e) => {
+                return Handled::Recorded(SendResult::Failed {
+                    error: EventError {
+                        code: Some("credential_required".into()),
+                        message: Some(e.to_string()),
+                    },
+                });
+            }
+        };
+        let call = match send::build(job.provider, settings, &request) {
             Ok(c) => c,
             Err(e) => {
                 return Handled::Recorded(SendResult::Failed {
@@ -433,13 +445,13 @@ impl Sender {
             .provider_settings(project, provider)
             .await?
             .unwrap_or_default();
-        let settings = self
+        let server = self
             .parts
             .defaults
             .get(&provider)
             .cloned()
-            .unwrap_or_default()
-            .overridden_by(&own);
+            .unwrap_or_default();
+        let settings = send::for_project(provider, &server, &own);
         let project_row = self.parts.store.project(project).await?;
         let r = Arc::new(Resolved {
             settings,

@@ -23,6 +23,8 @@ mod queue_conformance;
 mod rabbitmq;
 mod resilience;
 mod roles;
+mod secrets_at_rest;
+mod security;
 mod startup;
 mod statuses;
 mod store_conformance;

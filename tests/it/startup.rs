@@ -122,22 +122,17 @@ async fn toml_syntax_error_names_file_and_line() {
     assert!(err.contains("broken.toml, line 3"), "{err}");
 }
 
-/// Redis down does not stop the start, but the log says where it was looked for.
-#[tokio::test]
-async fn unreachable_redis_is_a_warning_naming_host_and_port() {
-    let port = closed_port();
+/// Runs `wagate serve` with only `env` (it must listen on `port`) until `/healthz` answers on
+/// 127.0.0.1, then stops it with SIGTERM; returns its stderr, after checking it exited cleanly
+/// and without colour codes.
+async fn serve_until_healthy(env: &[(&str, String)], port: u16) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let listen = closed_port();
     let child = Command::new(env!("CARGO_BIN_EXE_wagate"))
         .arg("serve")
         .env_clear()
         .env("WAGATE_DATA_DIR", dir.path())
-        .env("WAGATE_LISTEN", format!("127.0.0.1:{listen}"))
-        .env(
-            "WAGATE_REDIS_URL",
-            format!("redis://:redis-password@127.0.0.1:{port}/"),
-        )
         .env("WAGATE_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -148,7 +143,7 @@ async fn unreachable_redis_is_a_warning_naming_host_and_port() {
         .build()
         .unwrap();
     while client
-        .get(format!("http://127.0.0.1:{listen}/healthz"))
+        .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()
         .await
         .is_err()
@@ -161,11 +156,101 @@ async fn unreachable_redis_is_a_warning_naming_host_and_port() {
         .args(["-TERM", &pid])
         .status();
     let out = child.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes: {stderr:?}");
+    stderr
+}
+
+/// Redis down does not stop the start, but the log says where it was looked for.
+#[tokio::test]
+async fn unreachable_redis_is_a_warning_naming_host_and_port() {
+    let port = closed_port();
+    let listen = closed_port();
+    let stderr = serve_until_healthy(
+        &[
+            ("WAGATE_LISTEN", format!("127.0.0.1:{listen}")),
+            (
+                "WAGATE_REDIS_URL",
+                format!("redis://:redis-password@127.0.0.1:{port}/"),
+            ),
+        ],
+        listen,
+    )
+    .await;
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(!stderr.contains("redis-password"), "{stderr}");
-    assert!(!stderr.contains('\u{1b}'), "no colour codes: {stderr:?}");
+}
+
+/// An ingress anyone can reach must authenticate BSP webhooks, or be told not to; a secret
+/// key that is not one stops the start without being echoed.
+#[tokio::test]
+async fn ingress_on_a_public_address_without_auth_is_refused() {
+    let listen = format!("0.0.0.0:{}", closed_port());
+    for (env, args) in [
+        (vec![("WAGATE_LISTEN", listen.clone())], vec!["serve"]),
+        (vec![], vec!["serve", "--listen", listen.as_str()]),
+    ] {
+        let err = fails(&env, &args).await;
+        for needed in [
+            listen.as_str(),
+            "WAGATE_INGRESS_TOKEN",
+            "WAGATE_META_APP_SECRET",
+            "WAGATE_INGRESS_AUTH=none",
+        ] {
+            assert!(err.contains(needed), "{args:?}: {err}");
+        }
+    }
+    let err = fails(
+        &[("WAGATE_SECRET_KEY", "not-a-key-KEYWORD".into())],
+        &["serve"],
+    )
+    .await;
+    assert!(
+        err.contains("secret_key") && err.contains("32 bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("KEYWORD"), "{err}");
+}
+
+/// `INGRESS_AUTH=none` lets it start on a public address; the log says how ingress is
+/// authenticated and how secrets are stored, whichever way they are.
+#[tokio::test]
+async fn a_public_ingress_starts_when_told_and_says_how_it_runs() {
+    let port = closed_port();
+    let stderr = serve_until_healthy(
+        &[
+            ("WAGATE_LISTEN", format!("0.0.0.0:{port}")),
+            ("WAGATE_INGRESS_AUTH", "none".into()),
+        ],
+        port,
+    )
+    .await;
+    assert!(
+        stderr.contains("ingress auth: none") && stderr.contains("WAGATE_INGRESS_AUTH=none"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("secrets at rest: clear"), "{stderr}");
+    let port = closed_port();
+    let stderr = serve_until_healthy(
+        &[
+            ("WAGATE_LISTEN", format!("0.0.0.0:{port}")),
+            ("WAGATE_INGRESS_TOKEN", "ingress-KEYWORD".into()),
+            ("WAGATE_SECRET_KEY", "c3".repeat(32)),
+            ("WAGATE_LOG", "info".into()),
+        ],
+        port,
+    )
+    .await;
+    assert!(stderr.contains("ingress auth: a bearer token"), "{stderr}");
+    assert!(
+        stderr.contains("secrets at rest: sealed with AES-256-GCM"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("KEYWORD") && !stderr.contains(&"c3".repeat(8)),
+        "{stderr}"
+    );
 }
 
 /// SIGTERM with a client stuck in its headers and one stuck in its body, both with timeouts

@@ -436,7 +436,7 @@ impl Campaigns for PgStore {
         project: &ProjectId,
         provider: SendProvider,
     ) -> Result<Option<ProviderSettings>, StoreError> {
-        q::provider_settings(&self.pool, project, provider)
+        q::provider_settings(&self.pool, project, provider, &self.sealer)
             .await
             .map_err(classify)
     }
@@ -447,8 +447,15 @@ impl Campaigns for PgStore {
         provider: SendProvider,
         settings: &ProviderSettings,
     ) -> Result<(), StoreError> {
-        q::put_provider_settings(&self.pool, project, provider, settings, Timestamp::now())
-            .await
-            .map_err(classify)
+        q::put_provider_settings(
+            &self.pool,
+            project,
+            provider,
+            settings,
+            Timestamp::now(),
+            &self.sealer,
+        )
+        .await
+        .map_err(classify)
     }
 }

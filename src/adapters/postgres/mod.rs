@@ -1,9 +1,10 @@
 //! The distributed store on PostgreSQL: one `PgStore` implementing the `Store`, `Endpoints`,
-//! `Deliveries` and `Campaigns` ports, one file each; batches go in as arrays through `unnest`.
+//! `Deliveries`, `Campaigns` and `SealedSecrets` ports, one file each; batches go in as arrays through `unnest`.
 
 mod campaigns;
 mod deliveries;
 mod endpoints;
+mod secrets;
 mod store;
 
 pub use store::PgStore;

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use crate::ports::store::{
     QuarantineView, Quarantined,
 };
 use crate::ports::{Store, StoreError};
+use crate::services::Sealer;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -69,6 +71,8 @@ const APPLY_TRIES: u32 = 3;
 #[derive(Clone)]
 pub struct PgStore {
     pub(super) pool: PgPool,
+    /// Seals and opens the secret columns (see `sql::secrets`).
+    pub(super) sealer: Arc<Sealer>,
 }
 
 impl PgStore {
@@ -88,7 +92,15 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            sealer: Arc::new(Sealer::clear()),
+        })
+    }
+
+    /// This store with a key for the secret columns (a connected store keeps them in clear).
+    pub fn with_sealer(self, sealer: Arc<Sealer>) -> PgStore {
+        PgStore { sealer, ..self }
     }
 
     pub async fn close(&self) {

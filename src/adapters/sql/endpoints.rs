@@ -4,13 +4,16 @@
 //! one statement (or, for a delete, one transaction), so a concurrent change by another
 //! process, such as the forwarder disabling an endpoint, is never undone by a read-modify-write.
 
+use crate::adapters::sql::secrets::unreadable;
 use crate::domain::endpoint::{
     DeliveryStatus, Endpoint, EndpointId, PreviousSecret, SharedSecret, Topics, WebhookDeliveryId,
     WebhookUrl,
 };
 use crate::domain::project::ProjectId;
+use crate::domain::sealing;
 use crate::domain::time::Timestamp;
 use crate::ports::endpoints::{AttemptView, DeliveryView};
+use crate::services::Sealer;
 
 /// The columns `EndpointRow` holds, in order.
 macro_rules! endpoint_columns {
@@ -43,7 +46,8 @@ pub type EndpointRow = (
     i64,
 );
 
-pub fn endpoint_from(r: EndpointRow) -> Endpoint {
+/// An endpoint read back, its secrets opened (see `sql::secrets`).
+pub fn endpoint_from(r: EndpointRow, sealer: &Sealer) -> Result<Endpoint, sqlx::Error> {
     let (
         id,
         project,
@@ -58,22 +62,34 @@ pub fn endpoint_from(r: EndpointRow) -> Endpoint {
         created_at,
         updated_at,
     ) = r;
-    Endpoint {
+    let context = sealing::endpoint_context(&id);
+    let open = |stored: &str| {
+        sealer
+            .open(stored, &context)
+            .map(SharedSecret::from_trusted)
+            .map_err(|e| unreadable("endpoint secret", e))
+    };
+    let secret = open(&secret)?;
+    let previous_secret = match previous.zip(expires) {
+        Some((s, at)) => Some(PreviousSecret {
+            secret: open(&s)?,
+            expires_at: Timestamp::from_millis(at),
+        }),
+        None => None,
+    };
+    Ok(Endpoint {
         id: EndpointId::from_trusted(id),
         project_id: ProjectId::from_trusted(project),
         url: WebhookUrl::from_trusted(url),
         topics: Topics::from_stored(&topics),
         description,
-        secret: SharedSecret::from_trusted(secret),
-        previous_secret: previous.zip(expires).map(|(s, at)| PreviousSecret {
-            secret: SharedSecret::from_trusted(s),
-            expires_at: Timestamp::from_millis(at),
-        }),
+        secret,
+        previous_secret,
         enabled,
         disabled_reason,
         created_at: Timestamp::from_millis(created_at),
         updated_at: Timestamp::from_millis(updated_at),
-    }
+    })
 }
 
 pub type DeliveryRow = (
@@ -140,10 +156,17 @@ macro_rules! endpoint_queries {
             WebhookDeliveryId,
         };
         use crate::domain::project::ProjectId;
+        use crate::domain::sealing;
         use crate::domain::time::Timestamp;
         use crate::ports::endpoints::{DeliveryDetail, DeliveryQuery, DeliveryView};
+        use crate::services::Sealer;
 
-        pub async fn insert(pool: &Pool<$db>, e: &Endpoint) -> Result<(), sqlx::Error> {
+        pub async fn insert(
+            pool: &Pool<$db>,
+            e: &Endpoint,
+            sealer: &Sealer,
+        ) -> Result<(), sqlx::Error> {
+            let context = sealing::endpoint_context(e.id.as_str());
             sqlx::query(concat!(
                 "INSERT INTO endpoints (",
                 endpoint_columns!(),
@@ -154,8 +177,12 @@ macro_rules! endpoint_queries {
             .bind(e.url.as_str())
             .bind(e.topics.to_stored())
             .bind(e.description.as_deref())
-            .bind(e.secret.expose())
-            .bind(e.previous_secret.as_ref().map(|p| p.secret.expose()))
+            .bind(sealer.seal(e.secret.expose(), &context))
+            .bind(
+                e.previous_secret
+                    .as_ref()
+                    .map(|p| sealer.seal(p.secret.expose(), &context)),
+            )
             .bind(e.previous_secret.as_ref().map(|p| p.expires_at.millis()))
             .bind(e.enabled)
             .bind(e.disabled_reason.as_deref())
@@ -170,6 +197,7 @@ macro_rules! endpoint_queries {
             pool: &Pool<$db>,
             project: &ProjectId,
             id: &EndpointId,
+            sealer: &Sealer,
         ) -> Result<Option<Endpoint>, sqlx::Error> {
             let row: Option<EndpointRow> = sqlx::query_as(concat!(
                 "SELECT ",
@@ -180,12 +208,13 @@ macro_rules! endpoint_queries {
             .bind(project.as_str())
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(endpoint_from))
+            row.map(|r| endpoint_from(r, sealer)).transpose()
         }
 
         pub async fn by_id(
             pool: &Pool<$db>,
             id: &EndpointId,
+            sealer: &Sealer,
         ) -> Result<Option<Endpoint>, sqlx::Error> {
             let row: Option<EndpointRow> = sqlx::query_as(concat!(
                 "SELECT ",
@@ -195,7 +224,7 @@ macro_rules! endpoint_queries {
             .bind(id.as_str())
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(endpoint_from))
+            row.map(|r| endpoint_from(r, sealer)).transpose()
         }
 
         /// The project's endpoints, oldest first; only the enabled ones if `enabled_only`.
@@ -203,6 +232,7 @@ macro_rules! endpoint_queries {
             pool: &Pool<$db>,
             project: &ProjectId,
             enabled_only: bool,
+            sealer: &Sealer,
         ) -> Result<Vec<Endpoint>, sqlx::Error> {
             // `enabled = $2 OR $3` rather than two statements: false for $3 filters.
             let rows: Vec<EndpointRow> = sqlx::query_as(concat!(
@@ -215,7 +245,7 @@ macro_rules! endpoint_queries {
             .bind(!enabled_only)
             .fetch_all(pool)
             .await?;
-            Ok(rows.into_iter().map(endpoint_from).collect())
+            rows.into_iter().map(|r| endpoint_from(r, sealer)).collect()
         }
 
         pub async fn update(
@@ -224,6 +254,7 @@ macro_rules! endpoint_queries {
             id: &EndpointId,
             patch: &EndpointPatch,
             now: Timestamp,
+            sealer: &Sealer,
         ) -> Result<Option<Endpoint>, sqlx::Error> {
             let row: Option<EndpointRow> = sqlx::query_as(concat!(
                 "UPDATE endpoints SET url = COALESCE($3, url), topics = COALESCE($4, topics), \
@@ -245,7 +276,7 @@ macro_rules! endpoint_queries {
             .bind(now.millis())
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(endpoint_from))
+            row.map(|r| endpoint_from(r, sealer)).transpose()
         }
 
         pub async fn disable(
@@ -305,6 +336,7 @@ macro_rules! endpoint_queries {
             new: &SharedSecret,
             previous_expires_at: Timestamp,
             now: Timestamp,
+            sealer: &Sealer,
         ) -> Result<Option<Endpoint>, sqlx::Error> {
             // Both databases evaluate every SET expression against the row as it was, so
             // `previous_secret = secret` takes the secret being replaced.
@@ -315,12 +347,12 @@ macro_rules! endpoint_queries {
             ))
             .bind(id.as_str())
             .bind(project.as_str())
-            .bind(new.expose())
+            .bind(sealer.seal(new.expose(), &sealing::endpoint_context(id.as_str())))
             .bind(previous_expires_at.millis())
             .bind(now.millis())
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(endpoint_from))
+            row.map(|r| endpoint_from(r, sealer)).transpose()
         }
 
         pub async fn deliveries(

@@ -4,6 +4,7 @@
 pub mod campaigns;
 pub mod deliveries;
 pub mod endpoints;
+pub mod secrets;
 pub mod store;
 
 use std::borrow::Cow;

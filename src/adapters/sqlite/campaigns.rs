@@ -441,7 +441,7 @@ impl Campaigns for SqliteStore {
         project: &ProjectId,
         provider: SendProvider,
     ) -> Result<Option<ProviderSettings>, StoreError> {
-        q::provider_settings(&self.db.read, project, provider)
+        q::provider_settings(&self.db.read, project, provider, &self.sealer)
             .await
             .map_err(classify)
     }
@@ -458,6 +458,7 @@ impl Campaigns for SqliteStore {
             provider,
             settings,
             Timestamp::now(),
+            &self.sealer,
         )
         .await
         .map_err(classify)

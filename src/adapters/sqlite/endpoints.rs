@@ -16,19 +16,27 @@ use crate::ports::endpoints::{DeliveryDetail, DeliveryQuery, DeliveryView, Endpo
 #[async_trait]
 impl Endpoints for SqliteStore {
     async fn create(&self, e: &Endpoint) -> Result<(), StoreError> {
-        q::insert(&self.db.write, e).await.map_err(classify)
+        q::insert(&self.db.write, e, &self.sealer)
+            .await
+            .map_err(classify)
     }
 
     async fn get(&self, p: &ProjectId, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        q::get(&self.db.read, p, id).await.map_err(classify)
+        q::get(&self.db.read, p, id, &self.sealer)
+            .await
+            .map_err(classify)
     }
 
     async fn by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        q::by_id(&self.db.read, id).await.map_err(classify)
+        q::by_id(&self.db.read, id, &self.sealer)
+            .await
+            .map_err(classify)
     }
 
     async fn list(&self, p: &ProjectId) -> Result<Vec<Endpoint>, StoreError> {
-        q::list(&self.db.read, p, false).await.map_err(classify)
+        q::list(&self.db.read, p, false, &self.sealer)
+            .await
+            .map_err(classify)
     }
 
     async fn update(
@@ -38,7 +46,7 @@ impl Endpoints for SqliteStore {
         patch: &EndpointPatch,
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError> {
-        q::update(&self.db.write, p, id, patch, now)
+        q::update(&self.db.write, p, id, patch, now, &self.sealer)
             .await
             .map_err(classify)
     }
@@ -69,9 +77,17 @@ impl Endpoints for SqliteStore {
         previous_expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError> {
-        q::rotate_secret(&self.db.write, p, id, new, previous_expires_at, now)
-            .await
-            .map_err(classify)
+        q::rotate_secret(
+            &self.db.write,
+            p,
+            id,
+            new,
+            previous_expires_at,
+            now,
+            &self.sealer,
+        )
+        .await
+        .map_err(classify)
     }
 
     async fn for_project_topic(
@@ -79,7 +95,9 @@ impl Endpoints for SqliteStore {
         p: &ProjectId,
         topic: Topic,
     ) -> Result<Vec<Endpoint>, StoreError> {
-        let enabled = q::list(&self.db.read, p, true).await.map_err(classify)?;
+        let enabled = q::list(&self.db.read, p, true, &self.sealer)
+            .await
+            .map_err(classify)?;
         Ok(enabled
             .into_iter()
             .filter(|e| e.topics.accepts(topic))

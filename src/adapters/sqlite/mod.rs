@@ -4,6 +4,7 @@ mod campaigns;
 mod deliveries;
 mod endpoints;
 mod queue;
+mod secrets;
 mod store;
 
 pub use queue::LocalQueue;

@@ -1,6 +1,7 @@
 //! `Store` on SQLite.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -23,6 +24,7 @@ use crate::ports::store::{
     QuarantineView, Quarantined,
 };
 use crate::ports::{Store, StoreError};
+use crate::services::Sealer;
 
 /// History and inbound rows per write transaction: a few milliseconds of writer time here.
 const ROWS_PER_TRANSACTION: usize = 64;
@@ -95,11 +97,21 @@ async fn outbox(
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(super) db: SqliteDb,
+    /// Seals and opens the secret columns (see `sql::secrets`).
+    pub(super) sealer: Arc<Sealer>,
 }
 
 impl SqliteStore {
+    /// A store keeping secrets in clear; [`with_sealer`](Self::with_sealer) gives it a key.
     pub fn new(db: SqliteDb) -> SqliteStore {
-        SqliteStore { db }
+        SqliteStore {
+            db,
+            sealer: Arc::new(Sealer::clear()),
+        }
+    }
+
+    pub fn with_sealer(self, sealer: Arc<Sealer>) -> SqliteStore {
+        SqliteStore { sealer, ..self }
     }
 }
 

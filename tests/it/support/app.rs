@@ -88,6 +88,12 @@ impl TestApp {
     /// Stops the app (gracefully) and starts it again with the same config, data and address,
     /// as a restarted `wagate serve` would be.
     pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`restart`](Self::restart) with `tweak` applied to the config first (a redeploy with
+    /// changed settings).
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let TestApp {
             addr,
             mut config,
@@ -99,6 +105,7 @@ impl TestApp {
         shutdown.cancel();
         server.await.unwrap().unwrap();
         config.listen = addr;
+        tweak(&mut config);
         Self::start(config, _isolation).await
     }
 

@@ -156,6 +156,11 @@ impl Receiver {
             .collect()
     }
 
+    /// Every request, whatever its path (`a/b` for `/a/b`).
+    pub fn all(&self) -> Vec<Received> {
+        self.inner.lock().unwrap().received.clone()
+    }
+
     /// Waits (up to `within`) until `path` has received at least `n` requests; returns them.
     pub async fn wait_for(&self, path: &str, n: usize, within: Duration) -> Vec<Received> {
         let deadline = Instant::now() + within;
@@ -171,7 +176,7 @@ impl Receiver {
 
 fn routes(inner: &Arc<Mutex<Inner>>) -> Router {
     Router::new()
-        .route("/{path}", post(receive))
+        .route("/{*path}", post(receive))
         .with_state(inner.clone())
 }
 

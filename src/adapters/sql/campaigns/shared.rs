@@ -8,7 +8,7 @@ macro_rules! campaign_shared {
         use sqlx::{AssertSqlSafe, Pool, QueryBuilder};
 
         use crate::adapters::sql::campaigns::{
-            CAMPAIGN_COLUMNS, EXPORT_SELECT, campaign_from, corrupt, counts_from, export_from,
+            CAMPAIGN_COLUMNS, EXPORT_SELECT, campaign_from, counts_from, export_from,
             latest_opt_outs,
         };
         use crate::adapters::sql;
@@ -378,6 +378,7 @@ macro_rules! campaign_shared {
             pool: &Pool<$db>,
             project: &ProjectId,
             provider: SendProvider,
+            sealer: &crate::services::Sealer,
         ) -> Result<Option<ProviderSettings>, sqlx::Error> {
             let found: Option<String> = sqlx::query_scalar(
                 "SELECT settings FROM provider_settings WHERE project_id = $1 AND provider = $2",
@@ -387,10 +388,7 @@ macro_rules! campaign_shared {
             .fetch_optional(pool)
             .await?;
             found
-                .map(|s| {
-                    serde_json::from_str(&s)
-                        .map_err(|e| corrupt(format!("provider settings: {e}")))
-                })
+                .map(|s| sql::secrets::open_settings(sealer, project, provider, &s))
                 .transpose()
         }
 
@@ -400,6 +398,7 @@ macro_rules! campaign_shared {
             provider: SendProvider,
             settings: &ProviderSettings,
             now: Timestamp,
+            sealer: &crate::services::Sealer,
         ) -> Result<(), sqlx::Error> {
             sqlx::query(
                 "INSERT INTO provider_settings (project_id, provider, settings, updated_at) \
@@ -408,7 +407,7 @@ macro_rules! campaign_shared {
             )
             .bind(project.as_str())
             .bind(provider.as_str())
-            .bind(serde_json::to_string(settings).expect("settings serialize"))
+            .bind(sql::secrets::seal_settings(sealer, project, provider, settings))
             .bind(now.millis())
             .execute(pool)
             .await?;

@@ -1,13 +1,17 @@
 //! Outbound template sends, one file per BSP with the same shape: `build` (the HTTP request),
-//! `classify` (the response → [`SendOutcome`]), and fixture tests beside them. No IO: the
-//! sender worker performs the request.
+//! `classify` (the response → [`SendOutcome`]), and fixture tests beside them; `settings`
+//! says where each BSP is reached with which credential. No IO: the sender worker performs
+//! the request.
 
 pub mod aisensy;
 pub mod aisensy_direct;
 pub mod datagen;
 pub mod meta;
+mod settings;
 #[cfg(test)]
 mod test_support;
+
+pub use settings::{CredentialRequired, ProviderSettings, for_project};
 
 use std::time::Duration;
 
@@ -47,36 +51,15 @@ impl SendProvider {
     pub fn parse(s: &str) -> Option<SendProvider> {
         SendProvider::ALL.into_iter().find(|p| p.as_str() == s)
     }
-}
 
-/// Where and how to reach one BSP: the server-wide defaults, overridden per project.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderSettings {
-    /// `https://graph.facebook.com`, `https://rcmapi.instaalerts.zone`, ...
-    pub base_url: Option<String>,
-    /// The bearer token (Meta, Datagen) or API key (AiSensy, AiSensy-direct). A secret: never
-    /// shown back, never logged.
-    pub credential: Option<String>,
-    /// Meta's Graph API version (`v21.0`), Karix's `metaData.version` (`v1.0.9`).
-    pub api_version: Option<String>,
-    /// Karix's `preferences.webHookDNId`: which configured webhook its status reports go to.
-    pub webhook_dn_id: Option<String>,
-}
-
-impl ProviderSettings {
-    /// `self` with every field `over` sets replaced by `over`'s.
-    pub fn overridden_by(&self, over: &ProviderSettings) -> ProviderSettings {
-        ProviderSettings {
-            base_url: over.base_url.clone().or_else(|| self.base_url.clone()),
-            credential: over.credential.clone().or_else(|| self.credential.clone()),
-            api_version: over
-                .api_version
-                .clone()
-                .or_else(|| self.api_version.clone()),
-            webhook_dn_id: over
-                .webhook_dn_id
-                .clone()
-                .or_else(|| self.webhook_dn_id.clone()),
+    /// The provider's public API, where sends go when neither the server nor the project
+    /// names a base URL (AiSensy-direct has none: its URL names the AiSensy project).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            SendProvider::Aisensy => Some(aisensy::DEFAULT_BASE_URL),
+            SendProvider::Datagen => Some(datagen::DEFAULT_BASE_URL),
+            SendProvider::AisensyDirect => None,
+            SendProvider::Meta => Some(meta::DEFAULT_BASE_URL),
         }
     }
 }
@@ -102,13 +85,36 @@ pub struct SendRequest<'a> {
     pub reference: &'a str,
 }
 
-/// An HTTP request to make, fully built.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An HTTP request to make, fully built. It carries the credential (in a header, or in the
+/// body for AiSensy), so its `Debug` shows header names and the body's size only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpCall {
     pub url: String,
     /// Header names in lowercase.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if name == "content-type" {
+                    value.as_str()
+                } else {
+                    "<redacted>"
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("HttpCall")
+            .field("url", &settings::redact_url(&self.url))
+            .field("headers", &headers)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -318,6 +324,41 @@ mod tests {
                 accepted("wamid.X")
             ]
         );
+    }
+
+    #[test]
+    fn debug_never_shows_a_credential() {
+        let sample = Sample::new();
+        let mut s = settings("sk-very-secret");
+        s.base_url = Some("https://user:url-password@bsp.example.com".into());
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("bsp.example.com"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("sk-very-secret") && !shown.contains("url-password"),
+            "{shown}"
+        );
+        for p in SendProvider::ALL {
+            let call = build(p, &s, &sample.request()).unwrap();
+            let raw = format!(
+                "{:?}{:?}",
+                call.headers,
+                String::from_utf8_lossy(&call.body)
+            );
+            assert!(raw.contains("sk-very-secret"), "{p:?} carries it: {raw}");
+            let shown = format!("{call:?}");
+            assert!(!shown.contains("sk-very-secret"), "{p:?}: {shown}");
+            assert!(!shown.contains("url-password"), "{p:?}: {shown}");
+            assert!(
+                shown.contains("content-type") && shown.contains("bytes>"),
+                "{shown}"
+            );
+            // Inside other values too.
+            let nested = format!("{:?}", (Some(&call), vec![&s]));
+            assert!(!nested.contains("sk-very-secret"), "{nested}");
+        }
     }
 
     #[test]
