@@ -1,5 +1,6 @@
 //! Builds the adapters and the roles the config asks for, serves HTTP, and drains on shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::adapters::outbound::{HttpOutbound, OutboundConfig};
 use crate::adapters::{Backends, build};
 use crate::config::{Config, Role};
+use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::domain::task::queues;
 use crate::http::{self, AppState, Campaigning, Forwarding, HttpLimits, Shared};
 use crate::metrics::{Metrics, QueueLabel};
@@ -38,6 +40,8 @@ pub struct App {
     forwarding: Forwarding,
     /// A recipient `sending` this long becomes `unknown`.
     unknown_after: Duration,
+    /// Claims a recipient may have (the `resend` policy stops there).
+    send_max_attempts: u32,
     sweep_interval: Duration,
     backends: Backends,
     metrics: Metrics,
@@ -158,6 +162,7 @@ impl App {
             sender,
             forwarding,
             unknown_after: Duration::from_secs(config.send_unknown_after_secs),
+            send_max_attempts: config.send_max_attempts,
             sweep_interval: Config::ms(config.sweeper_interval_ms),
             backends,
             metrics,
@@ -214,6 +219,7 @@ impl App {
                     metrics: self.metrics.clone(),
                     interval: self.sweep_interval,
                     unknown_after: self.unknown_after,
+                    max_attempts: self.send_max_attempts,
                     shutdown: self.stop_workers.clone(),
                 }
                 .run(),
@@ -443,7 +449,16 @@ pub fn campaigning(config: &Config, backends: &Backends) -> anyhow::Result<Campa
         csv_client,
         default_country_code: config.default_country_code.clone(),
         csv_max_bytes: config.csv_max_bytes,
+        provider_defaults: provider_defaults(config),
     })
+}
+
+/// The server-wide settings of every provider.
+fn provider_defaults(config: &Config) -> HashMap<SendProvider, ProviderSettings> {
+    SendProvider::ALL
+        .into_iter()
+        .map(|p| (p, config.provider_defaults(p)))
+        .collect()
 }
 
 /// A sender on these backends; `App` spawns it with the campaign runner, tests drive it with
@@ -480,10 +495,7 @@ pub fn sender(
             queue: backends.queue.clone(),
             client,
             limits: Arc::new(limits),
-            defaults: crate::domain::providers::send::SendProvider::ALL
-                .into_iter()
-                .map(|p| (p, config.provider_defaults(p)))
-                .collect(),
+            defaults: provider_defaults(config),
             metrics: metrics.clone(),
         },
         SenderConfig {

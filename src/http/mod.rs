@@ -78,6 +78,12 @@ pub struct Campaigning {
     pub csv_client: Arc<dyn Outbound>,
     pub default_country_code: Option<String>,
     pub csv_max_bytes: u64,
+    /// The server-wide settings per provider (a project's own override them): a campaign
+    /// starts only if their merge can build a request.
+    pub provider_defaults: std::collections::HashMap<
+        crate::domain::providers::send::SendProvider,
+        crate::domain::providers::send::ProviderSettings,
+    >,
 }
 
 /// What the webhook API shares with the forwarder: the deliveries, the endpoint cache it must
@@ -155,6 +161,10 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
             .route(
                 "/project/campaign/{id}/retry-unknown",
                 post(campaigns::retry_unknown),
+            )
+            .route(
+                "/project/campaign/{id}/retry-failed",
+                post(campaigns::retry_failed),
             )
             .route(
                 "/project/campaign/{id}/recipients",
