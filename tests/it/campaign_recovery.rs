@@ -38,6 +38,7 @@ crate::support::app::backend_cases!(
     shutdown_hands_back_what_was_not_claimed_due_now_without_an_attempt,
     a_connect_failure_is_retried_a_gateway_error_left_to_the_webhook,
     the_runner_launches_a_due_campaign_past_600_scheduled_later,
+    a_lost_send_message_is_queued_again_within_30_s,
 );
 
 /// What the scripted BSP answers a request whose body holds one of these phones' digits.
@@ -542,4 +543,32 @@ impl Campaigns for Refusing {
     ) -> Result<(), StoreError> {
         self.inner.put_provider_settings(p, provider, s).await
     }
+}
+
+/// The runner leased recipients and published their message, which was then lost (a process
+/// killed between the lease and the publish loses it the same way): the store is the truth,
+/// and a later round queues them again once the lease ends, within half a minute.
+async fn a_lost_send_message_is_queued_again_within_30_s(backend: Backend) {
+    let Some(rig) = rig(backend).await else {
+        return;
+    };
+    let (_, ids) = rig.campaign(3).await;
+    let runner = CampaignRunner {
+        campaigns: rig.backends.campaigns.clone(),
+        queue: rig.backends.queue.clone(),
+        metrics: Metrics::new(),
+        interval: Duration::from_millis(50),
+        unknown_after: Duration::from_secs(120),
+        max_attempts: 5,
+        shutdown: CancellationToken::new(),
+    };
+    let now = later(0);
+    assert_eq!(runner.round(now, false).await.unwrap().queued, 3);
+    assert_eq!(runner.round(now, false).await.unwrap().queued, 0, "leased");
+    // Nobody consumes the message: as far as the store knows, it is lost.
+    let round = runner
+        .round(now.plus(Duration::from_secs(30)), false)
+        .await
+        .unwrap();
+    assert_eq!(round.queued, ids.len(), "queued again once the lease ended");
 }
