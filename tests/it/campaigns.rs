@@ -459,7 +459,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing(backend: Backend) {
     assert_eq!(c["state"], "draft");
     assert!(c["last_error"].as_str().unwrap().contains("404"), "{c}");
     // Moves the state machine does not allow are 409.
-    for action in ["pause", "resume", "retry-unknown"] {
+    for action in ["pause", "resume", "retry-unknown", "retry-failed"] {
         let (status, e) = s.post(&id, action).await;
         assert_eq!(status, StatusCode::CONFLICT, "{action}: {e}");
         assert_eq!(e["error"]["code"], "invalid_transition");
