@@ -40,6 +40,8 @@ pub struct App {
     forwarding: Forwarding,
     /// A recipient `sending` this long becomes `unknown`.
     unknown_after: Duration,
+    /// Claims a recipient may have (the `resend` policy stops there).
+    send_max_attempts: u32,
     sweep_interval: Duration,
     backends: Backends,
     metrics: Metrics,
@@ -161,6 +163,7 @@ impl App {
             sender,
             forwarding,
             unknown_after: Duration::from_secs(config.send_unknown_after_secs),
+            send_max_attempts: config.send_max_attempts,
             sweep_interval: Config::ms(config.sweeper_interval_ms),
             backends,
             metrics,
@@ -217,6 +220,7 @@ impl App {
                     metrics: self.metrics.clone(),
                     interval: self.sweep_interval,
                     unknown_after: self.unknown_after,
+                    max_attempts: self.send_max_attempts,
                     shutdown: self.stop_workers.clone(),
                 }
                 .run(),

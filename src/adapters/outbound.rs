@@ -308,6 +308,10 @@ fn failed(started: Instant, kind: TransportError, text: String) -> Sent {
 fn classify(e: &reqwest::Error) -> (TransportError, String) {
     let kind = if has::<ForbiddenAddress>(e) {
         TransportError::NotAllowed
+    } else if e.is_connect() && e.is_timeout() {
+        // The connect timeout: no connection, so no byte of the request left (a BSP send is
+        // retried, not left uncertain). A timeout once connected stays `Timeout`.
+        TransportError::Connect
     } else if e.is_timeout() {
         TransportError::Timeout
     } else if has::<LookupFailed>(e) || e.is_dns() {

@@ -146,7 +146,10 @@ pub struct Config {
     /// A send request's whole time. One that times out may have been accepted, so its
     /// recipient waits for the BSP's webhook (or `send_unknown_after_secs`), never a resend.
     pub send_timeout_ms: u64,
-    /// A recipient `sending` this long with no answer and no webhook becomes `unknown`.
+    /// A recipient `sending` this long with no answer and no webhook becomes `unknown` (or,
+    /// under a campaign's `unknown_policy: resend`, is queued again); the BSP's webhook
+    /// echoing its reference settles it sooner. Bounds how long a crash can hold a campaign
+    /// back from `finished`.
     pub send_unknown_after_secs: u64,
     /// Sends refused for now (throttled, 5xx) are retried with backoff up to this many
     /// attempts, then the recipient fails.
@@ -234,7 +237,7 @@ impl Default for Config {
             sender_concurrency: 200,
             sender_prefetch: 4,
             send_timeout_ms: 15_000,
-            send_unknown_after_secs: 600,
+            send_unknown_after_secs: 120,
             send_max_attempts: 10,
             send_retry_backoff_ms: 1000,
             send_rate_per_number: 80,

@@ -26,6 +26,13 @@ fn defaults_are_embedded() {
     assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
     assert!(cfg.is_embedded_store() && cfg.amqp_url.is_none() && cfg.redis_url.is_none());
     assert_eq!(cfg.roles.len(), Role::ALL.len());
+    // A crash's uncertain sends settle, and its campaign finishes, within two minutes.
+    assert_eq!(cfg.send_unknown_after_secs, 120);
+    let ok = Config::load(
+        Some(&empty),
+        env(&[("WAGATE_META_BASE_URL", "http://127.0.0.1:9100/")]),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
 }
 
 #[test]
@@ -66,6 +73,10 @@ fn rejects_bad_values() {
         ("WAGATE_PROCESSOR_BATCH_SIZE", "0"),
         ("WAGATE_ROLES", "api,cook"),
         ("WAGATE_ADMIN_TOKEN", "short"),
+        ("WAGATE_META_BASE_URL", "graph.facebook.com"),
+        ("WAGATE_DATAGEN_BASE_URL", "ftp://rcmapi.instaalerts.zone"),
+        ("WAGATE_AISENSY_BASE_URL", "https://"),
+        ("WAGATE_AISENSY_DIRECT_BASE_URL", "not a url"),
     ] {
         assert!(
             Config::load(Some(&file), env(&[(k, v)])).is_err(),

@@ -117,6 +117,7 @@ impl Config {
         }
         self.seal_keys()?;
         self.check_ingress_auth()?;
+        self.check_base_urls()?;
         self.check_roles_share_a_queue()
     }
 
@@ -146,6 +147,35 @@ impl Config {
                     self.listen
                 ),
             });
+        }
+        Ok(())
+    }
+
+    /// The server-wide BSP base URLs, checked at start: a typo would otherwise show up only as
+    /// every send of a campaign failing.
+    fn check_base_urls(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("meta_base_url", &self.meta_base_url),
+            ("datagen_base_url", &self.datagen_base_url),
+            ("aisensy_base_url", &self.aisensy_base_url),
+            ("aisensy_direct_base_url", &self.aisensy_direct_base_url),
+        ] {
+            let Some(value) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let ok = url::Url::parse(value).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+            });
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!(
+                        "must be an http:// or https:// URL with a host, not `{}`",
+                        value.chars().take(100).collect::<String>()
+                    ),
+                });
+            }
         }
         Ok(())
     }

@@ -4,6 +4,12 @@
 //! Neither direction holds the file: an upload is parsed chunk by chunk as it arrives and
 //! stored a few thousand rows at a time, and the export is written page by page, so a
 //! 1,000,000-row campaign costs the memory of one page.
+//!
+//! An upload that fails midway (the body or `csv_url` breaks off, the store fails) is not
+//! rolled back: its error says exactly how many of its recipients were stored (every write
+//! under way is awaited first). Loads are idempotent on (campaign, phone), so sending the same
+//! file again stores the rest and counts the stored ones as duplicates; the campaign stays a
+//! draft throughout, so nothing half-loaded is ever sent.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -81,24 +87,35 @@ pub(super) async fn load(
             }
         },
     };
-    let mut import = CsvImport::new(s.campaigning.default_country_code.as_deref());
-    let mut rows: Vec<NewRecipient> = Vec::with_capacity(STORE_BATCH);
     let mut writer = Writer::new(s, c);
-    let mut read: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk: Bytes = chunk?;
-        read += chunk.len() as u64;
-        if read > max {
-            return Err(too_large(max));
+    let parsed = async {
+        let mut import = CsvImport::new(s.campaigning.default_country_code.as_deref());
+        let mut rows: Vec<NewRecipient> = Vec::with_capacity(STORE_BATCH);
+        let mut read: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk: Bytes = chunk?;
+            read += chunk.len() as u64;
+            if read > max {
+                return Err(too_large(max));
+            }
+            import.feed(&chunk, &mut rows).map_err(csv_error)?;
+            if rows.len() >= STORE_BATCH {
+                writer.add(&mut rows).await?;
+            }
         }
-        import.feed(&chunk, &mut rows).map_err(csv_error)?;
-        if rows.len() >= STORE_BATCH {
-            writer.add(&mut rows).await?;
-        }
+        let summary = import.finish(&mut rows).map_err(csv_error)?;
+        writer.add(&mut rows).await?;
+        Ok(summary)
     }
-    let summary = import.finish(&mut rows).map_err(csv_error)?;
-    writer.add(&mut rows).await?;
-    let stored = writer.finish().await?;
+    .await;
+    let (summary, stored) = match parsed {
+        Ok(summary) => (summary, writer.finish().await?),
+        Err(mut e) => {
+            let stored = writer.settle_all().await;
+            e.message = format!("{} ({})", e.message, stored_so_far(&stored));
+            return Err(e);
+        }
+    };
     if c.last_error.is_some() {
         s.campaigning.campaigns.set_last_error(&c.id, None).await?;
     }
@@ -178,6 +195,29 @@ impl Writer {
         }
         Ok(self.total)
     }
+
+    /// After a failure: waits for every write still under way and returns what all the writes
+    /// that succeeded stored (and, if one failed, what a write under way stored before).
+    async fn settle_all(&mut self) -> ImportCounts {
+        while !self.in_flight.is_empty() {
+            let _ = self.settle().await;
+        }
+        self.total.clone()
+    }
+}
+
+/// What a failed upload says about what it stored.
+fn stored_so_far(stored: &ImportCounts) -> String {
+    let kept = stored.accepted + stored.opted_out;
+    if kept == 0 {
+        return "no recipient of this upload was stored".to_owned();
+    }
+    format!(
+        "{kept} recipients of this upload were stored before the failure ({} queued, {} opted \
+         out) and stay in the draft; sending the same file again stores the rest, counting \
+         those as duplicates",
+        stored.accepted, stored.opted_out
+    )
 }
 
 type ByteStream = futures_util::stream::BoxStream<'static, Result<Bytes, ApiError>>;

@@ -1,5 +1,6 @@
 //! Campaigns (the seed's `/project/campaign` paths): create, list, read with counts, and move
-//! through their states (start or schedule, pause, resume, cancel, retry the unknown).
+//! through their states (start or schedule, pause, resume, cancel, retry the unknown or the
+//! failed).
 //!
 //! Recipients are loaded by `campaign_import`; sending is the sender role's. A move is one
 //! conditional write, so two clicks on "pause" pause once, and the second gets 409.
@@ -65,6 +66,7 @@ fn view(c: &Campaign) -> Value {
         "media": c.media,
         "schedule_time": time(c.schedule_time),
         "rate_limit_per_second": c.rate_limit_per_second,
+        "unknown_policy": c.unknown_policy.as_str(),
         "state": c.state.as_str(),
         "last_error": c.last_error,
         "created_at": c.created_at.to_rfc3339(),
@@ -259,34 +261,73 @@ pub async fn cancel(
 
 /// `POST /project/campaign/{id}/retry-unknown`: the recipients whose send is `unknown` (no
 /// answer, no webhook) are queued again. They may have received the message already, which
-/// is why this is never automatic.
+/// is why this is never automatic (unless the campaign's `unknown_policy` is `resend`).
 pub async fn retry_unknown(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let c = owned(&s, &project, &id).await?;
+    retryable(&c, "unknown sends")?;
+    let requeued = s
+        .campaigning
+        .campaigns
+        .retry_unknown(&project, &c.id)
+        .await?;
+    requeued_view(&s, &project, &c, requeued).await
+}
+
+/// `POST /project/campaign/{id}/retry-failed`: the recipients that failed for a cause that
+/// may go otherwise next time (the BSP refused them for now until the attempts ran out, or
+/// no credential let their request be built) are queued again with a fresh attempt budget.
+/// None of them reached the BSP, so none can be sent twice; a BSP's own refusal is left.
+pub async fn retry_failed(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = owned(&s, &project, &id).await?;
+    retryable(&c, "failed sends")?;
+    let requeued = s
+        .campaigning
+        .campaigns
+        .retry_failed(&project, &c.id)
+        .await?;
+    requeued_view(&s, &project, &c, requeued).await
+}
+
+fn retryable(c: &Campaign, what: &str) -> Result<(), ApiError> {
     if matches!(
         c.state,
         CampaignState::Draft | CampaignState::Scheduled | CampaignState::Cancelled
     ) {
         return Err(conflict(
             "invalid_transition",
-            format!(
-                "a {} campaign has no unknown sends to retry",
-                c.state.as_str()
-            ),
+            format!("a {} campaign has no {what} to retry", c.state.as_str()),
         ));
     }
-    let requeued = s
-        .campaigning
-        .campaigns
-        .retry_unknown(&project, &c.id)
-        .await?;
-    if requeued > 0 && c.state == CampaignState::Finished {
-        apply(&s, &c, Transition::Reopen, Timestamp::now()).await?;
+    Ok(())
+}
+
+/// After recipients were queued again: a finished campaign runs again. Tried whatever state
+/// was read before, since the runner may have finished the campaign in between (its finish
+/// is conditional on nothing queued, so it either saw these or finished just before them).
+async fn requeued_view(
+    s: &AppState,
+    project: &ProjectId,
+    c: &Campaign,
+    requeued: u64,
+) -> Result<Json<Value>, ApiError> {
+    if requeued > 0 {
+        let to = CampaignState::Finished
+            .after(Transition::Reopen)
+            .expect("finished campaigns reopen");
+        s.campaigning
+            .campaigns
+            .transition(&c.id, &[CampaignState::Finished], to, Timestamp::now())
+            .await?;
     }
-    let mut v = reread(&s, &project, &c).await?.0;
+    let mut v = reread(s, project, c).await?.0;
     v["requeued"] = json!(requeued);
     Ok(Json(v))
 }
@@ -324,6 +365,7 @@ pub async fn send(
             ),
         ));
     }
+    provider_configured(&s, &c).await?;
     let now = Timestamp::now();
     let schedule = match &b.schedule_time {
         Some(v) => schedule_time(Some(v)).map_err(invalid)?,
@@ -364,6 +406,41 @@ pub async fn send(
         v["import"] = import;
     }
     Ok((StatusCode::ACCEPTED, Json(v)))
+}
+
+/// 409 `provider_not_configured` when the project's settings over the server's cannot build a
+/// request for the campaign's provider: checked before anything is loaded or moved, so such a
+/// campaign stays a draft, its recipients untouched, until the settings are put.
+async fn provider_configured(s: &AppState, c: &Campaign) -> Result<(), ApiError> {
+    let own = s
+        .campaigning
+        .campaigns
+        .provider_settings(&c.project_id, c.provider)
+        .await?
+        .unwrap_or_default();
+    let server = s
+        .campaigning
+        .provider_defaults
+        .get(&c.provider)
+        .cloned()
+        .unwrap_or_default();
+    let merged = crate::domain::providers::send::for_project(c.provider, &server, &own)
+        .map_err(|e| e.to_string());
+    merged
+        .and_then(|settings| {
+            crate::domain::providers::send::check(c.provider, &settings).map_err(|e| e.to_string())
+        })
+        .map_err(|e| {
+            conflict(
+                "provider_not_configured",
+                format!(
+                    "{e} ({}): put it with PUT /v1/providers/{} or the server's settings, then \
+                 start the campaign",
+                    c.provider.as_str(),
+                    c.provider.as_str()
+                ),
+            )
+        })
 }
 
 #[derive(Deserialize)]

@@ -161,6 +161,10 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
                 post(campaigns::retry_unknown),
             )
             .route(
+                "/project/campaign/{id}/retry-failed",
+                post(campaigns::retry_failed),
+            )
+            .route(
                 "/project/campaign/{id}/recipients",
                 get(campaigns::recipients),
             )

@@ -18,6 +18,15 @@ use crate::domain::project::ProjectId;
 use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::domain::time::Timestamp;
 
+/// What the unknown timeout did to long-silent sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Became `unknown` (policy `hold`, or `resend` with no attempt left).
+    pub unknown: u64,
+    /// Queued again, due now (policy `resend`).
+    pub resent: u64,
+}
+
 /// A status webhook that named one of our references: the recipient it names was accepted by
 /// the BSP under `provider_message_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +86,8 @@ pub trait Campaigns: Send + Sync + 'static {
 
     /// Queued recipients of running campaigns that are due (`due_at <= now`), oldest due first,
     /// at most `limit`; each has its `due_at` pushed to `now + lease` so the next sweep skips it
-    /// while its queue message is being handled.
+    /// while its queue message is being handled. A holder that cannot use the lease hands it
+    /// back with [`release`](Self::release); one that dies lets it run out.
     async fn claim_due(
         &self,
         now: Timestamp,
@@ -85,8 +95,15 @@ pub trait Campaigns: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<RecipientId>, StoreError>;
 
+    /// Makes these recipients due at `now` if they are still `queued` and due later: a lease
+    /// handed back (shutdown, a failed publish), so any sender takes them at once. Never
+    /// touches a recipient that is not `queued`. Returns how many moved.
+    async fn release(&self, ids: &[RecipientId], now: Timestamp) -> Result<u64, StoreError>;
+
     /// Moves these recipients `queued → sending` (attempts + 1), only those still queued and
-    /// whose campaign is `running`, and returns what their sends need. The rest are left alone.
+    /// whose campaign is `running`, and returns what their sends need. A queued one whose
+    /// phone has opted out of the project since it was loaded becomes `opted_out` instead.
+    /// The rest are left alone.
     async fn claim(&self, ids: &[RecipientId], now: Timestamp) -> Result<Vec<SendJob>, StoreError>;
 
     /// Applies send results, in one transaction, each only if its recipient is still
@@ -95,8 +112,15 @@ pub trait Campaigns: Send + Sync + 'static {
     /// first: the message keeps the higher status and its owner. Returns how many applied.
     async fn record(&self, results: &[SendRecord]) -> Result<u64, StoreError>;
 
-    /// Recipients `sending` since before `before` become `unknown`; returns how many.
-    async fn expire_sending(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+    /// Recipients `sending` since before `before` become `unknown`, or, when their campaign's
+    /// `unknown_policy` is `resend` and they have had fewer than `max_attempts` claims, are
+    /// queued again (due now).
+    async fn expire_sending(
+        &self,
+        before: Timestamp,
+        limit: u32,
+        max_attempts: u32,
+    ) -> Result<Expired, StoreError>;
 
     /// A status webhook echoed our reference: a `sending` or `unknown` recipient becomes `sent`
     /// with that id (and its message row is stored as by `record`), and a `sent` recipient
@@ -105,6 +129,15 @@ pub trait Campaigns: Send + Sync + 'static {
 
     /// `unknown → queued` (due now) for one campaign of the project; returns how many.
     async fn retry_unknown(
+        &self,
+        project: &ProjectId,
+        campaign: &CampaignId,
+    ) -> Result<u64, StoreError>;
+
+    /// `failed → queued` (due now, attempts reset) for one campaign of the project, for the
+    /// recipients whose failure wagate recorded itself and may go otherwise next time
+    /// ([`crate::domain::campaign::RETRYABLE_FAILURES`]); returns how many.
+    async fn retry_failed(
         &self,
         project: &ProjectId,
         campaign: &CampaignId,
@@ -119,12 +152,12 @@ pub trait Campaigns: Send + Sync + 'static {
     /// Counts per status (see [`CampaignCounts`]).
     async fn counts(&self, campaign: &CampaignId) -> Result<CampaignCounts, StoreError>;
 
-    /// The sender number and the campaign's own rate limit of this recipient's campaign: what
-    /// a sender needs to take tokens before it claims. A read, no write.
-    async fn lane(
+    /// The sender number and the campaign's own rate limit of each recipient's campaign (those
+    /// found): what a sender needs to take tokens before it claims. A read, no write.
+    async fn lanes(
         &self,
-        recipient: &RecipientId,
-    ) -> Result<Option<(PhoneNumber, Option<u32>)>, StoreError>;
+        recipients: &[RecipientId],
+    ) -> Result<Vec<(RecipientId, PhoneNumber, Option<u32>)>, StoreError>;
 
     /// Whether any recipient is still `queued` or `sending`: one indexed look, where
     /// [`counts`](Self::counts) reads every recipient and its message.
@@ -133,9 +166,21 @@ pub trait Campaigns: Send + Sync + 'static {
     /// Recipients that moved out of `sending` into `sent` or `failed` at or after `since`.
     async fn sent_since(&self, campaign: &CampaignId, since: Timestamp) -> Result<u64, StoreError>;
 
-    /// Campaigns in `state`, at most `limit` (the scheduler's and finisher's worklists).
+    /// Campaigns in `state`, at most `limit`, in id order.
     async fn in_state(&self, state: CampaignState, limit: u32)
     -> Result<Vec<Campaign>, StoreError>;
+
+    /// Scheduled campaigns whose start time is at or before `now`, earliest first, at most
+    /// `limit`: an indexed look, however many are scheduled for later.
+    async fn due_scheduled(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CampaignId>, StoreError>;
+
+    /// Moves running campaigns with no recipient `queued` or `sending` to `finished`, at most
+    /// `limit`, each conditionally in the same statement that looks; returns those moved.
+    async fn finish_done(&self, now: Timestamp, limit: u32) -> Result<Vec<CampaignId>, StoreError>;
 
     /// One page of the results export, in recipient id order, after the cursor.
     async fn export_page(

@@ -5,6 +5,13 @@
 //! Everything it does is read from the store and written back conditionally, so any number
 //! of runners (one per sender process) can share a database, and a restart resumes exactly
 //! where the store says: a scheduled campaign still starts, a running one goes on.
+//!
+//! The store is the truth and a queue message only a hint: a recipient handed to the queue is
+//! leased for [`QUEUED_LEASE`], and if the message is lost (a process killed between the lease
+//! and the publish, a broker that forgot it) the next round after the lease finds the row due
+//! and queues it again. A sender killed mid-message leaves its message unacked, so the broker
+//! gives it to a survivor at once; a lease is only the last resort, short enough that a
+//! survivor sends what was queued within half a minute.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +25,13 @@ use crate::metrics::Metrics;
 use crate::ports::{Campaigns, Outgoing, Queue, QueueError, StoreError};
 
 /// How long a queued recipient handed to the queue is left alone before it is queued again
-/// (its message lost, or its sender gone). Long enough for a full queue to drain at a low
-/// rate; a duplicate message is harmless anyway (the claim is conditional).
-pub const QUEUED_LEASE: Duration = Duration::from_secs(300);
+/// (its message lost, or its holder killed before it could hand it back). Short, so that a
+/// lost message delays its recipients by seconds, not minutes; a row still waiting in a slow
+/// queue when its lease ends is queued a second time, which costs a claim that finds it no
+/// longer queued (the claim is conditional), never a second send.
+pub const QUEUED_LEASE: Duration = Duration::from_secs(20);
 /// Send messages kept waiting at most: enough to keep every sender busy, few enough that
-/// pausing or cancelling leaves little in the queue, and that the lease above is not outrun.
+/// pausing or cancelling leaves little in the queue.
 const BACKLOG: u64 = 200;
 /// Campaigns looked at per state and round.
 const PER_ROUND: u32 = 500;
@@ -34,8 +43,11 @@ pub struct CampaignRunner {
     pub queue: Arc<dyn Queue>,
     pub metrics: Metrics,
     pub interval: Duration,
-    /// A recipient `sending` this long becomes `unknown`.
+    /// A recipient `sending` this long becomes `unknown` (or is queued again under the
+    /// `resend` policy).
     pub unknown_after: Duration,
+    /// Claims a `resend` recipient may have had before it is left `unknown`.
+    pub max_attempts: u32,
     pub shutdown: CancellationToken,
 }
 
@@ -53,6 +65,8 @@ pub struct Round {
     pub launched: usize,
     pub queued: usize,
     pub expired: u64,
+    /// `resend` recipients queued again by the unknown timeout.
+    pub resent: u64,
     pub finished: usize,
 }
 
@@ -91,13 +105,23 @@ impl CampaignRunner {
             launched: self.launch_due(now).await?,
             ..Round::default()
         };
-        round.expired = self
+        let expired = self
             .campaigns
             .expire_sending(
                 Timestamp::from_millis(now.millis() - millis(self.unknown_after)),
                 10_000,
+                self.max_attempts,
             )
             .await?;
+        if expired.unknown + expired.resent > 0 {
+            tracing::info!(
+                unknown = expired.unknown,
+                resent = expired.resent,
+                after = ?self.unknown_after,
+                "sends without an answer or a webhook settled"
+            );
+        }
+        (round.expired, round.resent) = (expired.unknown, expired.resent);
         round.queued = self.queue_due(now).await?;
         if check_finished {
             round.finished = self.finish_done(now).await?;
@@ -105,26 +129,21 @@ impl CampaignRunner {
         Ok(round)
     }
 
+    /// Starts the scheduled campaigns whose time has come, found by start time (an indexed
+    /// look), whatever number are scheduled for later.
     async fn launch_due(&self, now: Timestamp) -> Result<usize, RunError> {
         let mut launched = 0;
-        for c in self
-            .campaigns
-            .in_state(CampaignState::Scheduled, PER_ROUND)
-            .await?
-        {
-            if c.schedule_time.is_some_and(|t| t > now) {
-                continue;
-            }
+        for id in self.campaigns.due_scheduled(now, PER_ROUND).await? {
             let to = CampaignState::Scheduled
                 .after(Transition::Launch)
                 .expect("scheduled campaigns launch");
             if self
                 .campaigns
-                .transition(&c.id, &[CampaignState::Scheduled], to, now)
+                .transition(&id, &[CampaignState::Scheduled], to, now)
                 .await?
             {
-                self.campaigns.make_due(&c.id, now).await?;
-                tracing::info!(campaign = %c.id, "scheduled campaign started");
+                self.campaigns.make_due(&id, now).await?;
+                tracing::info!(campaign = %id, "scheduled campaign started");
                 launched += 1;
             }
         }
@@ -149,40 +168,25 @@ impl CampaignRunner {
             .iter()
             .map(|t| Outgoing::new(t.encode(), 0))
             .collect();
-        // A failed publish loses nothing: the claimed rows come due again when the lease ends.
-        self.queue.publish(queues::SEND, &tasks).await?;
+        if let Err(e) = self.queue.publish(queues::SEND, &tasks).await {
+            // The lease is handed back, so the rows go out on the first round after the broker
+            // answers again, not a lease later (if this fails too, nothing is lost: they come
+            // due when the lease ends).
+            let _ = self.campaigns.release(&ids, now).await;
+            return Err(e.into());
+        }
         self.metrics.send.queued.inc_by(ids.len() as u64);
         Ok(ids.len())
     }
 
-    /// Running campaigns with no recipient queued or sending are finished. One look per
-    /// campaign, one statement each, so a retry moving a recipient back to `queued` cannot
-    /// slip between two looks.
+    /// Running campaigns with no recipient queued or sending are finished: one statement,
+    /// whose look and move are one condition, however many campaigns run.
     async fn finish_done(&self, now: Timestamp) -> Result<usize, RunError> {
-        let mut finished = 0;
-        for c in self
-            .campaigns
-            .in_state(CampaignState::Running, PER_ROUND)
-            .await?
-        {
-            if self.campaigns.has_outstanding(&c.id).await? {
-                continue;
-            }
-            if self
-                .campaigns
-                .transition(
-                    &c.id,
-                    &[CampaignState::Running],
-                    CampaignState::Finished,
-                    now,
-                )
-                .await?
-            {
-                tracing::info!(campaign = %c.id, "campaign finished");
-                finished += 1;
-            }
+        let finished = self.campaigns.finish_done(now, PER_ROUND).await?;
+        for id in &finished {
+            tracing::info!(campaign = %id, "campaign finished");
         }
-        Ok(finished)
+        Ok(finished.len())
     }
 }
 

@@ -35,6 +35,8 @@ crate::support::app::backend_cases!(
     opted_out_phones_are_never_sent,
     a_scheduled_campaign_starts_after_a_restart,
     a_large_upload_is_stored_in_batches_and_counted_once,
+    a_start_without_a_credential_is_refused_before_anything_moves,
+    an_upload_broken_off_midway_says_exactly_what_was_stored,
 );
 
 /// A gateway with every role, a mock BSP posting its webhooks to it, and one project whose
@@ -457,7 +459,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing(backend: Backend) {
     assert_eq!(c["state"], "draft");
     assert!(c["last_error"].as_str().unwrap().contains("404"), "{c}");
     // Moves the state machine does not allow are 409.
-    for action in ["pause", "resume", "retry-unknown"] {
+    for action in ["pause", "resume", "retry-unknown", "retry-failed"] {
         let (status, e) = s.post(&id, action).await;
         assert_eq!(status, StatusCode::CONFLICT, "{action}: {e}");
         assert_eq!(e["error"]["code"], "invalid_transition");
@@ -567,5 +569,129 @@ async fn a_large_upload_is_stored_in_batches_and_counted_once(backend: Backend) 
     assert_eq!(again["accepted"], 0, "{again}");
     assert_eq!(again["duplicates"], rows, "{again}");
     assert_eq!(s.get(&id).await["total"], rows);
+    s.app.stop().await;
+}
+
+async fn a_start_without_a_credential_is_refused_before_anything_moves(backend: Backend) {
+    let Some(s) = setup(backend, MockConfig::default()).await else {
+        return;
+    };
+    // A project with no provider settings of its own, on a server with none either.
+    let key = s.app.create_project("bare", &["+15550003333"]).await;
+    let (status, c) = s
+        .app
+        .call(
+            Method::POST,
+            "/project/campaign",
+            &key,
+            Some(
+                json!({"name": "n", "template_id": "t", "provider": "datagen",
+                "sender": "+15550003333", "unknown_policy": "resend"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert_eq!(c["unknown_policy"], "resend");
+    let id = c["id"].as_str().unwrap();
+    let (status, r) = s
+        .app
+        .send(
+            s.app
+                .client
+                .post(s.app.url(&format!("/project/campaign/{id}/recipients")))
+                .bearer_auth(&key)
+                .header("content-type", "text/csv")
+                .body(csv(3)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let (status, e) = s
+        .app
+        .call(
+            Method::POST,
+            "/project/campaign/event/send",
+            &key,
+            Some(json!({"campaign_id": id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "provider_not_configured", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("credential"),
+        "{e}"
+    );
+    let (_, c) = s.app.get(&format!("/project/campaign/{id}"), &key).await;
+    assert_eq!(c["state"], "draft", "{c}");
+    assert_eq!(c["counts"]["queued"], 3, "no recipient moved: {c}");
+    assert_eq!(c["counts"]["failed"], 0, "{c}");
+    let (status, e) = s
+        .app
+        .call(
+            Method::POST,
+            "/project/campaign",
+            &key,
+            Some(
+                json!({"name": "n", "template_id": "t", "provider": "datagen",
+                "sender": "+15550003333", "unknown_policy": "maybe"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "invalid_unknown_policy");
+    s.app.stop().await;
+}
+
+/// Serves one CSV whose connection breaks off after `rows` rows (it promised far more bytes).
+async fn breaking_csv(rows: usize) -> String {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 4096];
+        let _ = tokio::io::AsyncReadExt::read(&mut conn, &mut request).await;
+        let mut body = String::from("phone\n");
+        for i in 0..rows {
+            body.push_str(&format!("+9198{i:08}\n"));
+        }
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ncontent-length: 10000000\r\n\r\n";
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(body.as_bytes()).await.unwrap();
+        conn.flush().await.unwrap();
+    });
+    format!("http://{addr}/recipients.csv")
+}
+
+async fn an_upload_broken_off_midway_says_exactly_what_was_stored(backend: Backend) {
+    let Some(s) = setup(backend, MockConfig::default()).await else {
+        return;
+    };
+    let id = s.campaign("datagen", json!({})).await;
+    let url = breaking_csv(6_000).await;
+    let (status, e) = s
+        .app
+        .call(
+            Method::POST,
+            &format!("/project/campaign/{id}/recipients"),
+            &s.key,
+            Some(json!({"csv_url": url})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "csv_fetch_failed", "{e}");
+    let c = s.get(&id).await;
+    // At least one batch (5,000 rows, or all that one chunk held) was stored before the break,
+    // and the error says exactly how many.
+    let stored = c["counts"]["queued"].as_u64().unwrap();
+    assert!(stored >= 5_000, "{c}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{stored} recipients of this upload were stored")),
+        "the error says what was stored ({stored}): {message}"
+    );
+    assert_eq!(c["state"], "draft");
     s.app.stop().await;
 }

@@ -10,7 +10,7 @@ use wagate::adapters::postgres::PgStore;
 use wagate::adapters::sqlite::{SqliteDb, SqliteStore};
 use wagate::domain::campaign::{
     CampaignId, CampaignState, ImportCounts, NewCampaign, NewRecipient, OptOutChange, ParamSpec,
-    RecipientId, SendRecord, SendResult, Variables,
+    RecipientId, SendRecord, SendResult, UnknownPolicy, Variables,
 };
 use wagate::domain::event::EventError;
 use wagate::domain::project::ProjectId;
@@ -21,7 +21,15 @@ use wagate::ports::{Campaigns, Store};
 
 use crate::support::events::{BUSINESS, phone};
 
+mod recovery;
 mod sends;
+use recovery::{
+    a_release_or_handed_back_lease_is_not_an_attempt, claims_skip_phones_opted_out_since_import,
+    due_scheduled_campaigns_are_found_past_600_later_ones,
+    finish_done_moves_only_campaigns_with_nothing_outstanding,
+    resend_policy_queues_stale_sends_again_up_to_the_attempts,
+    retry_failed_requeues_only_wagates_own_failures,
+};
 use sends::{
     a_send_leaves_another_projects_message_alone,
     a_send_stores_its_message_merged_with_earlier_events,
@@ -92,6 +100,12 @@ campaigns_suite!(
     a_send_leaves_another_projects_message_alone,
     repair_fills_in_lost_answers_once,
     stale_sends_become_unknown_until_retried,
+    a_release_or_handed_back_lease_is_not_an_attempt,
+    claims_skip_phones_opted_out_since_import,
+    due_scheduled_campaigns_are_found_past_600_later_ones,
+    finish_done_moves_only_campaigns_with_nothing_outstanding,
+    resend_policy_queues_stale_sends_again_up_to_the_attempts,
+    retry_failed_requeues_only_wagates_own_failures,
 );
 
 pub fn project(id: &str) -> ProjectId {
@@ -123,6 +137,7 @@ pub fn new_campaign(project_id: &str, name: &str) -> NewCampaign {
         media: None,
         schedule_time: None,
         rate_limit_per_second: Some(40),
+        unknown_policy: UnknownPolicy::Hold,
         created_at: Timestamp::now(),
     }
 }
@@ -439,11 +454,12 @@ async fn claim_due_honours_due_times_and_leases(ports: &Ports) {
     let c = &ports.campaigns;
     let (_, ids) = seeded(ports, "acme", CampaignState::Running, 3).await;
     assert_eq!(
-        c.lane(&ids[0]).await.unwrap(),
-        Some((phone(BUSINESS), Some(40))),
-        "a recipient's lane is its campaign's number and rate"
+        c.lanes(&[ids[0].clone(), RecipientId::generate()])
+            .await
+            .unwrap(),
+        vec![(ids[0].clone(), phone(BUSINESS), Some(40))],
+        "a recipient's lane is its campaign's number and rate; an unknown one has none"
     );
-    assert_eq!(c.lane(&RecipientId::generate()).await.unwrap(), None);
     seeded(ports, "acme", CampaignState::Draft, 2).await;
     seeded(ports, "acme", CampaignState::Paused, 2).await;
     let lease = Duration::from_secs(60);

@@ -8,6 +8,7 @@ mod breakers;
 mod cache_conformance;
 mod cache_recovery;
 mod campaign_crash;
+mod campaign_recovery;
 mod campaigns;
 mod campaigns_conformance;
 mod crash;

@@ -176,6 +176,36 @@ async fn a_closed_port_is_a_connect_error() {
 }
 
 #[tokio::test]
+async fn a_connect_timeout_is_a_connect_error_not_a_timeout() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    // Never accepted: once its accept queue is full the kernel drops further SYNs, so a
+    // connect hangs until its timeout, and no byte of the request can have left.
+    let _listener = socket.listen(1).unwrap();
+    let mut held = Vec::new();
+    while let Ok(Ok(s)) = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    {
+        held.push(s);
+        assert!(held.len() < 100, "the accept queue never filled");
+    }
+    let c = HttpOutbound::new(OutboundConfig {
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_millis(300),
+        allow_private_targets: true,
+        extra_root_certs_pem: None,
+    })
+    .unwrap();
+    let sent = post_to(&c, &format!("http://127.0.0.1:{port}/ok")).await;
+    assert_eq!(error_kind(&sent), Some(TransportError::Connect), "{sent:?}");
+    assert!(sent.latency < Duration::from_secs(4), "{sent:?}");
+}
+
+#[tokio::test]
 async fn an_unknown_host_is_a_dns_error_with_either_resolver() {
     // `.invalid` never resolves (RFC 2606).
     for allow in [true, false] {

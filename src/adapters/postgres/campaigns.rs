@@ -19,7 +19,7 @@ use crate::domain::project::ProjectId;
 use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::domain::time::Timestamp;
 use crate::ports::StoreError;
-use crate::ports::campaigns::{Campaigns, EchoedReference};
+use crate::ports::campaigns::{Campaigns, EchoedReference, Expired};
 
 /// Deadlocks and serialization failures are retried this many times.
 const TRIES: u32 = 3;
@@ -131,6 +131,18 @@ impl PgStore {
 
     async fn claim_once(&self, ids: &[&str], now: Timestamp) -> Result<Vec<SendJob>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // A STOP that arrived after the import (a campaign scheduled for tomorrow) wins over
+        // the send: checked here, in the claim's transaction, not only when the row was loaded.
+        sqlx::query(
+            "UPDATE campaign_recipients AS r SET status = 'opted_out', updated_at = $2 \
+             FROM unnest($1::text[]) AS u(rid), opt_outs o \
+             WHERE r.id = u.rid AND r.status = 'queued' AND o.project_id = r.project_id \
+             AND o.phone = r.phone AND o.opted_out",
+        )
+        .bind(ids)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
         // Each id is looked up by key (the LATERAL probe, kept a probe by its LIMIT, which stops
         // the planner from flattening it into a join), and the update joins only on the key:
         // with stale statistics the planner believes a campaign has few queued rows and would
@@ -172,6 +184,7 @@ impl PgStore {
                 )
                 .bind(cols.iter().map(|c| c.error_code).collect::<Vec<_>>())
                 .bind(cols.iter().map(|c| c.error_title).collect::<Vec<_>>())
+                .bind(cols.iter().map(|c| c.undo_attempt).collect::<Vec<_>>())
                 .bind(cols.iter().map(|c| c.at).collect::<Vec<_>>())
                 .fetch_all(&mut *tx)
                 .await?;
@@ -324,8 +337,45 @@ impl Campaigns for PgStore {
         self.retrying(|| self.record_once(&sorted)).await
     }
 
-    async fn expire_sending(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        q::expire_sending(&self.pool, before, limit, Timestamp::now())
+    async fn expire_sending(
+        &self,
+        before: Timestamp,
+        limit: u32,
+        max_attempts: u32,
+    ) -> Result<Expired, StoreError> {
+        let (unknown, resent) =
+            q::expire_sending(&self.pool, before, limit, max_attempts, Timestamp::now())
+                .await
+                .map_err(classify)?;
+        Ok(Expired { unknown, resent })
+    }
+
+    async fn release(&self, ids: &[RecipientId], now: Timestamp) -> Result<u64, StoreError> {
+        q::release(&self.pool, ids, now).await.map_err(classify)
+    }
+
+    async fn retry_failed(
+        &self,
+        project: &ProjectId,
+        campaign: &CampaignId,
+    ) -> Result<u64, StoreError> {
+        q::retry_failed(&self.pool, project, campaign, Timestamp::now())
+            .await
+            .map_err(classify)
+    }
+
+    async fn due_scheduled(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CampaignId>, StoreError> {
+        q::due_scheduled(&self.pool, now, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn finish_done(&self, now: Timestamp, limit: u32) -> Result<Vec<CampaignId>, StoreError> {
+        q::finish_done(&self.pool, now, limit)
             .await
             .map_err(classify)
     }
@@ -365,11 +415,11 @@ impl Campaigns for PgStore {
         q::counts(&self.pool, campaign).await.map_err(classify)
     }
 
-    async fn lane(
+    async fn lanes(
         &self,
-        recipient: &RecipientId,
-    ) -> Result<Option<(PhoneNumber, Option<u32>)>, StoreError> {
-        q::lane(&self.pool, recipient).await.map_err(classify)
+        recipients: &[RecipientId],
+    ) -> Result<Vec<(RecipientId, PhoneNumber, Option<u32>)>, StoreError> {
+        q::lanes(&self.pool, recipients).await.map_err(classify)
     }
 
     async fn has_outstanding(&self, campaign: &CampaignId) -> Result<bool, StoreError> {

@@ -63,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaigns",
         include_str!("../../../migrations/postgres/0007_campaigns.sql"),
     ),
+    (
+        9,
+        "campaign_recovery",
+        include_str!("../../../migrations/postgres/0009_campaign_recovery.sql"),
+    ),
 ];
 
 /// Deadlocks and serialization failures are retried this many times inside `apply`.

@@ -9,7 +9,7 @@ use sqlx::{Decode, Type};
 use super::Columns;
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, OptOutChange, RecipientId,
-    RecipientStatus, SendJob, SendRecord, SendResult,
+    RecipientStatus, SendJob, SendRecord, SendResult, UnknownPolicy,
 };
 use crate::domain::event::EventError;
 use crate::domain::phone::PhoneNumber;
@@ -32,8 +32,8 @@ pub mod lite {
 
 /// The columns `campaign_from` reads.
 pub const CAMPAIGN_COLUMNS: &str = "id, project_id, name, template_id, language, provider, \
-     sender, params, media, schedule_time, rate_limit_per_second, state, last_error, created_at, \
-     started_at, finished_at, updated_at";
+     sender, params, media, schedule_time, rate_limit_per_second, unknown_policy, state, last_error, \
+     created_at, started_at, finished_at, updated_at";
 
 /// Recipient columns an export row needs, with the merged status of its message (if any):
 /// only a `sent` recipient's message counts, and only while it is the recipient's project's.
@@ -63,6 +63,7 @@ where
     let params: String = r.col("params")?;
     let media: Option<String> = r.col("media")?;
     let rate: Option<i64> = r.col("rate_limit_per_second")?;
+    let policy: String = r.col("unknown_policy")?;
     Ok(Campaign {
         id: CampaignId::from_trusted(r.col("id")?),
         project_id: ProjectId::from_trusted(r.col("project_id")?),
@@ -78,6 +79,8 @@ where
             .col::<Option<i64>>("schedule_time")?
             .map(Timestamp::from_millis),
         rate_limit_per_second: rate.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        unknown_policy: UnknownPolicy::parse(&policy)
+            .ok_or_else(|| corrupt(format!("unknown unknown_policy `{policy}`")))?,
         state: CampaignState::parse(&state)
             .ok_or_else(|| corrupt(format!("unknown campaign state `{state}`")))?,
         last_error: r.col("last_error")?,
@@ -188,6 +191,8 @@ pub struct RecordColumns<'a> {
     pub provider_message_id: Option<&'a str>,
     pub error_code: Option<&'a str>,
     pub error_title: Option<&'a str>,
+    /// 1 when the claim did not lead to a request, so it is not counted as an attempt.
+    pub undo_attempt: i64,
     pub at: i64,
 }
 
@@ -200,6 +205,7 @@ impl<'a> RecordColumns<'a> {
             provider_message_id: None,
             error_code: None,
             error_title: None,
+            undo_attempt: 0,
             at: r.at.millis(),
         };
         match &r.result {
@@ -214,6 +220,11 @@ impl<'a> RecordColumns<'a> {
             SendResult::Retry { at } => {
                 c.status = RecipientStatus::Queued.as_str();
                 c.due_at = Some(at.millis());
+            }
+            SendResult::Released { at } => {
+                c.status = RecipientStatus::Queued.as_str();
+                c.due_at = Some(at.millis());
+                c.undo_attempt = 1;
             }
             SendResult::Skipped { reason } => {
                 c.status = RecipientStatus::Skipped.as_str();
@@ -233,6 +244,7 @@ impl<'a> RecordColumns<'a> {
             self.provider_message_id,
             self.error_code,
             self.error_title,
+            self.undo_attempt,
             self.at
         ])
     }
@@ -242,19 +254,21 @@ impl<'a> RecordColumns<'a> {
 pub const RECORD_ROWS_SQLITE: &str = "(SELECT json_extract(value, '$[0]') AS rid, \
      json_extract(value, '$[1]') AS st, json_extract(value, '$[2]') AS due, \
      json_extract(value, '$[3]') AS pmid, json_extract(value, '$[4]') AS code, \
-     json_extract(value, '$[5]') AS title, json_extract(value, '$[6]') AS t FROM json_each($1)) AS u";
+     json_extract(value, '$[5]') AS title, json_extract(value, '$[6]') AS undo, \
+     json_extract(value, '$[7]') AS t FROM json_each($1)) AS u";
 
-/// PostgreSQL's row source for the record update: seven arrays, `$1`..`$7`.
+/// PostgreSQL's row source for the record update: eight arrays, `$1`..`$8`.
 pub const RECORD_ROWS_PG: &str = "unnest($1::text[], $2::text[], $3::int8[], $4::text[], \
-     $5::text[], $6::text[], $7::int8[]) AS u(rid, st, due, pmid, code, title, t)";
+     $5::text[], $6::text[], $7::int8[], $8::int8[]) AS u(rid, st, due, pmid, code, title, undo, t)";
 
-/// Applies send results from `source` (rows `u(rid, st, due, pmid, code, title, t)`) to the
-/// recipients still `sending`; returns what changed as [`ChangedRow`]s.
+/// Applies send results from `source` (rows `u(rid, st, due, pmid, code, title, undo, t)`) to
+/// the recipients still `sending`; returns what changed as [`ChangedRow`]s.
 pub fn record_sql(source: &str) -> String {
     format!(
         "UPDATE campaign_recipients AS r SET status = u.st, due_at = COALESCE(u.due, r.due_at), \
          provider_message_id = COALESCE(u.pmid, r.provider_message_id), error_code = u.code, \
-         error_title = u.title, sending_since = NULL, updated_at = u.t \
+         error_title = u.title, sending_since = NULL, updated_at = u.t, \
+         attempts = r.attempts - u.undo \
          FROM {source} WHERE r.id = u.rid AND r.status = 'sending' \
          RETURNING id, campaign_id, project_id, phone, status, provider_message_id, updated_at"
     )

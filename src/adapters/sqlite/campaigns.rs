@@ -18,7 +18,7 @@ use crate::domain::project::ProjectId;
 use crate::domain::providers::send::{ProviderSettings, SendProvider};
 use crate::domain::time::Timestamp;
 use crate::ports::StoreError;
-use crate::ports::campaigns::{Campaigns, EchoedReference};
+use crate::ports::campaigns::{Campaigns, EchoedReference, Expired};
 
 /// Values as one JSON array bound to `json_each`: one statement shape whatever their number.
 fn json_array<T: serde::Serialize>(rows: &[T]) -> String {
@@ -180,6 +180,19 @@ impl SqliteStore {
         now: Timestamp,
     ) -> Result<Vec<SendJob>, sqlx::Error> {
         let mut tx = self.db.begin_write().await?;
+        // A STOP that arrived after the import (a campaign scheduled for tomorrow) wins over
+        // the send: checked here, in the claim's transaction, not only when the row was loaded.
+        sqlx::query(
+            "UPDATE campaign_recipients SET status = 'opted_out', updated_at = $2 \
+             WHERE id IN (SELECT value FROM json_each($1)) AND status = 'queued' \
+             AND EXISTS (SELECT 1 FROM opt_outs o WHERE o.project_id = \
+             campaign_recipients.project_id AND o.phone = campaign_recipients.phone \
+             AND o.opted_out)",
+        )
+        .bind(json_array(ids))
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
         let claimed: Vec<ClaimedRow> = sqlx::query_as(
             "UPDATE campaign_recipients SET status = 'sending', attempts = attempts + 1, \
              sending_since = $2, updated_at = $2 \
@@ -329,8 +342,50 @@ impl Campaigns for SqliteStore {
         self.record_tx(results).await.map_err(classify)
     }
 
-    async fn expire_sending(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        q::expire_sending(&self.db.write, before, limit, Timestamp::now())
+    async fn expire_sending(
+        &self,
+        before: Timestamp,
+        limit: u32,
+        max_attempts: u32,
+    ) -> Result<Expired, StoreError> {
+        let (unknown, resent) = q::expire_sending(
+            &self.db.write,
+            before,
+            limit,
+            max_attempts,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(classify)?;
+        Ok(Expired { unknown, resent })
+    }
+
+    async fn release(&self, ids: &[RecipientId], now: Timestamp) -> Result<u64, StoreError> {
+        q::release(&self.db.write, ids, now).await.map_err(classify)
+    }
+
+    async fn retry_failed(
+        &self,
+        project: &ProjectId,
+        campaign: &CampaignId,
+    ) -> Result<u64, StoreError> {
+        q::retry_failed(&self.db.write, project, campaign, Timestamp::now())
+            .await
+            .map_err(classify)
+    }
+
+    async fn due_scheduled(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<CampaignId>, StoreError> {
+        q::due_scheduled(&self.db.read, now, limit)
+            .await
+            .map_err(classify)
+    }
+
+    async fn finish_done(&self, now: Timestamp, limit: u32) -> Result<Vec<CampaignId>, StoreError> {
+        q::finish_done(&self.db.write, now, limit)
             .await
             .map_err(classify)
     }
@@ -368,11 +423,11 @@ impl Campaigns for SqliteStore {
         q::counts(&self.db.read, campaign).await.map_err(classify)
     }
 
-    async fn lane(
+    async fn lanes(
         &self,
-        recipient: &RecipientId,
-    ) -> Result<Option<(PhoneNumber, Option<u32>)>, StoreError> {
-        q::lane(&self.db.read, recipient).await.map_err(classify)
+        recipients: &[RecipientId],
+    ) -> Result<Vec<(RecipientId, PhoneNumber, Option<u32>)>, StoreError> {
+        q::lanes(&self.db.read, recipients).await.map_err(classify)
     }
 
     async fn has_outstanding(&self, campaign: &CampaignId) -> Result<bool, StoreError> {

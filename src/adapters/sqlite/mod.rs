@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaigns",
         include_str!("../../../migrations/sqlite/0007_campaigns.sql"),
     ),
+    (
+        9,
+        "campaign_recovery",
+        include_str!("../../../migrations/sqlite/0009_campaign_recovery.sql"),
+    ),
 ];
 
 /// Two pools on one file: writes go through a single connection, so writers in this process

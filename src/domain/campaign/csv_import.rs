@@ -7,6 +7,10 @@
 //! their names as written. A UTF-8 BOM, CRLF or LF line ends and quoted fields (commas, `""`,
 //! line breaks inside quotes) are accepted.
 //!
+//! A quote never closed would make the rest of the file one field, and the rows after it
+//! part of one recipient: that row is rejected instead (`unterminated quote`, with how many
+//! lines it swallowed), so no following recipient is imported under another's variables.
+//!
 //! Row numbers count data records, 1 for the first after the header. Blank records (empty
 //! lines, or only separators and spaces) are skipped and get no number, so a row number is the
 //! record's position among the rows that hold something; a quoted line break does not start a
@@ -73,6 +77,10 @@ pub enum RowError {
     FieldTooLong,
     #[error("not valid UTF-8")]
     InvalidUtf8,
+    #[error(
+        "a quote opened in this row is never closed: this row and the {lines} lines after it were not imported"
+    )]
+    UnterminatedQuote { lines: u64 },
     #[error("no phone number")]
     MissingPhone,
     /// Holds the start of the value as written.
@@ -125,6 +133,44 @@ struct Buffers {
     scratch_ends: Vec<usize>,
 }
 
+/// Where the bytes read so far leave a record, as the parser reads quotes (RFC 4180, `""`
+/// for a quote inside quotes): kept beside it because the parser does not say whether the
+/// data ended inside quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    FieldStart,
+    Unquoted,
+    /// Inside quotes, with the line breaks seen since they opened.
+    Quoted {
+        lines: u64,
+    },
+    /// A quote inside quotes: it closes them, or doubles into a literal quote.
+    QuoteInQuoted {
+        lines: u64,
+    },
+}
+
+impl Quoting {
+    fn read(mut self, bytes: &[u8]) -> Quoting {
+        for &b in bytes {
+            self = match (self, b) {
+                (Quoting::FieldStart, b'"') => Quoting::Quoted { lines: 0 },
+                (Quoting::FieldStart | Quoting::Unquoted, b',' | b'\n' | b'\r') => {
+                    Quoting::FieldStart
+                }
+                (Quoting::FieldStart | Quoting::Unquoted, _) => Quoting::Unquoted,
+                (Quoting::Quoted { lines }, b'"') => Quoting::QuoteInQuoted { lines },
+                (Quoting::Quoted { lines }, b'\n') => Quoting::Quoted { lines: lines + 1 },
+                (q @ Quoting::Quoted { .. }, _) => q,
+                (Quoting::QuoteInQuoted { lines }, b'"') => Quoting::Quoted { lines },
+                (Quoting::QuoteInQuoted { .. }, b',' | b'\n' | b'\r') => Quoting::FieldStart,
+                (Quoting::QuoteInQuoted { .. }, _) => Quoting::Unquoted,
+            };
+        }
+        self
+    }
+}
+
 /// A CSV import in progress: [`CsvImport::feed`] it the body's chunks in order, then
 /// [`CsvImport::finish`] it.
 pub struct CsvImport {
@@ -133,6 +179,9 @@ pub struct CsvImport {
     /// How many bytes of a leading BOM have been seen, while that is still undecided.
     bom_seen: Option<usize>,
     failed: Option<CsvError>,
+    quoting: Quoting,
+    /// Set when the data ended inside quotes: the record the end completes is rejected.
+    unterminated: Option<u64>,
 }
 
 impl CsvImport {
@@ -154,6 +203,8 @@ impl CsvImport {
             rows: Rows::new(default_cc),
             bom_seen: Some(0),
             failed: None,
+            quoting: Quoting::FieldStart,
+            unterminated: None,
         }
     }
 
@@ -187,6 +238,9 @@ impl CsvImport {
             self.parse(&BOM[..n], out)?;
         }
         self.failed()?;
+        if let Quoting::Quoted { lines } = self.quoting {
+            self.unterminated = Some(lines);
+        }
         // An empty input tells the parser the data has ended.
         loop {
             match self.step(&[], out)? {
@@ -237,6 +291,7 @@ impl CsvImport {
                 &mut b.ends[b.ends_len..],
             )
         };
+        self.quoting = self.quoting.read(&input[..nin]);
         if b.discarding {
             b.discarded_fields += nend;
         } else {
@@ -270,7 +325,9 @@ impl CsvImport {
                 b.discarded_fields = 0;
             }
             ReadRecordResult::Record => {
-                let result = if b.discarding {
+                let result = if let Some(lines) = self.unterminated.take() {
+                    self.rows.unterminated(lines)
+                } else if b.discarding {
                     self.rows.too_large(b.ends_len + b.discarded_fields);
                     Ok(())
                 } else {

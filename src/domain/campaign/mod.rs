@@ -54,6 +54,8 @@ pub enum CampaignError {
     InvalidScheduleTime(String),
     #[error("{0}")]
     InvalidRateLimit(String),
+    #[error("{0}")]
+    InvalidUnknownPolicy(String),
 }
 
 impl CampaignError {
@@ -71,6 +73,7 @@ impl CampaignError {
             CampaignError::InvalidMedia(_) => "invalid_media",
             CampaignError::InvalidScheduleTime(_) => "invalid_schedule_time",
             CampaignError::InvalidRateLimit(_) => "invalid_rate_limit",
+            CampaignError::InvalidUnknownPolicy(_) => "invalid_unknown_policy",
         }
     }
 }
@@ -204,6 +207,34 @@ impl Transition {
     }
 }
 
+/// What becomes of a recipient whose send got no answer and no webhook within the unknown
+/// timeout (it may or may not have reached the user).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownPolicy {
+    /// It stays `unknown` until the customer asks (`retry-unknown`): never sent twice.
+    #[default]
+    Hold,
+    /// It is queued and sent again automatically, up to the send attempts: the customer's
+    /// explicit choice to risk a duplicate rather than a missing message.
+    Resend,
+}
+
+impl UnknownPolicy {
+    pub const ALL: [UnknownPolicy; 2] = [UnknownPolicy::Hold, UnknownPolicy::Resend];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownPolicy::Hold => "hold",
+            UnknownPolicy::Resend => "resend",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UnknownPolicy> {
+        UnknownPolicy::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 /// Template parameter `i` (in order) takes the recipient's value of `column`, or `fallback` when
 /// the recipient has none (or an empty one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +275,7 @@ pub struct NewCampaign {
     pub media: Option<Media>,
     pub schedule_time: Option<Timestamp>,
     pub rate_limit_per_second: Option<u32>,
+    pub unknown_policy: UnknownPolicy,
     pub created_at: Timestamp,
 }
 
@@ -261,6 +293,7 @@ pub struct Campaign {
     pub media: Option<Media>,
     pub schedule_time: Option<Timestamp>,
     pub rate_limit_per_second: Option<u32>,
+    pub unknown_policy: UnknownPolicy,
     pub state: CampaignState,
     /// Why the last recipients load failed (a CSV URL that could not be fetched), if it did.
     pub last_error: Option<String>,
@@ -291,7 +324,8 @@ pub enum RecipientStatus {
     /// Still queued when its campaign was cancelled.
     Cancelled,
     /// Left `sending` past the unknown timeout with no answer and no webhook: it may or may not
-    /// have reached the user, so only an explicit retry-unknown sends it again.
+    /// have reached the user, so only an explicit retry-unknown sends it again (or, under
+    /// [`UnknownPolicy::Resend`], the runner).
     Unknown,
 }
 
@@ -389,6 +423,12 @@ impl CampaignCounts {
     }
 }
 
+/// Failure codes wagate records itself, for a send the BSP never took: it refused it only for
+/// now, every time (`retries_exhausted`), or no credential let the request be built
+/// (`provider_not_configured`). `retry-failed` queues these again; a BSP's own refusal (a bad
+/// number, a rejected template) would get the same answer, so it is left alone.
+pub const RETRYABLE_FAILURES: [&str; 2] = ["retries_exhausted", "provider_not_configured"];
+
 /// A recipient a sender claimed (`queued → sending`), with what its send needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendJob {
@@ -419,6 +459,9 @@ pub enum SendResult {
     /// `sending → queued`, due again at this time: the BSP said so before accepting it
     /// (throttled, 5xx) or the request never left (connect error).
     Retry { at: Timestamp },
+    /// `sending → queued`, due at this time, without counting the claim as an attempt: no
+    /// request went out because its campaign was paused or the sender was shutting down.
+    Released { at: Timestamp },
     /// `sending → skipped`: a rule stopped it before any request (a missing parameter).
     Skipped { reason: String },
     /// `sending → cancelled`: its campaign was cancelled before the request went out.

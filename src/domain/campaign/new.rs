@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{CampaignError, CampaignId, Media, NewCampaign, ParamSpec, params};
+use super::{CampaignError, CampaignId, Media, NewCampaign, ParamSpec, UnknownPolicy, params};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::ProjectId;
 use crate::domain::providers::send::SendProvider;
@@ -33,6 +33,8 @@ pub struct CampaignIn {
     pub schedule_time: Option<Value>,
     /// A number, or a numeric string.
     pub rate_limit_per_second: Option<Value>,
+    /// `hold` (the default) or `resend`: see [`UnknownPolicy`].
+    pub unknown_policy: Option<String>,
 }
 
 impl CampaignIn {
@@ -69,6 +71,15 @@ impl CampaignIn {
         let media = self.media.map(media).transpose()?;
         let schedule_time = schedule_time(self.schedule_time.as_ref())?;
         let rate_limit_per_second = rate_limit(self.rate_limit_per_second.as_ref())?;
+        let unknown_policy = match self.unknown_policy.as_deref().map(str::trim) {
+            None | Some("") => UnknownPolicy::default(),
+            Some(p) => UnknownPolicy::parse(p).ok_or_else(|| {
+                CampaignError::InvalidUnknownPolicy(format!(
+                    "`unknown_policy` must be `hold` or `resend`, not `{}`",
+                    p.chars().take(40).collect::<String>()
+                ))
+            })?,
+        };
         Ok(NewCampaign {
             id: CampaignId::generate(),
             project_id: project,
@@ -81,6 +92,7 @@ impl CampaignIn {
             media,
             schedule_time,
             rate_limit_per_second,
+            unknown_policy,
             created_at: now,
         })
     }

@@ -7,7 +7,7 @@ use wagate::domain::campaign::{CampaignState, RecipientStatus, SendRecord, SendR
 use wagate::domain::event::{Event, EventError};
 use wagate::domain::status::Status;
 use wagate::domain::time::Timestamp;
-use wagate::ports::campaigns::EchoedReference;
+use wagate::ports::campaigns::{EchoedReference, Expired};
 
 use super::{Ports, later, project, seeded, sent, set, status_of};
 use crate::store_conformance::apply;
@@ -266,7 +266,7 @@ pub async fn repair_fills_in_lost_answers_once(ports: &Ports) {
     c.claim(&ids[1..2], earlier).await.unwrap();
     c.claim(&ids, now).await.unwrap();
     let half_way = Timestamp::from_millis(now.millis() - 500);
-    assert_eq!(c.expire_sending(half_way, 10).await.unwrap(), 1);
+    assert_eq!(c.expire_sending(half_way, 10, 10).await.unwrap().unknown, 1);
     c.record(&[
         sent(&ids[2], None),
         SendRecord {
@@ -326,12 +326,20 @@ pub async fn stale_sends_become_unknown_until_retried(ports: &Ports) {
     let (camp, ids) = seeded(ports, "acme", CampaignState::Running, 3).await;
     let now = later(0);
     c.claim(&ids[..2], now).await.unwrap();
-    assert_eq!(c.expire_sending(now, 10).await.unwrap(), 0, "not yet stale");
     assert_eq!(
-        c.expire_sending(now.plus(Duration::from_millis(1)), 10)
+        c.expire_sending(now, 10, 10).await.unwrap(),
+        Expired::default(),
+        "not yet stale"
+    );
+    assert_eq!(
+        c.expire_sending(now.plus(Duration::from_millis(1)), 10, 10)
             .await
             .unwrap(),
-        2
+        Expired {
+            unknown: 2,
+            resent: 0
+        },
+        "policy `hold`: unknown, never queued again by the timeout"
     );
     let counts = c.counts(&camp).await.unwrap();
     assert_eq!((counts.unknown, counts.queued, counts.sending), (2, 1, 0));

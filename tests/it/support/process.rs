@@ -28,20 +28,44 @@ pub async fn start(env: &[(String, String)]) -> Server {
 /// Listens on `WAGATE_LISTEN` when `env` sets it (a restart that peers must find again), else
 /// on a free port.
 pub async fn start_with(env: &[(String, String)], args: &[&str]) -> Server {
+    start_full(env, args, None).await
+}
+
+/// [`start`] with the process's log (stderr) written to `log`, appended, for a test that reads
+/// what it said; `WAGATE_LOG` in `env` sets its level.
+pub async fn start_logging(env: &[(String, String)], log: &std::path::Path) -> Server {
+    start_full(env, &[], Some(log)).await
+}
+
+async fn start_full(
+    env: &[(String, String)],
+    args: &[&str],
+    log: Option<&std::path::Path>,
+) -> Server {
     let listen = env
         .iter()
         .find(|(k, _)| k == "WAGATE_LISTEN")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+    let stderr = match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the log file"),
+        ),
+        None => Stdio::inherit(),
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_wagate"))
         .arg("serve")
         .args(args)
         .env_clear()
+        .env("WAGATE_LOG", "warn")
         .envs(env.iter().cloned())
         .env("WAGATE_LISTEN", &listen)
-        .env("WAGATE_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn wagate");

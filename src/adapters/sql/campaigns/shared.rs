@@ -14,7 +14,7 @@ macro_rules! campaign_shared {
         use crate::adapters::sql;
         use crate::domain::campaign::{
             Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, NewCampaign,
-            OptOutChange, RecipientId, RecipientStatus,
+            OptOutChange, RETRYABLE_FAILURES, RecipientId, RecipientStatus,
         };
         use crate::domain::phone::PhoneNumber;
         use crate::domain::project::ProjectId;
@@ -25,8 +25,9 @@ macro_rules! campaign_shared {
         pub async fn create(pool: &Pool<$db>, c: &NewCampaign) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO campaigns (id, project_id, name, template_id, language, provider, \
-                 sender, params, media, schedule_time, rate_limit_per_second, state, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'draft', $12, $12)",
+                 sender, params, media, schedule_time, rate_limit_per_second, unknown_policy, \
+                 state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, 'draft', $12, $12)",
             )
             .bind(c.id.as_str())
             .bind(c.project_id.as_str())
@@ -40,6 +41,7 @@ macro_rules! campaign_shared {
             .bind(c.schedule_time.map(Timestamp::millis))
             .bind(c.rate_limit_per_second.map(i64::from))
             .bind(c.created_at.millis())
+            .bind(c.unknown_policy.as_str())
             .execute(pool)
             .await
             .map_err(sql::or_conflict(|| format!("campaign `{}` already exists", c.id)))?;
@@ -182,23 +184,100 @@ macro_rules! campaign_shared {
             Ok(())
         }
 
-        pub async fn lane(
+        /// The sender number and campaign rate of each recipient found, in one read.
+        pub async fn lanes(
             pool: &Pool<$db>,
-            recipient: &RecipientId,
-        ) -> Result<Option<(PhoneNumber, Option<u32>)>, sqlx::Error> {
-            let row: Option<(String, Option<i64>)> = sqlx::query_as(
-                "SELECT c.sender, c.rate_limit_per_second FROM campaign_recipients r \
-                 JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = $1",
+            ids: &[RecipientId],
+        ) -> Result<Vec<(RecipientId, PhoneNumber, Option<u32>)>, sqlx::Error> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q = QueryBuilder::<$db>::new(
+                "SELECT r.id, c.sender, c.rate_limit_per_second FROM campaign_recipients r \
+                 JOIN campaigns c ON c.id = r.campaign_id WHERE r.id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(id.as_str());
+            }
+            q.push(")");
+            let rows: Vec<(String, String, Option<i64>)> =
+                q.build_query_as().fetch_all(pool).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, sender, rate)| {
+                    (
+                        RecipientId::from_trusted(id),
+                        PhoneNumber::from_trusted(sender),
+                        rate.and_then(|r| u32::try_from(r).ok()),
+                    )
+                })
+                .collect())
+        }
+
+        /// Queued recipients among `ids` due later than `now` become due now: a lease handed
+        /// back. Only `queued` rows move, so nothing claimed or sent is touched.
+        pub async fn release(
+            pool: &Pool<$db>,
+            ids: &[RecipientId],
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let mut q = QueryBuilder::<$db>::new("UPDATE campaign_recipients SET due_at = ");
+            q.push_bind(now.millis());
+            q.push(" WHERE status = 'queued' AND due_at > ").push_bind(now.millis());
+            q.push(" AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(id.as_str());
+            }
+            q.push(")");
+            Ok(q.build().execute(pool).await?.rows_affected())
+        }
+
+        /// Scheduled campaigns whose start time has come, earliest first, through the
+        /// `campaigns_scheduled_at` index: however many wait for later, the due ones are found.
+        pub async fn due_scheduled(
+            pool: &Pool<$db>,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<CampaignId>, sqlx::Error> {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM campaigns WHERE state = 'scheduled' AND schedule_time <= $1 \
+                 ORDER BY schedule_time, id LIMIT $2",
             )
-            .bind(recipient.as_str())
-            .fetch_optional(pool)
+            .bind(now.millis())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
             .await?;
-            Ok(row.map(|(sender, rate)| {
-                (
-                    PhoneNumber::from_trusted(sender),
-                    rate.and_then(|r| u32::try_from(r).ok()),
-                )
-            }))
+            Ok(ids.into_iter().map(CampaignId::from_trusted).collect())
+        }
+
+        /// Running campaigns with no recipient queued or sending become `finished`, in one
+        /// statement whose condition is the move's own, so a recipient queued again by a retry
+        /// is either seen (no finish) or queued after (and the retry reopens the campaign).
+        pub async fn finish_done(
+            pool: &Pool<$db>,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<CampaignId>, sqlx::Error> {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "UPDATE campaigns SET state = 'finished', last_error = NULL, finished_at = $1, \
+                 updated_at = $1 WHERE state = 'running' AND id IN (SELECT c.id FROM campaigns c \
+                 WHERE c.state = 'running' AND NOT EXISTS (SELECT 1 FROM campaign_recipients r \
+                 WHERE r.campaign_id = c.id AND r.status IN ('queued', 'sending')) \
+                 ORDER BY c.id LIMIT $2) \
+                 AND NOT EXISTS (SELECT 1 FROM campaign_recipients r \
+                 WHERE r.campaign_id = campaigns.id AND r.status IN ('queued', 'sending')) \
+                 RETURNING id",
+            )
+            .bind(now.millis())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            Ok(ids.into_iter().map(CampaignId::from_trusted).collect())
         }
 
         pub async fn has_outstanding(
@@ -283,6 +362,31 @@ macro_rules! campaign_shared {
             Ok(done.rows_affected())
         }
 
+        /// Failed recipients whose cause wagate recorded itself (see `RETRYABLE_FAILURES`) are
+        /// queued again with a fresh attempt budget.
+        pub async fn retry_failed(
+            pool: &Pool<$db>,
+            project: &ProjectId,
+            campaign: &CampaignId,
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let mut q = QueryBuilder::<$db>::new(
+                "UPDATE campaign_recipients SET status = 'queued', attempts = 0, \
+                 error_code = NULL, error_title = NULL, sending_since = NULL, due_at = ",
+            );
+            q.push_bind(now.millis());
+            q.push(", updated_at = ").push_bind(now.millis());
+            q.push(" WHERE campaign_id = ").push_bind(campaign.as_str());
+            q.push(" AND project_id = ").push_bind(project.as_str());
+            q.push(" AND status = 'failed' AND error_code IN (");
+            let mut sep = q.separated(", ");
+            for code in RETRYABLE_FAILURES {
+                sep.push_bind(code);
+            }
+            q.push(")");
+            Ok(q.build().execute(pool).await?.rows_affected())
+        }
+
         pub async fn cancel_queued(
             pool: &Pool<$db>,
             campaign: &CampaignId,
@@ -316,23 +420,34 @@ macro_rules! campaign_shared {
             Ok(done.rows_affected())
         }
 
+        /// Recipients `sending` since before `before` settle without an operator: queued again
+        /// (due now) when their campaign's policy is `resend` and attempts are left, else
+        /// `unknown`. Returns (unknown, queued again).
         pub async fn expire_sending(
             pool: &Pool<$db>,
             before: Timestamp,
             limit: u32,
+            max_attempts: u32,
             now: Timestamp,
-        ) -> Result<u64, sqlx::Error> {
-            let done = sqlx::query(
-                "UPDATE campaign_recipients SET status = 'unknown', updated_at = $3 \
+        ) -> Result<(u64, u64), sqlx::Error> {
+            let statuses: Vec<String> = sqlx::query_scalar(
+                "UPDATE campaign_recipients SET \
+                 status = CASE WHEN attempts < $4 AND EXISTS (SELECT 1 FROM campaigns c \
+                   WHERE c.id = campaign_recipients.campaign_id AND c.unknown_policy = 'resend') \
+                   THEN 'queued' ELSE 'unknown' END, \
+                 due_at = $3, updated_at = $3 \
                  WHERE id IN (SELECT id FROM campaign_recipients WHERE status = 'sending' \
-                 AND sending_since < $1 ORDER BY sending_since LIMIT $2) AND status = 'sending'",
+                 AND sending_since < $1 ORDER BY sending_since LIMIT $2) AND status = 'sending' \
+                 RETURNING status",
             )
             .bind(before.millis())
             .bind(i64::from(limit))
             .bind(now.millis())
-            .execute(pool)
+            .bind(i64::from(max_attempts))
+            .fetch_all(pool)
             .await?;
-            Ok(done.rows_affected())
+            let queued = statuses.iter().filter(|s| s.as_str() == "queued").count() as u64;
+            Ok((statuses.len() as u64 - queued, queued))
         }
 
         pub async fn set_opt_outs(

@@ -103,6 +103,16 @@ impl Rows {
         self.reject(self.summary.rows, error);
     }
 
+    /// The last record, which a quote never closed ran to the end of the file.
+    pub(super) fn unterminated(&mut self, lines: u64) -> Result<(), CsvError> {
+        if self.header.is_none() {
+            return Err(CsvError::InvalidHeader("a quote in it is never closed"));
+        }
+        self.summary.rows += 1;
+        self.reject(self.summary.rows, RowError::UnterminatedQuote { lines });
+        Ok(())
+    }
+
     fn reject(&mut self, row: u64, error: RowError) {
         self.summary.rejected_total += 1;
         if self.summary.rejected.len() < MAX_REJECTIONS_KEPT {

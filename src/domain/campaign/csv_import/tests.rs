@@ -355,13 +355,41 @@ fn a_row_with_many_more_fields_reports_how_many() {
 }
 
 #[test]
-fn an_unterminated_quote_swallows_the_rest_as_one_rejected_row() {
+fn an_unterminated_quote_is_a_rejected_row_not_a_swallowed_recipient() {
+    // The quote swallows the next line: without the check, row 2 would be accepted with a
+    // note holding the third recipient.
+    let (rows, summary) =
+        import("phone,note\n919812345678,ok\n919812345679,\"open\n919812345670,x\n");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rejected(&summary),
+        vec![(2, RowError::UnterminatedQuote { lines: 2 })]
+    );
+    assert_eq!(
+        summary.rejected[0].error.to_string(),
+        "a quote opened in this row is never closed: this row and the 2 lines after it were \
+         not imported"
+    );
+    // Too large to hold, it is still reported for its quote.
     let (rows, summary) = import(&format!(
         "phone,note\n919812345678,ok\n919812345679,\"open{}\n919812345670,x\n",
         "z".repeat(10_000)
     ));
     assert_eq!(rows.len(), 1);
-    assert_eq!(rejected(&summary), vec![(2, RowError::FieldTooLong)]);
+    assert_eq!(
+        rejected(&summary),
+        vec![(2, RowError::UnterminatedQuote { lines: 2 })]
+    );
+    // Closed quotes, doubled quotes and a quote inside an unquoted field are not.
+    let (rows, summary) = import(
+        "phone,note\n919812345678,\"a \"\"b\"\"\nc\"\n919812345679,5\"7\n919812345670,\"x\"",
+    );
+    assert_eq!(rows.len(), 3, "{summary:?}");
+    assert_eq!(summary.rejected_total, 0);
+    assert_eq!(
+        import_chunks(&[b"\"phone\n91981"], None).1,
+        Err(CsvError::InvalidHeader("a quote in it is never closed"))
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     BuildError, HttpCall, ProviderSettings, SendOutcome, SendRequest, base_url, by_status,
-    credential, digits, join, json_call, snippet, sounds_throttled, text,
+    credential, digits, from_gateway, join, json_call, snippet, sounds_throttled, text,
 };
 use crate::domain::providers::{scalar_text, valid_id};
 
@@ -53,6 +53,9 @@ pub fn build(settings: &ProviderSettings, req: &SendRequest<'_>) -> Result<HttpC
 }
 
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> SendOutcome {
+    if let Some(uncertain) = from_gateway(status) {
+        return uncertain;
+    }
     let Ok(reply) = serde_json::from_slice::<Value>(body) else {
         return by_status(status, retry_after, body);
     };
@@ -68,6 +71,9 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Send
     let title = error_text(&reply);
     if status == 429 || title.as_deref().is_some_and(sounds_throttled) {
         return SendOutcome::Throttled { retry_after };
+    }
+    if (500..=599).contains(&status) && title.is_none() {
+        return by_status(status, retry_after, body);
     }
     if status == 408 || (500..=599).contains(&status) {
         return SendOutcome::Retry {
@@ -211,10 +217,23 @@ mod tests {
                 reason: "http_500: Internal Server Error".into()
             }
         );
+        // A gateway's answer, or a 5xx that is not AiSensy's own error: it may have sent.
         assert_eq!(
             classify(504, None, b"upstream timed out"),
-            SendOutcome::Retry {
+            SendOutcome::Uncertain {
                 reason: "http_504".into()
+            }
+        );
+        assert_eq!(
+            classify(502, None, br#"{"message":"Bad gateway"}"#),
+            SendOutcome::Uncertain {
+                reason: "http_502".into()
+            }
+        );
+        assert_eq!(
+            classify(500, None, br#"{"ok":false}"#),
+            SendOutcome::Uncertain {
+                reason: "http_500".into()
             }
         );
     }

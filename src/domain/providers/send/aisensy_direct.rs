@@ -92,7 +92,7 @@ mod tests {
         );
         assert!(matches!(
             classify(502, None, b"Bad Gateway"),
-            SendOutcome::Retry { .. }
+            SendOutcome::Uncertain { .. }
         ));
     }
 }

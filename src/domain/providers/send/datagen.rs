@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     BuildError, HttpCall, ProviderSettings, SendOutcome, SendRequest, base_url, bearer, by_status,
-    credential, digits, header, join, json_call, setting, snippet, sounds_throttled, text,
+    credential, digits, from_gateway, header, join, json_call, setting, snippet, sounds_throttled,
+    text,
 };
 use crate::domain::campaign::Media;
 use crate::domain::providers::{scalar_text, valid_id};
@@ -103,11 +104,18 @@ struct Reply {
 }
 
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> SendOutcome {
+    if let Some(uncertain) = from_gateway(status) {
+        return uncertain;
+    }
     let Ok(reply) = serde_json::from_slice::<Reply>(body) else {
         return by_status(status, retry_after, body);
     };
     let code = scalar_text(&reply.status_code);
     let desc = text(&reply.status_desc);
+    // JSON without Karix's fields (a proxy's `{"message": …}`) is not Karix's answer.
+    if code.is_none() && desc.is_none() && !(200..=299).contains(&status) {
+        return by_status(status, retry_after, body);
+    }
     let code_number = code.as_deref().and_then(|c| c.parse::<u16>().ok());
     if status == 429 || code_number == Some(429) || desc.as_deref().is_some_and(sounds_throttled) {
         return SendOutcome::Throttled { retry_after };
@@ -244,11 +252,38 @@ mod tests {
     }
 
     #[test]
-    fn server_errors_are_retried() {
+    fn server_errors_are_retried_unless_they_may_hide_a_send() {
+        // Not Karix's answer (an HTML page, JSON without its fields, a gateway): uncertain.
         assert_eq!(
             classify(503, None, b"<html>Service Unavailable</html>"),
-            SendOutcome::Retry {
+            SendOutcome::Uncertain {
                 reason: "http_503".into()
+            }
+        );
+        assert_eq!(
+            classify(500, None, br#"{"message":"oops"}"#),
+            SendOutcome::Uncertain {
+                reason: "http_500".into()
+            }
+        );
+        assert_eq!(
+            classify(
+                502,
+                None,
+                br#"{"statusCode":"500","statusDesc":"Internal error"}"#
+            ),
+            SendOutcome::Uncertain {
+                reason: "http_502".into()
+            }
+        );
+        assert_eq!(
+            classify(
+                500,
+                None,
+                br#"{"statusCode":"500","statusDesc":"Internal error"}"#
+            ),
+            SendOutcome::Retry {
+                reason: "500: Internal error".into()
             }
         );
         assert_eq!(

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     BuildError, HttpCall, ProviderSettings, SendOutcome, SendRequest, base_url, bearer, by_status,
-    credential, digits, header, join, json_call, segment, setting, text,
+    credential, digits, from_gateway, header, join, json_call, segment, setting, text,
 };
 use crate::domain::campaign::Media;
 use crate::domain::providers::{scalar_text, valid_id};
@@ -124,6 +124,9 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Send
             .and_then(|s| s.messages.into_iter().next())
             .and_then(|m| valid_id(scalar_text(&m.id)));
         return SendOutcome::Accepted { id };
+    }
+    if let Some(uncertain) = from_gateway(status) {
+        return uncertain;
     }
     let Some(error) = serde_json::from_slice::<Failure>(body)
         .ok()
@@ -297,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn server_errors_are_retried() {
+    fn server_errors_are_retried_unless_they_may_hide_a_send() {
         let SendOutcome::Retry { reason } = classify_fixture(500, "error_unknown.json") else {
             panic!("expected retry")
         };
@@ -307,14 +310,24 @@ mod tests {
             classify_fixture(400, "error_unknown.json"),
             SendOutcome::Retry { .. }
         ));
+        // A gateway's 502/504 (whatever its body) or a 5xx without Meta's error body may
+        // have been processed: uncertain, never retried blindly.
         assert_eq!(
             classify_fixture(502, "error_bad_gateway.html"),
-            SendOutcome::Retry {
+            SendOutcome::Uncertain {
                 reason: "http_502".into()
             }
         );
         assert!(matches!(
+            classify_fixture(504, "error_unknown.json"),
+            SendOutcome::Uncertain { .. }
+        ));
+        assert!(matches!(
             classify(503, None, b""),
+            SendOutcome::Uncertain { .. }
+        ));
+        assert!(matches!(
+            classify(408, None, b""),
             SendOutcome::Retry { .. }
         ));
     }

@@ -133,8 +133,13 @@ pub enum SendOutcome {
     /// The BSP refused it for now because of a rate (HTTP 429; Meta 130429, 131056, 80007, 4):
     /// not accepted, so it may be sent again; the number's bucket should slow down.
     Throttled { retry_after: Option<Duration> },
-    /// Not accepted for a reason worth retrying (5xx).
+    /// Not accepted, for a reason worth retrying: the BSP's own error body says so (a 5xx or
+    /// 408 it answered itself).
     Retry { reason: String },
+    /// May have been accepted: a gateway's 502 or 504 (the BSP behind it may have processed the
+    /// request), or a 5xx without a body the BSP's classifier recognises. Settled by the BSP's
+    /// webhook echoing the reference, or the unknown timeout; never sent again blindly.
+    Uncertain { reason: String },
     /// Refused for good, with the provider's own code and title.
     Rejected { code: String, title: String },
 }
@@ -151,6 +156,17 @@ pub fn build(
         SendProvider::Aisensy => aisensy::build(settings, req),
         SendProvider::AisensyDirect => aisensy_direct::build(settings, req),
     }
+}
+
+/// Whether these settings let `provider` build a request at all: a credential, and a base URL
+/// where the provider has no public one. A campaign's start checks this before any recipient
+/// moves, so a missing credential is a clear refusal, not a campaign of failed recipients.
+pub fn check(provider: SendProvider, settings: &ProviderSettings) -> Result<(), BuildError> {
+    credential(settings)?;
+    if provider == SendProvider::AisensyDirect {
+        base_url(settings, None)?;
+    }
+    Ok(())
 }
 
 /// Reads a response: status code, `Retry-After` (already parsed), and the body.
@@ -236,12 +252,16 @@ fn header(name: &str, value: impl Into<String>) -> (String, String) {
 }
 
 /// What a response means when its body says nothing the provider's classifier understands:
-/// the status alone decides. 408 is the BSP timing out on us, so it is as retryable as a 5xx.
+/// the status alone decides. 408 is the BSP saying it did not get the whole request, so it is
+/// retried; a 5xx from something that is not the BSP's own code may hide an accepted send.
 fn by_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> SendOutcome {
     match status {
         200..=299 => SendOutcome::Accepted { id: None },
         429 => SendOutcome::Throttled { retry_after },
-        408 | 500..=599 => SendOutcome::Retry {
+        408 => SendOutcome::Retry {
+            reason: format!("http_{status}"),
+        },
+        500..=599 => SendOutcome::Uncertain {
             reason: format!("http_{status}"),
         },
         _ => SendOutcome::Rejected {
@@ -249,6 +269,13 @@ fn by_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> SendOut
             title: snippet(body).unwrap_or_else(|| format!("HTTP status {status}")),
         },
     }
+}
+
+/// A gateway's answer: the request may have reached the BSP behind it, whatever the body says.
+fn from_gateway(status: u16) -> Option<SendOutcome> {
+    matches!(status, 502 | 504).then(|| SendOutcome::Uncertain {
+        reason: format!("http_{status}"),
+    })
 }
 
 /// The start of a body that is not the JSON we expected (an HTML error page, a proxy's text),

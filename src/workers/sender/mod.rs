@@ -1,26 +1,36 @@
-//! The sender: queued recipient ids → claimed (`queued → sending`) → BSP requests within the
-//! sender number's rate → results recorded → ack.
+//! The sender: queued recipient ids → the sender number's tokens and request slots → claimed
+//! (`queued → sending`) → BSP requests at once → results recorded → ack.
 //!
-//! The recipient row is the truth and its claim is conditional, so a redelivered message, a
-//! second sender or a sweep after a lease ran out cannot send anyone twice. A request that got
-//! no answer may still have been accepted: its recipient is left `sending`, for the BSP's
-//! webhook (which echoes the recipient id as its reference) to settle it, or for the unknown
-//! timeout to mark it `unknown`. Only a request that provably never reached the BSP (connect,
-//! DNS or TLS failure) or that the BSP refused for now (throttled, 5xx) is tried again.
+//! At most once (DESIGN principle 8). A recipient is requested only by the sender whose claim
+//! moved it `queued → sending`; that claim is one conditional write (a row lock on PostgreSQL,
+//! the one writer on SQLite), so of two senders, or a sender and a redelivered message, one
+//! wins and the other finds the row no longer queued. Nothing but the claiming sender's own
+//! record moves a `sending` row back to `queued`, and it does so only for a request that
+//! provably never left (connect, DNS or TLS failure, nothing built, nothing requested) or that
+//! the BSP answered "not now" (throttled, or a 5xx with the BSP's own error body). Leases, the
+//! runner and a shutdown's hand-back move only `queued` rows' due times, so no interleaving of
+//! senders, runners and sweepers reaches a row that is being sent. The one exception is the
+//! customer's: `unknown_policy: resend` and `retry-unknown` queue a send that may have arrived.
+//!
+//! What a crash leaves uncertain is kept to what was truly in flight. Tokens and request slots
+//! are taken before the claim, and the claim takes only as many recipients as go out right
+//! after, so a `sending` row is one whose request was leaving. After a `kill -9` those wait for
+//! the BSP's webhook (which echoes the recipient id as its reference) or the unknown timeout;
+//! everything not yet claimed is still `queued`, and the broker gives the unacked message to a
+//! survivor at once. On a graceful shutdown nothing is claimed any more: the recipients not
+//! yet claimed are handed back due now (and logged), so a restart or a peer sends them at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::domain::campaign::params::render;
-use crate::domain::campaign::{
-    CampaignId, CampaignState, RecipientId, SendJob, SendRecord, SendResult,
-};
+use crate::domain::campaign::{RecipientId, SendJob, SendResult};
 use crate::domain::delivery::{TransportError, parse_retry_after};
 use crate::domain::event::EventError;
 use crate::domain::phone::PhoneNumber;
@@ -29,11 +39,14 @@ use crate::domain::providers::send::{
     self, CredentialRequired, ProviderSettings, SendOutcome, SendProvider, SendRequest,
 };
 use crate::domain::task::{Task, queues};
+use crate::domain::text;
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 use crate::ports::Outbound;
 use crate::ports::outbound::Sent;
 use crate::ports::{Campaigns, Delivery, Queue, Store, StoreError};
+
+mod record;
 use crate::services::SendLimits;
 
 /// A message whose recipients could not be claimed or recorded comes back after this.
@@ -43,9 +56,9 @@ const SETTINGS_TTL: Duration = Duration::from_secs(5);
 /// Retries of a send refused for now back off from `SenderConfig::retry_backoff`, doubling,
 /// up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How long a campaign's state is trusted before it is read again: a pause or a cancel stops
-/// the sends waiting for their rate within this.
-const STATE_TTL: Duration = Duration::from_millis(200);
+/// Characters of a BSP's error code and title kept with a failed recipient.
+const ERROR_CODE_CHARS: usize = 100;
+const ERROR_TITLE_CHARS: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -84,7 +97,6 @@ pub struct Sender {
     config: SenderConfig,
     slots: Arc<Semaphore>,
     resolved: Cached<(ProjectId, SendProvider)>,
-    states: Mutex<HashMap<CampaignId, (Instant, CampaignState)>>,
     shutdown: CancellationToken,
 }
 
@@ -92,9 +104,11 @@ pub struct Sender {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     Recorded(SendResult),
-    /// Not sent: its campaign was paused while it waited for its rate. Queued again.
+    /// No request went out for a reason not the recipient's (its project's settings could not
+    /// be read): queued again without using an attempt.
     Released,
-    /// No answer: left `sending` for the webhook or the unknown timeout.
+    /// No answer, or one that does not say whether the BSP took it: left `sending` for the
+    /// webhook or the unknown timeout.
     Uncertain,
 }
 
@@ -105,7 +119,6 @@ impl Sender {
             parts,
             config,
             resolved: Mutex::default(),
-            states: Mutex::default(),
             shutdown,
         }
     }
@@ -155,105 +168,130 @@ impl super::consume::Handler for Sender {
     }
 }
 
+/// A sender number and its campaign's own rate: recipients sharing one share tokens.
+type SendLane = (PhoneNumber, Option<u32>);
+
+/// Where one run of [`Sender::handle`] over a sender number stopped.
+enum Lane<'a> {
+    Done,
+    /// Shutting down: these were not claimed.
+    Stopped(&'a [RecipientId]),
+}
+
 impl Sender {
-    /// Claims these recipients, sends each claimed one, and records every answer.
-    ///
-    /// Claims follow the sender number's rate: a claimed recipient is `sending`, and one a
-    /// crash catches there becomes `unknown`, so recipients are claimed only once their
-    /// number may send them. The first recipient's campaign tells which number and rate (a
-    /// read: the claims and records are the writes, and on SQLite each write waits its turn
-    /// at the one writer); then each claim takes what the number may send in a tenth of a
-    /// second, after taking that many tokens. Should that read find nothing, the first claim
-    /// takes one recipient and learns the lane from it.
+    /// Sends these recipients: grouped by sender number, each group in claims as large as
+    /// what the number may send in a tenth of a second (and the free request slots allow),
+    /// each claim made only after its tokens and slots are held, so its recipients are
+    /// requested at once. On shutdown the recipients not yet claimed are handed back.
     pub async fn handle(&self, ids: &[RecipientId]) -> Result<Vec<Handled>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
-        let mut rest = ids;
-        let mut lane: Option<(PhoneNumber, Option<u32>)> = match ids.first() {
-            Some(first) => self.parts.campaigns.lane(first).await?,
-            None => None,
-        };
-        while !rest.is_empty() {
-            let k = match &lane {
-                None => 1,
-                Some((n, r)) => (self.parts.limits.rate_for(n, *r) / 10).clamp(1, 50) as usize,
+        let m = &self.parts.metrics.send;
+        // The lanes are a read: the claims and records are the writes, and on SQLite each
+        // write waits its turn at the one writer.
+        let lanes = self.parts.campaigns.lanes(ids).await?;
+        let mut groups: Vec<(SendLane, Vec<RecipientId>)> = Vec::new();
+        for id in ids {
+            let Some((_, number, rate)) = lanes.iter().find(|(r, _, _)| r == id) else {
+                m.count("not_claimed", 1);
+                continue;
             };
-            let (now, later) = rest.split_at(k.min(rest.len()));
-            rest = later;
-            if let Some((number, rate)) = &lane
-                && !self
-                    .parts
-                    .limits
-                    .acquire(number, *rate, now.len() as u32, &self.shutdown)
-                    .await
+            match groups
+                .iter_mut()
+                .find(|((n, r), _)| n == number && r == rate)
             {
-                // Shutting down: the rest stay queued, and come back with their lease.
+                Some((_, g)) => g.push(id.clone()),
+                None => groups.push(((number.clone(), *rate), vec![id.clone()])),
+            }
+        }
+        for (i, ((number, rate), group)) in groups.iter().enumerate() {
+            if let Lane::Stopped(unsent) = self.send_lane(number, *rate, group, &mut out).await? {
+                let mut rest = unsent.to_vec();
+                rest.extend(groups[i + 1..].iter().flat_map(|(_, g)| g.iter().cloned()));
+                self.hand_back(&rest).await;
                 return Ok(out);
             }
-            let jobs = self.parts.campaigns.claim(now, Timestamp::now()).await?;
-            let m = &self.parts.metrics.send;
-            m.count("not_claimed", (now.len() - jobs.len()) as u64);
-            let paid = lane.clone();
-            if lane.is_none()
-                && let Some(j) = jobs.first()
-            {
-                lane = Some((j.sender.clone(), j.rate_limit_per_second));
-            }
-            let handled: Vec<(RecipientId, Handled)> =
-                futures_util::future::join_all(jobs.into_iter().map(|j| {
-                    let prepaid = paid.as_ref().is_some_and(|(n, _)| *n == j.sender);
-                    self.send_one(j, prepaid)
-                }))
-                .await;
-            self.record_all(&handled).await?;
-            out.extend(handled.into_iter().map(|(_, h)| h));
         }
         Ok(out)
     }
 
-    /// Records what these sends learned, in one transaction.
-    async fn record_all(&self, handled: &[(RecipientId, Handled)]) -> Result<(), StoreError> {
-        let now = Timestamp::now();
-        let records: Vec<SendRecord> = handled
-            .iter()
-            .filter_map(|(id, h)| match h {
-                Handled::Recorded(result) => Some(SendRecord {
-                    recipient: id.clone(),
-                    result: result.clone(),
-                    at: now,
-                }),
-                Handled::Released => Some(SendRecord {
-                    recipient: id.clone(),
-                    result: SendResult::Retry { at: now },
-                    at: now,
-                }),
-                Handled::Uncertain => None,
-            })
-            .collect();
-        // A record that fails leaves the recipients `sending`; the message comes back, finds
-        // them not queued, and leaves them to the webhook or the unknown timeout. Retrying the
-        // write here first keeps that rare.
-        let mut tries = 0;
-        loop {
-            match self.parts.campaigns.record(&records).await {
-                Ok(_) => break,
-                Err(e) if e.is_transient() && tries < 5 && !self.shutdown.is_cancelled() => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                }
-                Err(e) => return Err(e),
+    async fn send_lane<'a>(
+        &self,
+        number: &PhoneNumber,
+        rate: Option<u32>,
+        ids: &'a [RecipientId],
+        out: &mut Vec<Handled>,
+    ) -> Result<Lane<'a>, StoreError> {
+        let mut rest = ids;
+        let per_claim = (self.parts.limits.rate_for(number, rate) / 10).clamp(1, 50) as usize;
+        let per_claim = per_claim.min(self.config.concurrency.max(1));
+        while !rest.is_empty() {
+            if self.shutdown.is_cancelled() {
+                return Ok(Lane::Stopped(rest));
             }
+            let (now, later) = rest.split_at(per_claim.min(rest.len()));
+            if !self
+                .parts
+                .limits
+                .acquire(number, rate, now.len() as u32, &self.shutdown)
+                .await
+            {
+                return Ok(Lane::Stopped(rest));
+            }
+            let slots = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return Ok(Lane::Stopped(rest)),
+                s = self.slots.clone().acquire_many_owned(now.len() as u32) => {
+                    s.expect("never closed")
+                }
+            };
+            let jobs = self.parts.campaigns.claim(now, Timestamp::now()).await?;
+            rest = later;
+            self.parts
+                .metrics
+                .send
+                .count("not_claimed", (now.len() - jobs.len()) as u64);
+            let mut slots = Some(slots);
+            let sends = jobs.into_iter().map(|j| {
+                let slot = slots.as_mut().and_then(|s| s.split(1));
+                self.send_one(j, slot)
+            });
+            let handled: Vec<(RecipientId, Handled)> = futures_util::future::join_all(sends).await;
+            drop(slots);
+            self.record_all(&handled).await?;
+            out.extend(handled.into_iter().map(|(_, h)| h));
         }
-        let m = &self.parts.metrics.send;
-        for (_, h) in handled {
-            m.count(outcome_label(h), 1);
-        }
-        Ok(())
+        Ok(Lane::Done)
     }
 
-    /// Sends one claimed recipient; `prepaid` when its token was taken before the claim.
-    async fn send_one(&self, job: SendJob, prepaid: bool) -> (RecipientId, Handled) {
+    /// Makes the recipients a shutdown caught before their claim due now, so that a restart
+    /// or another sender takes them at once rather than when their lease ends. Best effort:
+    /// if the store cannot take it, the lease still brings them back.
+    async fn hand_back(&self, ids: &[RecipientId]) {
+        if ids.is_empty() {
+            return;
+        }
+        match self.parts.campaigns.release(ids, Timestamp::now()).await {
+            Ok(n) => tracing::info!(
+                recipients = ids.len(),
+                due_now = n,
+                "shutting down: handed back recipients not yet claimed, due now"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                recipients = ids.len(),
+                "shutting down: could not hand back recipients; they come due when their lease ends"
+            ),
+        }
+    }
+
+    /// Sends one claimed recipient, holding one request slot.
+    async fn send_one(
+        &self,
+        job: SendJob,
+        _slot: Option<OwnedSemaphorePermit>,
+    ) -> (RecipientId, Handled) {
         let id = job.recipient.clone();
-        let handled = self.try_send(&job, prepaid).await;
+        let handled = self.try_send(&job).await;
         let handled = match handled {
             Handled::Recorded(SendResult::Retry { .. })
                 if job.attempts >= self.config.max_attempts =>
@@ -273,7 +311,7 @@ impl Sender {
         (id, handled)
     }
 
-    async fn try_send(&self, job: &SendJob, prepaid: bool) -> Handled {
+    async fn try_send(&self, job: &SendJob) -> Handled {
         let params = match render(&job.params, &job.variables) {
             Ok(p) => p,
             Err(missing) => {
@@ -284,8 +322,8 @@ impl Sender {
         };
         let resolved = match self.resolve(&job.project_id, job.provider).await {
             Ok(r) => r,
-            // Nothing was sent: try again later.
-            Err(_) => return Handled::Recorded(self.retry_later(job, None)),
+            // Nothing was sent, and not for the recipient's sake: again, without an attempt.
+            Err(_) => return Handled::Released,
         };
         let from_meta_id = resolved.project.as_ref().and_then(|p| {
             p.numbers
@@ -326,24 +364,6 @@ impl Sender {
                 });
             }
         };
-        if !prepaid
-            && !self
-                .parts
-                .limits
-                .acquire(&job.sender, job.rate_limit_per_second, 1, &self.shutdown)
-                .await
-        {
-            // Shutting down before the request went out: back to the queue, unsent.
-            return Handled::Recorded(SendResult::Retry {
-                at: Timestamp::now(),
-            });
-        }
-        match self.campaign_state(job).await {
-            CampaignState::Running => {}
-            CampaignState::Cancelled => return Handled::Recorded(SendResult::Cancelled),
-            _ => return Handled::Released,
-        }
-        let _slot = self.slots.acquire().await.expect("never closed");
         let m = &self.parts.metrics.send;
         m.in_flight.inc();
         let sent = self
@@ -375,18 +395,24 @@ impl Sender {
             .as_deref()
             .and_then(|v| parse_retry_after(v, Timestamp::now()));
         match send::classify(job.provider, status, retry_after, &sent.body) {
+            // An id with control characters could never be matched to a webhook (nor stored
+            // on PostgreSQL, if a NUL): kept without it, the echoed reference attaches it.
             SendOutcome::Accepted { id } => Handled::Recorded(SendResult::Sent {
-                provider_message_id: id,
+                provider_message_id: id.filter(|i| text::is_clean(i)),
             }),
             SendOutcome::Throttled { retry_after } => {
                 self.parts.limits.throttled(&job.sender);
                 Handled::Recorded(self.retry_later(job, retry_after))
             }
             SendOutcome::Retry { .. } => Handled::Recorded(self.retry_later(job, None)),
+            // The BSP may have processed it (a gateway's 502/504, a 5xx that is not its own
+            // error): only its webhook can tell, never a blind resend.
+            SendOutcome::Uncertain { .. } => Handled::Uncertain,
+            // What a BSP wrote goes into a text column: no NUL, no control characters.
             SendOutcome::Rejected { code, title } => Handled::Recorded(SendResult::Failed {
                 error: EventError {
-                    code: Some(code),
-                    message: Some(title),
+                    code: Some(text::clean(&code, ERROR_CODE_CHARS)),
+                    message: Some(text::clean(&title, ERROR_TITLE_CHARS)),
                 },
             }),
         }
@@ -398,33 +424,6 @@ impl Sender {
         SendResult::Retry {
             at: Timestamp::now().plus(delay.min(MAX_BACKOFF * 10)),
         }
-    }
-
-    /// The job's campaign's state (read at most every [`STATE_TTL`]); a store that cannot
-    /// answer counts as running, since the claim a moment ago said so.
-    async fn campaign_state(&self, job: &SendJob) -> CampaignState {
-        if let Some((at, st)) = self.states.lock().expect("not poisoned").get(&job.campaign)
-            && at.elapsed() < STATE_TTL
-        {
-            return *st;
-        }
-        let state = match self
-            .parts
-            .campaigns
-            .get(&job.project_id, &job.campaign)
-            .await
-        {
-            Ok(Some(c)) => c.state,
-            Ok(None) => CampaignState::Cancelled,
-            Err(_) => return CampaignState::Running,
-        };
-        keep_fresh(
-            &mut self.states.lock().expect("not poisoned"),
-            job.campaign.clone(),
-            state,
-            STATE_TTL,
-        );
-        state
     }
 
     /// The project's settings for `provider` over the server's, and its numbers.
@@ -499,6 +498,7 @@ fn outcome_label(h: &Handled) -> &'static str {
         Handled::Recorded(SendResult::Sent { .. }) => "sent",
         Handled::Recorded(SendResult::Failed { .. }) => "failed",
         Handled::Recorded(SendResult::Retry { .. }) => "retry",
+        Handled::Recorded(SendResult::Released { .. }) => "released",
         Handled::Recorded(SendResult::Skipped { .. }) => "skipped",
         Handled::Recorded(SendResult::Cancelled) => "cancelled",
     }
