@@ -66,6 +66,14 @@ pub async fn sql(app: &TestApp, statements: String) {
 
 /// A one-recipient campaign through `provider`, started; returns its id.
 pub async fn one_send(app: &TestApp, key: &str, provider: &str) -> String {
+    let id = draft(app, key, provider).await;
+    let (status, body) = start(app, key, &id, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    id
+}
+
+/// A one-recipient campaign through `provider`, not started; returns its id.
+async fn draft(app: &TestApp, key: &str, provider: &str) -> String {
     let (status, c) = app
         .call(
             Method::POST,
@@ -89,16 +97,27 @@ pub async fn one_send(app: &TestApp, key: &str, provider: &str) -> String {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/project/campaign/event/send",
-            key,
-            Some(json!({"campaign_id": id})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     id
+}
+
+/// Starts campaign `id`, now or at `schedule_time` (unix seconds).
+async fn start(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    schedule_time: Option<u64>,
+) -> (StatusCode, Value) {
+    let mut body = json!({"campaign_id": id});
+    if let Some(at) = schedule_time {
+        body["schedule_time"] = json!(at);
+    }
+    app.call(
+        Method::POST,
+        "/project/campaign/event/send",
+        key,
+        Some(body),
+    )
+    .await
 }
 
 /// Waits for the campaign's one recipient to be `failed`; returns it.
@@ -192,21 +211,39 @@ async fn stored_settings_never_send_the_server_credential_elsewhere(backend: Bac
     let rx = Receiver::start().await;
     let key = shop(&app).await;
     let put = |provider: &'static str, body: Value| put(&app, &key, provider, body);
-    // Settings stored before the rule (a base URL and no credential) are refused by the
-    // sender: nothing is sent to that URL.
+    // Settings stored before the rule (a base URL and no credential): a campaign start is
+    // refused before anything moves, and a campaign started before they were stored (here, one
+    // scheduled) is refused by the sender: nothing is sent to that URL.
+    let legacy = |provider: &str| {
+        format!(
+            "DELETE FROM provider_settings WHERE project_id = 'shop' AND provider = '{provider}'; \
+             INSERT INTO provider_settings (project_id, provider, settings, updated_at) \
+             VALUES ('shop', '{provider}', '{{\"base_url\":\"{}\"}}', 0)",
+            rx.url("").trim_end_matches('/')
+        )
+    };
     for provider in ["meta", "aisensy"] {
         sql(
             &app,
-            format!(
-                "DELETE FROM provider_settings WHERE project_id = 'shop' AND provider = '{provider}'; \
-                 INSERT INTO provider_settings (project_id, provider, settings, updated_at) \
-                 VALUES ('shop', '{provider}', '{{\"base_url\":\"{}\"}}', 0)",
-                rx.url("").trim_end_matches('/')
-            ),
+            format!("DELETE FROM provider_settings WHERE project_id = 'shop' AND provider = '{provider}'"),
         )
         .await;
-        let id = one_send(&app, &key, provider).await;
-        let r = failed_recipient(&app, &key, &id, &rx).await;
+        let scheduled = draft(&app, &key, provider).await;
+        let soon = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 2;
+        let (status, body) = start(&app, &key, &scheduled, Some(soon)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        sql(&app, legacy(provider)).await;
+
+        let refused = draft(&app, &key, provider).await;
+        let (status, body) = start(&app, &key, &refused, None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"]["code"], "provider_not_configured", "{body}");
+
+        let r = failed_recipient(&app, &key, &scheduled, &rx).await;
         assert_eq!(r["error"]["code"], "credential_required", "{r}");
     }
     assert_no_server_credential(&rx);
