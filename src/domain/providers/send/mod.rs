@@ -57,7 +57,7 @@ pub struct ProviderSettings {
     /// The bearer token (Meta, Datagen) or API key (AiSensy, AiSensy-direct). A secret: never
     /// shown back, never logged.
     pub credential: Option<String>,
-    /// Meta's Graph API version (`v21.0`), Karix's `metaData.version` (`v1.0.9`).
+    /// Meta's Graph API version (`v23.0`), Karix's `metaData.version` (`v1.0.9`).
     pub api_version: Option<String>,
     /// Karix's `preferences.webHookDNId`: which configured webhook its status reports go to.
     pub webhook_dn_id: Option<String>,
@@ -298,7 +298,7 @@ mod tests {
                 "http://mock:9000/campaign/t1/api/v2",
                 "http://mock:9000/services/rcm/sendMessage",
                 "http://mock:9000/messages",
-                "http://mock:9000/v21.0/106540352242922/messages",
+                "http://mock:9000/v23.0/106540352242922/messages",
             ]
         );
         let body = br#"{"messages":[{"id":"wamid.X"}],"mid":"m1","messageId":"a1"}"#;
