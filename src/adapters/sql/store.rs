@@ -87,6 +87,32 @@ macro_rules! shared_queries {
             Ok(id.map(ProjectId::from_trusted))
         }
 
+        /// The project and campaign of each of these recipients that exists, within the
+        /// caller's transaction: `(recipient, project, campaign)`.
+        pub async fn recipient_campaigns(
+            conn: &mut $conn,
+            ids: &[&str],
+        ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+            let mut out = Vec::new();
+            // Bounded statements: a batch may name thousands of recipients.
+            for chunk in ids.chunks(500) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "SELECT id, project_id, campaign_id FROM campaign_recipients WHERE id IN (",
+                );
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+                out.extend(
+                    q.build_query_as::<(String, String, String)>()
+                        .fetch_all(&mut *conn)
+                        .await?,
+                );
+            }
+            Ok(out)
+        }
+
         pub async fn project_by_number(
             pool: &Pool<$db>,
             number: &PhoneNumber,
