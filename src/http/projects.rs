@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminAuth, JsonBody, ProjectAuth, QueryParams};
+use super::page;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{
     ApiKey, BusinessNumber, NewProject, Project, ProjectError, ProjectId,
@@ -115,27 +116,22 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    after: Option<String>,
+    #[serde(alias = "after")]
+    cursor: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /v1/projects?after=&limit=`: ordered by id.
+/// `GET /v1/projects?cursor=&limit=`: ordered by id (see `page`).
 pub async fn list(
     State(s): State<AppState>,
     _admin: AdminAuth,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page::limit(q.limit)?;
     // A cursor only orders: any string works, so it is not validated as an id.
-    let after = q.after.map(ProjectId::from_trusted);
-    let page = s.store.projects(after.as_ref(), limit).await?;
-    let next = (page.len() == limit as usize)
-        .then(|| page.last().map(|p| p.id.to_string()))
-        .flatten();
-    Ok(Json(json!({
-        "data": page.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    let after = page::cursor(q.cursor).map(ProjectId::from_trusted);
+    let found = s.store.projects(after.as_ref(), limit).await?;
+    Ok(page::page(&found, limit, view, |p| p.id.to_string()))
 }
 
 fn project_id(id: &str) -> Result<ProjectId, ApiError> {

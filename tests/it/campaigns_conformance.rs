@@ -16,12 +16,18 @@ use wagate::domain::event::EventError;
 use wagate::domain::project::ProjectId;
 use wagate::domain::providers::send::{ProviderSettings, SendProvider};
 use wagate::domain::time::Timestamp;
+use wagate::ports::deliveries::Deliveries;
+use wagate::ports::endpoints::Endpoints;
 use wagate::ports::store::StoreError;
 use wagate::ports::{Campaigns, Store};
 
 use crate::support::events::{BUSINESS, phone};
 
+mod reports;
 mod sends;
+use reports::{
+    filters_and_exports_agree_with_counts, forwarded_events_carry_the_messages_campaign,
+};
 use sends::{
     a_send_leaves_another_projects_message_alone,
     a_send_stores_its_message_merged_with_earlier_events,
@@ -30,10 +36,12 @@ use sends::{
     stale_sends_become_unknown_until_retried,
 };
 
-/// The two ports one database serves.
+/// The ports one database serves.
 pub struct Ports {
     pub store: Arc<dyn Store>,
     pub campaigns: Arc<dyn Campaigns>,
+    pub endpoints: Arc<dyn Endpoints>,
+    pub deliveries: Arc<dyn Deliveries>,
 }
 
 pub async fn sqlite() -> (Ports, tempfile::TempDir) {
@@ -42,7 +50,9 @@ pub async fn sqlite() -> (Ports, tempfile::TempDir) {
     let s = Arc::new(SqliteStore::new(SqliteDb::open(&url, false).await.unwrap()));
     let ports = Ports {
         store: s.clone(),
-        campaigns: s,
+        campaigns: s.clone(),
+        endpoints: s.clone(),
+        deliveries: s,
     };
     (ports, dir)
 }
@@ -52,7 +62,9 @@ pub async fn postgres() -> Option<(Ports, crate::support::TestDb)> {
     let s = Arc::new(PgStore::connect(db.url(), 4).await.unwrap());
     let ports = Ports {
         store: s.clone(),
-        campaigns: s,
+        campaigns: s.clone(),
+        endpoints: s.clone(),
+        deliveries: s,
     };
     Some((ports, db))
 }
@@ -92,6 +104,8 @@ campaigns_suite!(
     a_send_leaves_another_projects_message_alone,
     repair_fills_in_lost_answers_once,
     stale_sends_become_unknown_until_retried,
+    filters_and_exports_agree_with_counts,
+    forwarded_events_carry_the_messages_campaign,
 );
 
 pub fn project(id: &str) -> ProjectId {

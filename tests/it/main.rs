@@ -18,6 +18,7 @@ mod endpoints_conformance;
 mod forwarding;
 mod forwarding_crash;
 mod http;
+mod lists;
 mod projects;
 mod queue_conformance;
 mod rabbitmq;
