@@ -254,6 +254,7 @@ pub(crate) mod tests {
             wamid: wamid.into(),
             status: status.into(),
             business_number: PhoneNumber::parse("+919812345678").unwrap(),
+            phone_number_id: None,
             phone: (at % 2 == 0).then(|| PhoneNumber::parse("+919876543210").unwrap()),
             campaign_id: None,
             reference: None,

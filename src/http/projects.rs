@@ -72,6 +72,14 @@ fn view(p: &Project) -> Value {
     })
 }
 
+/// The Meta phone-number ids among `numbers`.
+fn meta_ids(numbers: &[BusinessNumber]) -> Vec<&str> {
+    numbers
+        .iter()
+        .filter_map(|n| n.meta_phone_number_id.as_deref())
+        .collect()
+}
+
 fn replayer(s: &AppState) -> Replayer {
     Replayer {
         store: s.store.clone(),
@@ -101,6 +109,7 @@ pub async fn create(
     // A cached "no project for this number" must not outlive the project's creation.
     let registered: Vec<PhoneNumber> = project.numbers.iter().map(|n| n.number.clone()).collect();
     s.lookup.forget_numbers(&registered).await;
+    s.lookup.forget_meta_ids(&meta_ids(&project.numbers)).await;
     s.lookup.forget_key(&key.hash()).await;
     let numbers: Vec<String> = project
         .numbers
@@ -171,6 +180,9 @@ pub async fn add_number(
     s.lookup
         .forget_numbers(std::slice::from_ref(&number.number))
         .await;
+    s.lookup
+        .forget_meta_ids(&meta_ids(std::slice::from_ref(&number)))
+        .await;
     let replayed = replayer(&s)
         .numbers_registered(&[number.number.to_string()])
         .await;
@@ -188,12 +200,19 @@ pub async fn remove_number(
 ) -> Result<StatusCode, ApiError> {
     let id = project_id(&id)?;
     let number = PhoneNumber::parse(&number).map_err(invalid)?;
+    // Its Meta id, whose cached answer names this number too.
+    let before = s.store.project(&id).await?;
+    let removed: Vec<BusinessNumber> = before
+        .iter()
+        .flat_map(|p| p.numbers.iter().filter(|n| n.number == number).cloned())
+        .collect();
     if !s.store.remove_number(&id, &number).await? {
         return Err(ApiError::not_found(format!(
             "project `{id}` has no number {number}"
         )));
     }
     s.lookup.forget_numbers(std::slice::from_ref(&number)).await;
+    s.lookup.forget_meta_ids(&meta_ids(&removed)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaigns",
         include_str!("../../../migrations/postgres/0007_campaigns.sql"),
     ),
+    (
+        11,
+        "meta_phone_number_ids",
+        include_str!("../../../migrations/postgres/0011_meta_phone_number_ids.sql"),
+    ),
 ];
 
 /// Deadlocks and serialization failures are retried this many times inside `apply`.
@@ -407,6 +412,13 @@ impl Store for PgStore {
 
     async fn project_by_key(&self, key: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
         q::project_by_key(&self.pool, key).await.map_err(classify)
+    }
+
+    async fn number_by_meta_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ProjectId, PhoneNumber)>, StoreError> {
+        q::number_by_meta_id(&self.pool, id).await.map_err(classify)
     }
 
     async fn project_by_number(

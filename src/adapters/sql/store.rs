@@ -113,6 +113,27 @@ macro_rules! shared_queries {
             Ok(out)
         }
 
+        pub async fn number_by_meta_id(
+            pool: &Pool<$db>,
+            id: &str,
+        ) -> Result<Option<(ProjectId, PhoneNumber)>, sqlx::Error> {
+            // Two rows: the id is ambiguous (a registration mistake), so it decides nothing.
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT project_id, number FROM business_numbers \
+                 WHERE meta_phone_number_id = $1 LIMIT 2",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            Ok(match <[_; 1]>::try_from(rows) {
+                Ok([(project, number)]) => Some((
+                    ProjectId::from_trusted(project),
+                    PhoneNumber::from_trusted(number),
+                )),
+                Err(_) => None,
+            })
+        }
+
         pub async fn project_by_number(
             pool: &Pool<$db>,
             number: &PhoneNumber,

@@ -331,6 +331,15 @@ impl Store for SqliteStore {
             .map_err(classify)
     }
 
+    async fn number_by_meta_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ProjectId, PhoneNumber)>, StoreError> {
+        q::number_by_meta_id(&self.db.read, id)
+            .await
+            .map_err(classify)
+    }
+
     async fn project_by_number(
         &self,
         number: &PhoneNumber,
