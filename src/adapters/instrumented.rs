@@ -58,6 +58,13 @@ impl Store for Instrumented {
         self.timed("project_by_key", self.inner.project_by_key(k))
             .await
     }
+    async fn number_by_meta_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ProjectId, PhoneNumber)>, StoreError> {
+        self.timed("number_by_meta_id", self.inner.number_by_meta_id(id))
+            .await
+    }
     async fn project_by_number(&self, n: &PhoneNumber) -> Result<Option<ProjectId>, StoreError> {
         self.timed("project_by_number", self.inner.project_by_number(n))
             .await

@@ -111,7 +111,7 @@ async fn ingest(
         };
         let id = uuid::Uuid::now_v7().to_string();
         let now = Timestamp::now();
-        let body = delivery::body(event, Some(e.status.merged()), &id, now);
+        let body = delivery::body(event, Some(e.status.merged()), None, &id, now);
         let headers = delivery::headers(delivery::event_type(event), &id, 1, &body, &[secret], now);
         let copies = if hits(f.duplicate_every, n) { 2 } else { 1 };
         let client = m.client.clone();

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::campaign::RecipientId;
 use super::event::{Event, InboundMessage, Provider, StatusEvent};
 use super::phone::PhoneNumber;
 use super::project::ProjectId;
@@ -41,9 +42,32 @@ pub struct MessageUpsert<'a> {
     pub business_number: &'a PhoneNumber,
     pub phone: Option<&'a PhoneNumber>,
     pub campaign_id: Option<&'a str>,
+    /// The first campaign recipient its new events name by an echoed reference: where the
+    /// campaign comes from when an event arrives before the send that stores it.
+    pub recipient: Option<&'a str>,
     pub updated_at: Timestamp,
     /// History rows this batch added to the message.
     pub new_events: i64,
+}
+
+impl<'a> MessageUpsert<'a> {
+    /// Fills a missing campaign id from the campaign of the recipient an event named:
+    /// `campaign_of(recipient, project)` is that recipient's campaign if it is the project's.
+    pub fn with_recipient_campaign(
+        &mut self,
+        campaign_of: impl Fn(&str, &ProjectId) -> Option<&'a str>,
+    ) {
+        if self.campaign_id.is_none() {
+            self.campaign_id = self.recipient.and_then(|r| campaign_of(r, self.project_id));
+        }
+    }
+}
+
+/// The reference an event echoed, when it names one of our campaign recipients.
+fn recipient_of(e: &StatusEvent) -> Option<&str> {
+    e.reference
+        .as_deref()
+        .filter(|r| RecipientId::parse(r).is_ok())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +124,7 @@ impl<'a> Plan<'a> {
                     m.updated_at = m.updated_at.max(h.received_at);
                     m.phone = m.phone.or(e.phone.as_ref());
                     m.campaign_id = m.campaign_id.or(e.campaign_id.as_deref());
+                    m.recipient = m.recipient.or(recipient_of(e));
                     m.new_events += 1;
                 }
                 _ => out.push(MessageUpsert {
@@ -110,6 +135,7 @@ impl<'a> Plan<'a> {
                     business_number: &e.business_number,
                     phone: e.phone.as_ref(),
                     campaign_id: e.campaign_id.as_deref(),
+                    recipient: recipient_of(e),
                     updated_at: h.received_at,
                     new_events: 1,
                 }),
@@ -120,6 +146,19 @@ impl<'a> Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
+    /// The distinct campaign recipients the plan's status events name by reference, sorted:
+    /// whose campaigns the store reads for messages that do not know theirs yet.
+    pub fn recipients(&self) -> Vec<&'a str> {
+        let mut r: Vec<&'a str> = self
+            .history
+            .iter()
+            .filter_map(|h| recipient_of(h.event))
+            .collect();
+        r.sort_unstable();
+        r.dedup();
+        r
+    }
+
     /// The distinct wamids of the plan's status events, sorted.
     pub fn wamids(&self) -> Vec<&'a str> {
         let mut w: Vec<&'a str> = self
@@ -215,6 +254,7 @@ pub(crate) mod tests {
             wamid: wamid.into(),
             status: status.into(),
             business_number: PhoneNumber::parse("+919812345678").unwrap(),
+            phone_number_id: None,
             phone: (at % 2 == 0).then(|| PhoneNumber::parse("+919876543210").unwrap()),
             campaign_id: None,
             reference: None,
@@ -222,6 +262,46 @@ pub(crate) mod tests {
             error: None,
             raw: RawValue::from_string("{}".into()).unwrap(),
         })
+    }
+
+    #[test]
+    fn a_message_takes_the_campaign_of_the_recipient_its_events_name() {
+        let project = ProjectId::parse("p").unwrap();
+        let rcp = RecipientId::generate();
+        let echoed = |wamid: &str, status: Reported, reference: &str| {
+            let mut e = status_event(wamid, status, 1);
+            if let Event::Status(s) = &mut e {
+                s.reference = Some(reference.to_owned());
+            }
+            Incoming {
+                project_id: project.clone(),
+                event: e,
+                received_at: Timestamp::from_millis(1),
+            }
+        };
+        let items = [
+            // Someone else's reference is not a recipient of ours.
+            echoed("w1", Reported::Sent, "their-ref"),
+            echoed("w1", Reported::Delivered, rcp.as_str()),
+            echoed("w2", Reported::Read, "their-ref"),
+        ];
+        let p = plan(&items);
+        assert_eq!(p.recipients(), [rcp.as_str()]);
+        let mut upserts = p.messages(|_, _| true);
+        assert_eq!(upserts[0].recipient, Some(rcp.as_str()));
+        assert_eq!(upserts[1].recipient, None);
+        let campaign_of = |r: &str, owner: &ProjectId| {
+            (r == rcp.as_str() && owner == &project).then_some("cmp_x")
+        };
+        for u in &mut upserts {
+            u.with_recipient_campaign(campaign_of);
+        }
+        assert_eq!(upserts[0].campaign_id, Some("cmp_x"));
+        assert_eq!(upserts[1].campaign_id, None);
+        // A campaign the events named already stays.
+        upserts[0].campaign_id = Some("cmp_named");
+        upserts[0].with_recipient_campaign(campaign_of);
+        assert_eq!(upserts[0].campaign_id, Some("cmp_named"));
     }
 
     /// Every kind of report, with two unknown words.

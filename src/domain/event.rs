@@ -46,8 +46,14 @@ pub struct StatusEvent {
     pub wamid: String,
     /// What the provider reported; the message's status follows [`Reported::effect`].
     pub status: Reported,
-    /// Our customer's WhatsApp number: it decides which project the event belongs to.
+    /// Our customer's WhatsApp number: it decides which project the event belongs to, unless
+    /// `phone_number_id` does.
     pub business_number: PhoneNumber,
+    /// The provider's own id of the business number (Meta's `metadata.phone_number_id`), when
+    /// it sends one: a project that registered it as the number's `meta_phone_number_id` owns
+    /// the event whatever the display number says. Absent in tasks queued by earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
     /// The end user the message went to, when the provider says.
     pub phone: Option<PhoneNumber>,
     pub campaign_id: Option<String>,
@@ -76,6 +82,9 @@ pub struct InboundMessage {
     pub provider: Provider,
     pub message_id: String,
     pub business_number: PhoneNumber,
+    /// As in [`StatusEvent::phone_number_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
     pub from: PhoneNumber,
     pub profile_name: Option<String>,
     /// The provider's message type: `text`, `image`, `button`, ...
@@ -114,6 +123,24 @@ impl Event {
             Event::Status(e) => &e.business_number,
             Event::Inbound(m) => &m.business_number,
         }
+    }
+
+    /// See [`StatusEvent::phone_number_id`].
+    pub fn phone_number_id(&self) -> Option<&str> {
+        match self {
+            Event::Status(e) => e.phone_number_id.as_deref(),
+            Event::Inbound(m) => m.phone_number_id.as_deref(),
+        }
+    }
+
+    /// The event naming `number` as its business number: the registered spelling, once the
+    /// event's `phone_number_id` has found the project that registered it.
+    pub fn with_business_number(mut self, number: PhoneNumber) -> Event {
+        match &mut self {
+            Event::Status(e) => e.business_number = number,
+            Event::Inbound(m) => m.business_number = number,
+        }
+        self
     }
 
     /// The natural key the store enforces unique: a status event is its history key (wamid,
@@ -161,6 +188,7 @@ mod tests {
             wamid: wamid.into(),
             status,
             business_number: PhoneNumber::parse("+15550783881").unwrap(),
+            phone_number_id: None,
             phone: None,
             campaign_id: None,
             reference: None,

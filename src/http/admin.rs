@@ -9,49 +9,49 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminAuth, JsonBody, QueryParams};
+use super::page;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::task::queues;
 use crate::domain::time::Timestamp;
-use crate::ports::store::QuarantineFilter;
+use crate::ports::store::{QuarantineFilter, QuarantineView};
 use crate::services::Replayer;
 use crate::services::replay::ReplayError;
 
 #[derive(Deserialize)]
 pub struct QuarantineQuery {
     limit: Option<u32>,
-    before: Option<i64>,
+    #[serde(alias = "before")]
+    cursor: Option<String>,
 }
 
-/// `GET /v1/admin/quarantine?limit=&before=`: newest first, bodies as the provider sent them.
+/// `GET /v1/admin/quarantine?cursor=&limit=`: newest first, bodies as the provider sent them
+/// (see `page`).
 pub async fn quarantine(
     State(s): State<AppState>,
     _admin: AdminAuth,
     QueryParams(q): QueryParams<QuarantineQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let page = s.store.quarantined(q.before, limit).await?;
-    let next = (page.len() == limit as usize)
-        .then(|| page.last().map(|r| r.id))
-        .flatten();
-    let data: Vec<Value> = page
-        .into_iter()
-        .map(|r| {
-            // Bodies were valid JSON when quarantined; embed them as JSON, not as a string.
-            let body = RawValue::from_string(r.body.clone())
-                .ok()
-                .and_then(|raw| serde_json::to_value(raw).ok())
-                .unwrap_or(Value::String(r.body));
-            json!({
-                "id": r.id,
-                "provider": r.provider,
-                "reason": r.reason,
-                "business_number": r.business_number,
-                "body": body,
-                "received_at": r.received_at.to_rfc3339(),
-            })
+    let limit = page::limit(q.limit)?;
+    let found = s
+        .store
+        .quarantined(page::numeric_cursor(q.cursor)?, limit)
+        .await?;
+    let show = |r: &QuarantineView| {
+        // Bodies were valid JSON when quarantined; embed them as JSON, not as a string.
+        let body = RawValue::from_string(r.body.clone())
+            .ok()
+            .and_then(|raw| serde_json::to_value(raw).ok())
+            .unwrap_or_else(|| Value::String(r.body.clone()));
+        json!({
+            "id": r.id,
+            "provider": r.provider,
+            "reason": r.reason,
+            "business_number": r.business_number,
+            "body": body,
+            "received_at": r.received_at.to_rfc3339(),
         })
-        .collect();
-    Ok(Json(json!({"data": data, "next_cursor": next})))
+    };
+    Ok(page::page(&found, limit, show, |r| r.id.to_string()))
 }
 
 #[derive(Deserialize)]

@@ -15,16 +15,15 @@ use super::AppState;
 use super::campaign_import::{self, Source};
 use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth, QueryParams};
+use super::page;
 use crate::domain::campaign::new::{CampaignIn, schedule_time};
 use crate::domain::campaign::{
-    Campaign, CampaignCounts, CampaignError, CampaignId, CampaignState, RecipientStatus, Transition,
+    Campaign, CampaignCounts, CampaignError, CampaignId, CampaignState, ExportRow, RecipientId,
+    ReportedStatus, Transition,
 };
 use crate::domain::project::ProjectId;
 use crate::domain::providers::send::SendProvider;
 use crate::domain::time::Timestamp;
-
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
 
 pub(super) fn invalid(e: CampaignError) -> ApiError {
     ApiError::bad_request(e.code(), e.to_string())
@@ -86,19 +85,8 @@ async fn full_view(s: &AppState, c: &Campaign) -> Result<Value, ApiError> {
         .sent_since(&c.id, minute_ago)
         .await?;
     let mut v = view(c);
+    v["total"] = json!(counts.total());
     v["counts"] = json!(counts);
-    v["total"] = json!(
-        counts.queued
-            + counts.sending
-            + counts.sent
-            + counts.delivered
-            + counts.read
-            + counts.failed
-            + counts.skipped
-            + counts.opted_out
-            + counts.cancelled
-            + counts.unknown
-    );
     v["send_rate_per_second"] = json!((recent as f64 / 60.0 * 10.0).round() / 10.0);
     Ok(v)
 }
@@ -150,36 +138,33 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    before: Option<String>,
+    #[serde(alias = "before")]
+    cursor: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /project/campaign`: the project's campaigns, newest first (`before` pages back).
+/// `GET /project/campaign?cursor=&limit=`: the project's campaigns, newest first, each as
+/// `GET /project/campaign/{id}` shows it (counts and total included; see `page`).
 pub async fn list(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let before = match q.before.as_deref() {
-        Some(b) => Some(
-            CampaignId::parse(b)
-                .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
-        ),
-        None => None,
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let all = s
+    let before = page::cursor(q.cursor)
+        .map(|b| CampaignId::parse(&b).map_err(|_| page::bad_cursor()))
+        .transpose()?;
+    let limit = page::limit(q.limit)?;
+    let found = s
         .campaigning
         .campaigns
         .list(&project, before.as_ref(), limit)
         .await?;
-    let next = (all.len() == limit as usize)
-        .then(|| all.last().map(|c| c.id.to_string()))
-        .flatten();
-    Ok(Json(json!({
-        "data": all.iter().map(view).collect::<Vec<_>>(),
-        "next_before": next,
-    })))
+    let mut data = Vec::with_capacity(found.len());
+    for c in &found {
+        data.push(full_view(&s, c).await?);
+    }
+    let next = page::next(&found, limit, |c| c.id.to_string());
+    Ok(page::body(data, next))
 }
 
 /// `GET /project/campaign/{id}`: state, counts per status, send rate, times.
@@ -446,11 +431,14 @@ async fn provider_configured(s: &AppState, c: &Campaign) -> Result<(), ApiError>
 #[derive(Deserialize)]
 pub struct RecipientsQuery {
     status: Option<String>,
-    after: Option<String>,
+    #[serde(alias = "after")]
+    cursor: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /project/campaign/{id}/recipients?status=unknown`: one status's recipients, paged.
+/// `GET /project/campaign/{id}/recipients?status=&cursor=&limit=`: the recipients the counts
+/// put under `status` (default `unknown`), in id order (see `page`). A sent recipient is under
+/// its message's merged status, so `failed` lists refused sends and failed messages both.
 pub async fn recipients(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -459,43 +447,33 @@ pub async fn recipients(
 ) -> Result<Json<Value>, ApiError> {
     let c = owned(&s, &project, &id).await?;
     let status = match q.status.as_deref() {
-        None => RecipientStatus::Unknown,
-        Some(w) => RecipientStatus::parse(w).ok_or_else(|| {
+        None => ReportedStatus::Unknown,
+        Some(w) => ReportedStatus::parse(w).ok_or_else(|| {
+            let words: Vec<&str> = ReportedStatus::ALL.iter().map(|r| r.as_str()).collect();
             ApiError::bad_request(
                 "invalid_query",
-                "status must be one of queued, sending, sent, failed, skipped, opted_out, \
-                 cancelled, unknown",
+                format!("status must be one of {}", words.join(", ")),
             )
         })?,
     };
-    let after = match q.after.as_deref() {
-        Some(a) => Some(
-            crate::domain::campaign::RecipientId::parse(a)
-                .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
-        ),
-        None => None,
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let after = page::cursor(q.cursor)
+        .map(|a| RecipientId::parse(&a).map_err(|_| page::bad_cursor()))
+        .transpose()?;
+    let limit = page::limit(q.limit)?;
     let rows = s
         .campaigning
         .campaigns
         .recipients_in(&c.id, status, after.as_ref(), limit)
         .await?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.recipient.to_string()))
-        .flatten();
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.recipient,
-                "phone": r.phone,
-                "wamid": r.provider_message_id,
-                "status": r.status,
-                "updated_at": r.updated_at.to_rfc3339(),
-                "error": r.error,
-            })
+    let show = |r: &ExportRow| {
+        json!({
+            "id": r.recipient,
+            "phone": r.phone,
+            "wamid": r.provider_message_id,
+            "status": r.status,
+            "updated_at": r.updated_at.to_rfc3339(),
+            "error": r.error,
         })
-        .collect();
-    Ok(Json(json!({ "data": data, "next_after": next })))
+    };
+    Ok(page::page(&rows, limit, show, |r| r.recipient.to_string()))
 }

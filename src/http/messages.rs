@@ -8,22 +8,9 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ProjectAuth, QueryParams};
+use super::page::{self, cursor, numeric_cursor};
 use crate::domain::status::Status;
 use crate::ports::store::{InboundView, MessageQuery, MessageView};
-
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
-
-fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
-    match requested {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be 1 to {MAX_LIMIT}"),
-        )),
-    }
-}
 
 pub fn message_json(m: &MessageView) -> Value {
     json!({
@@ -62,11 +49,11 @@ pub struct ListQuery {
     campaign_id: Option<String>,
     status: Option<String>,
     limit: Option<u32>,
-    after: Option<String>,
+    #[serde(alias = "after")]
+    cursor: Option<String>,
 }
 
-/// `GET /v1/messages?campaign_id=&status=&limit=&after=`: ordered by wamid; `next_cursor` is
-/// the `after` of the next page, `null` on the last.
+/// `GET /v1/messages?campaign_id=&status=&cursor=&limit=`: ordered by wamid (see `page`).
 pub async fn list(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -76,21 +63,15 @@ pub async fn list(
         None => None,
         Some(word) => Some(parse_status(word)?),
     };
-    let limit = limit(q.limit)?;
+    let limit = page::limit(q.limit)?;
     let query = MessageQuery {
         campaign_id: q.campaign_id,
         status,
-        after: q.after,
+        after: cursor(q.cursor),
         limit,
     };
-    let page = s.store.messages(&project, &query).await?;
-    let next = (page.len() == limit as usize)
-        .then(|| page.last().map(|m| m.wamid.clone()))
-        .flatten();
-    Ok(Json(json!({
-        "data": page.iter().map(message_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    let found = s.store.messages(&project, &query).await?;
+    Ok(page::page(&found, limit, message_json, |m| m.wamid.clone()))
 }
 
 fn parse_status(word: &str) -> Result<Status, ApiError> {
@@ -130,7 +111,8 @@ pub async fn stats(
 #[derive(Deserialize)]
 pub struct InboundQuery {
     limit: Option<u32>,
-    after: Option<i64>,
+    #[serde(alias = "after")]
+    cursor: Option<String>,
 }
 
 fn inbound_json(m: &InboundView) -> Value {
@@ -148,19 +130,18 @@ fn inbound_json(m: &InboundView) -> Value {
     })
 }
 
-/// `GET /v1/inbound?limit=&after=`: user messages in arrival order.
+/// `GET /v1/inbound?cursor=&limit=`: user messages in arrival order (see `page`).
 pub async fn inbound(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
     QueryParams(q): QueryParams<InboundQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = limit(q.limit)?;
-    let page = s.store.inbound(&project, q.after, limit).await?;
-    let next = (page.len() == limit as usize)
-        .then(|| page.last().map(|m| m.seq))
-        .flatten();
-    Ok(Json(json!({
-        "data": page.iter().map(inbound_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    let limit = page::limit(q.limit)?;
+    let found = s
+        .store
+        .inbound(&project, numeric_cursor(q.cursor)?, limit)
+        .await?;
+    Ok(page::page(&found, limit, inbound_json, |m| {
+        m.seq.to_string()
+    }))
 }

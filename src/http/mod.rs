@@ -10,6 +10,7 @@ mod ingress;
 pub mod limits;
 mod messages;
 mod ops;
+mod page;
 mod projects;
 mod providers;
 pub mod serve;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminAuth, JsonBody, ProjectAuth, QueryParams};
+use super::page;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{
     ApiKey, BusinessNumber, NewProject, Project, ProjectError, ProjectId,
@@ -71,6 +72,14 @@ fn view(p: &Project) -> Value {
     })
 }
 
+/// The Meta phone-number ids among `numbers`.
+fn meta_ids(numbers: &[BusinessNumber]) -> Vec<&str> {
+    numbers
+        .iter()
+        .filter_map(|n| n.meta_phone_number_id.as_deref())
+        .collect()
+}
+
 fn replayer(s: &AppState) -> Replayer {
     Replayer {
         store: s.store.clone(),
@@ -100,6 +109,7 @@ pub async fn create(
     // A cached "no project for this number" must not outlive the project's creation.
     let registered: Vec<PhoneNumber> = project.numbers.iter().map(|n| n.number.clone()).collect();
     s.lookup.forget_numbers(&registered).await;
+    s.lookup.forget_meta_ids(&meta_ids(&project.numbers)).await;
     s.lookup.forget_key(&key.hash()).await;
     let numbers: Vec<String> = project
         .numbers
@@ -115,27 +125,22 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    after: Option<String>,
+    #[serde(alias = "after")]
+    cursor: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /v1/projects?after=&limit=`: ordered by id.
+/// `GET /v1/projects?cursor=&limit=`: ordered by id (see `page`).
 pub async fn list(
     State(s): State<AppState>,
     _admin: AdminAuth,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page::limit(q.limit)?;
     // A cursor only orders: any string works, so it is not validated as an id.
-    let after = q.after.map(ProjectId::from_trusted);
-    let page = s.store.projects(after.as_ref(), limit).await?;
-    let next = (page.len() == limit as usize)
-        .then(|| page.last().map(|p| p.id.to_string()))
-        .flatten();
-    Ok(Json(json!({
-        "data": page.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    let after = page::cursor(q.cursor).map(ProjectId::from_trusted);
+    let found = s.store.projects(after.as_ref(), limit).await?;
+    Ok(page::page(&found, limit, view, |p| p.id.to_string()))
 }
 
 fn project_id(id: &str) -> Result<ProjectId, ApiError> {
@@ -175,6 +180,9 @@ pub async fn add_number(
     s.lookup
         .forget_numbers(std::slice::from_ref(&number.number))
         .await;
+    s.lookup
+        .forget_meta_ids(&meta_ids(std::slice::from_ref(&number)))
+        .await;
     let replayed = replayer(&s)
         .numbers_registered(&[number.number.to_string()])
         .await;
@@ -192,12 +200,19 @@ pub async fn remove_number(
 ) -> Result<StatusCode, ApiError> {
     let id = project_id(&id)?;
     let number = PhoneNumber::parse(&number).map_err(invalid)?;
+    // Its Meta id, whose cached answer names this number too.
+    let before = s.store.project(&id).await?;
+    let removed: Vec<BusinessNumber> = before
+        .iter()
+        .flat_map(|p| p.numbers.iter().filter(|n| n.number == number).cloned())
+        .collect();
     if !s.store.remove_number(&id, &number).await? {
         return Err(ApiError::not_found(format!(
             "project `{id}` has no number {number}"
         )));
     }
     s.lookup.forget_numbers(std::slice::from_ref(&number)).await;
+    s.lookup.forget_meta_ids(&meta_ids(&removed)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Body, JsonBody, ProjectAuth, QueryParams};
+use super::page;
 use crate::domain::endpoint::{
     DeliveryStatus, Endpoint, EndpointError, EndpointId, EndpointIn, EndpointPatch, SharedSecret,
     WebhookDeliveryId, WebhookUrl, is_forbidden_target,
@@ -30,8 +31,6 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the old secret keeps signing after a rotation, unless the request says.
 const DEFAULT_OVERLAP_SECS: u64 = 86_400;
 const MAX_OVERLAP_SECS: u64 = 30 * 86_400;
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
 
 fn invalid(e: EndpointError) -> ApiError {
     match e {
@@ -148,18 +147,37 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// `GET /webhook/config`: the project's endpoints, oldest first, without secrets.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /webhook/config?cursor=&limit=`: the project's endpoints, oldest first, without
+/// secrets (see `page`). A project has a handful, so the page is cut from the whole list.
 pub async fn list(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = page::limit(q.limit)?;
+    let after = page::cursor(q.cursor);
     let now = Timestamp::now();
-    let all = s.endpoints.list(&project).await?;
-    let mut data = Vec::with_capacity(all.len());
-    for e in &all {
+    let mut all = s.endpoints.list(&project).await?;
+    // The cursor is an id: the page starts past it in id order (ids are made in creation
+    // order, the list's).
+    all.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let found: Vec<Endpoint> = all
+        .into_iter()
+        .filter(|e| after.as_deref().is_none_or(|a| e.id.as_str() > a))
+        .take(limit as usize)
+        .collect();
+    let mut data = Vec::with_capacity(found.len());
+    for e in &found {
         data.push(view(&s, e, now).await);
     }
-    Ok(Json(json!({ "data": data })))
+    let next = page::next(&found, limit, |e| e.id.to_string());
+    Ok(page::body(data, next))
 }
 
 /// `GET /webhook/config/{id}`: the endpoint and its state.
@@ -299,7 +317,8 @@ pub async fn rotate_secret(
 #[derive(Deserialize)]
 pub struct DeliveriesQuery {
     status: Option<String>,
-    after: Option<String>,
+    #[serde(alias = "after")]
+    cursor: Option<String>,
     limit: Option<u32>,
 }
 
@@ -331,8 +350,8 @@ fn attempt_json(a: &AttemptView) -> Value {
     })
 }
 
-/// `GET /webhook/config/{id}/deliveries?status=&after=&limit=`: in creation order;
-/// `next_cursor` is the `after` of the next page, `null` on the last.
+/// `GET /webhook/config/{id}/deliveries?status=&cursor=&limit=`: in creation order (see
+/// `page`).
 pub async fn deliveries(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -348,17 +367,10 @@ pub async fn deliveries(
                 .ok_or_else(|| bad("status must be one of pending, succeeded, dead"))?,
         ),
     };
-    let after = match q.after.as_deref() {
-        None | Some("") => None,
-        Some(a) => Some(
-            WebhookDeliveryId::parse(a).map_err(|_| bad("after must be a delivery id (dl_…)"))?,
-        ),
-    };
-    let limit = match q.limit {
-        None => DEFAULT_LIMIT,
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(_) => return Err(bad("limit must be 1 to 1000")),
-    };
+    let after = page::cursor(q.cursor)
+        .map(|a| WebhookDeliveryId::parse(&a).map_err(|_| page::bad_cursor()))
+        .transpose()?;
+    let limit = page::limit(q.limit)?;
     if s.endpoints.get(&project, &endpoint).await?.is_none() {
         return Err(not_found(&id));
     }
@@ -367,14 +379,10 @@ pub async fn deliveries(
         after,
         limit,
     };
-    let page = s.endpoints.deliveries(&project, &endpoint, &query).await?;
-    let next = (page.len() == limit as usize)
-        .then(|| page.last().map(|d| d.id.clone()))
-        .flatten();
-    Ok(Json(json!({
-        "data": page.iter().map(delivery_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    let found = s.endpoints.deliveries(&project, &endpoint, &query).await?;
+    Ok(page::page(&found, limit, delivery_json, |d| {
+        d.id.to_string()
+    }))
 }
 
 /// The body a delivery sends, shown byte for byte when it is JSON (as the forwarder writes

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, ImportCounts, NewCampaign,
-    NewRecipient, OptOutChange, RecipientId, RecipientStatus, SendJob, SendRecord,
+    NewRecipient, OptOutChange, RecipientId, ReportedStatus, SendJob, SendRecord,
 };
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::ProjectId;
@@ -190,11 +190,12 @@ pub trait Campaigns: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ExportRow>, StoreError>;
 
-    /// The recipients of one campaign in one status (listing `unknown` ones), after the cursor.
+    /// The recipients of one campaign that its counts put under `status` (a `sent` recipient
+    /// under its message's merged status), after the cursor.
     async fn recipients_in(
         &self,
         campaign: &CampaignId,
-        status: RecipientStatus,
+        status: ReportedStatus,
         after: Option<&RecipientId>,
         limit: u32,
     ) -> Result<Vec<ExportRow>, StoreError>;

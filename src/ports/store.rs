@@ -210,6 +210,13 @@ pub trait Store: Send + Sync + 'static {
         number: &PhoneNumber,
     ) -> Result<Option<ProjectId>, StoreError>;
 
+    /// The number that registered `id` as its `meta_phone_number_id`, with its project; `None`
+    /// when no number did, or more than one (then the id decides nothing).
+    async fn number_by_meta_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ProjectId, PhoneNumber)>, StoreError>;
+
     /// Applies a batch: history rows inserted unless present, messages created or merged with
     /// their new events (status = max, counts summed), inbound messages inserted unless
     /// present. A message belongs to the project that first recorded it: status events that

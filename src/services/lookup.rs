@@ -24,6 +24,10 @@ fn number_key(n: &PhoneNumber) -> String {
     format!("num:{n}")
 }
 
+fn meta_id_key(id: &str) -> String {
+    format!("pnid:{id}")
+}
+
 fn api_key_key(h: &ApiKeyHash) -> String {
     format!("key:{}", h.as_str())
 }
@@ -73,6 +77,42 @@ impl ProjectLookup {
         Ok(out)
     }
 
+    /// Resolves Meta phone-number ids to the number that registered each and its project, as
+    /// [`by_numbers`](Self::by_numbers) does numbers (cached the same way, absences too).
+    pub async fn by_meta_ids(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Option<(ProjectId, PhoneNumber)>>, StoreError> {
+        let keys: Vec<String> = ids.iter().map(|id| meta_id_key(id)).collect();
+        let cached = self.tiers.get_many("project_lookup", &keys).await;
+        let mut out = HashMap::with_capacity(ids.len());
+        let (mut found, mut absent) = (Vec::new(), Vec::new());
+        for ((id, key), hit) in ids.iter().zip(keys).zip(cached) {
+            let number = match hit.as_deref().map(|v| v.split_once(' ')) {
+                Some(Some((project, number))) => Some((
+                    ProjectId::from_trusted(project.to_owned()),
+                    PhoneNumber::from_trusted(number.to_owned()),
+                )),
+                // An absence, or a value this version does not write: ask the store.
+                Some(None) if hit.as_deref() == Some(ABSENT) => None,
+                _ => {
+                    let n = self.store.number_by_meta_id(id).await?;
+                    match &n {
+                        Some((project, number)) => found.push((key, format!("{project} {number}"))),
+                        None => absent.push((key, ABSENT.to_owned())),
+                    }
+                    n
+                }
+            };
+            out.insert((*id).to_owned(), number);
+        }
+        self.tiers.set_many(&found, None).await;
+        self.tiers
+            .set_invalidatable(&absent, Some(self.negative_ttl))
+            .await;
+        Ok(out)
+    }
+
     pub async fn by_key(&self, hash: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
         let key = api_key_key(hash);
         let cached = self
@@ -110,6 +150,14 @@ impl ProjectLookup {
     pub async fn forget_numbers(&self, numbers: &[PhoneNumber]) {
         for n in numbers {
             self.tiers.delete(&number_key(n)).await;
+        }
+    }
+
+    /// Drops cached answers for these Meta phone-number ids (just registered, or their number
+    /// just removed), with the same reach as [`forget_numbers`](Self::forget_numbers).
+    pub async fn forget_meta_ids(&self, ids: &[&str]) {
+        for id in ids {
+            self.tiers.delete(&meta_id_key(id)).await;
         }
     }
 

@@ -6,7 +6,7 @@
 //! commit. A store outage holds the batch and retries it; data the store refuses is narrowed
 //! down to the single event at fault, which is quarantined so the rest of the batch goes in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -280,18 +280,52 @@ impl Processor {
             .iter()
             .flat_map(|r| r.events.iter().map(move |e| (e, r.received_at)))
             .collect();
-        let numbers: BTreeSet<_> = all.iter().map(|(e, _)| e.business_number()).collect();
-        let projects = self
-            .lookup
-            .by_numbers(&numbers.into_iter().collect::<Vec<_>>())
-            .await?;
+        // A provider's id of the number (Meta's phone_number_id) decides before the number,
+        // whose spelling varies; the event then names the number as it was registered.
+        let meta_ids: BTreeSet<&str> = all
+            .iter()
+            .filter_map(|(e, _)| e.phone_number_id())
+            .collect();
+        let by_id = if meta_ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.lookup
+                .by_meta_ids(&meta_ids.into_iter().collect::<Vec<_>>())
+                .await?
+        };
+        let registered = |e: &Event| {
+            e.phone_number_id()
+                .and_then(|id| by_id.get(id).cloned().flatten())
+        };
+        let numbers: BTreeSet<_> = all
+            .iter()
+            .filter(|(e, _)| registered(e).is_none())
+            .map(|(e, _)| e.business_number())
+            .collect();
+        let projects = if numbers.is_empty() {
+            HashMap::new()
+        } else {
+            self.lookup
+                .by_numbers(&numbers.into_iter().collect::<Vec<_>>())
+                .await?
+        };
         let mut known = Vec::with_capacity(all.len());
         let mut quarantine = Vec::new();
         for (event, received_at) in all {
-            match projects.get(event.business_number()).cloned().flatten() {
-                Some(project_id) => known.push(Incoming {
+            let resolved = match registered(event) {
+                Some((project_id, number)) => {
+                    Some((project_id, event.clone().with_business_number(number)))
+                }
+                None => projects
+                    .get(event.business_number())
+                    .cloned()
+                    .flatten()
+                    .map(|p| (p, event.clone())),
+            };
+            match resolved {
+                Some((project_id, event)) => known.push(Incoming {
                     project_id,
-                    event: event.clone(),
+                    event,
                     received_at,
                 }),
                 None => quarantine.push(quarantined(

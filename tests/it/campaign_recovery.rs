@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use wagate::adapters::{Backends, build};
 use wagate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, ImportCounts, NewCampaign,
-    NewRecipient, OptOutChange, RecipientId, RecipientStatus, SendJob, SendRecord, UnknownPolicy,
+    NewRecipient, OptOutChange, RecipientId, ReportedStatus, SendJob, SendRecord, UnknownPolicy,
 };
 use wagate::domain::delivery::TransportError;
 use wagate::domain::phone::PhoneNumber;
@@ -516,7 +516,7 @@ impl Campaigns for Refusing {
     async fn recipients_in(
         &self,
         c: &CampaignId,
-        s: RecipientStatus,
+        s: ReportedStatus,
         after: Option<&RecipientId>,
         limit: u32,
     ) -> Result<Vec<ExportRow>, StoreError> {

@@ -35,6 +35,7 @@ crate::support::app::backend_cases!(
     opted_out_phones_are_never_sent,
     a_scheduled_campaign_starts_after_a_restart,
     a_large_upload_is_stored_in_batches_and_counted_once,
+    forwarded_status_events_name_their_campaign,
     a_start_without_a_credential_is_refused_before_anything_moves,
     an_upload_broken_off_midway_says_exactly_what_was_stored,
 );
@@ -183,6 +184,15 @@ impl Setup {
 
     /// phone → (wamid, status) from the export.
     async fn export(&self, id: &str) -> HashMap<String, (String, String)> {
+        self.export_rows(id)
+            .await
+            .into_iter()
+            .map(|cells| (cells[0].clone(), (cells[1].clone(), cells[2].clone())))
+            .collect()
+    }
+
+    /// The export's rows, cut at commas (no test value holds one before the error title).
+    async fn export_rows(&self, id: &str) -> Vec<Vec<String>> {
         let resp = self
             .app
             .client
@@ -202,13 +212,7 @@ impl Setup {
             Some("phone,wamid,status,updated_at,error_code,error_title")
         );
         lines
-            .map(|l| {
-                let cells: Vec<&str> = l.split(',').collect();
-                (
-                    cells[0].to_owned(),
-                    (cells[1].to_owned(), cells[2].to_owned()),
-                )
-            })
+            .map(|l| l.split(',').map(str::to_owned).collect())
             .collect()
     }
 }
@@ -288,6 +292,14 @@ async fn a_campaign_per_provider_completes_with_every_status_right(backend: Back
             let (wamid, status) = &exported[&r.to];
             assert_eq!(wamid, &r.id, "{provider} {}", r.to);
             assert_eq!(status, word(r.final_status), "{provider} {}", r.to);
+        }
+        // A failure the BSP reported in its webhook (the mock says 131026, undeliverable)
+        // is in the export's error columns; other rows have none.
+        for cells in s.export_rows(&id).await {
+            let failed = cells[2] == "failed";
+            let want = if failed { "131026" } else { "" };
+            assert_eq!(cells[4], want, "{provider}: {cells:?}");
+            assert_eq!(cells[5].is_empty(), !failed, "{provider}: {cells:?}");
         }
     }
     let stats = s.mock.stats();
@@ -693,5 +705,92 @@ async fn an_upload_broken_off_midway_says_exactly_what_was_stored(backend: Backe
         "the error says what was stored ({stored}): {message}"
     );
     assert_eq!(c["state"], "draft");
+    s.app.stop().await;
+}
+
+/// Every status event of a campaign's messages reaches the project's endpoint with the
+/// campaign's id in `message.campaign_id`, whether the BSP's webhook came before or after the
+/// send was stored (the mock reorders and repeats them).
+async fn forwarded_status_events_name_their_campaign(backend: Backend) {
+    let Some(s) = setup(
+        backend,
+        MockConfig {
+            fail_rate: 0.2,
+            read_rate: 0.5,
+            duplicate_rate: 0.2,
+            reorder: true,
+            seed: 11,
+            ..MockConfig::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let rx = crate::support::receiver::Receiver::start().await;
+    let (status, e) = s
+        .app
+        .call(
+            Method::POST,
+            "/webhook/config",
+            &s.key,
+            Some(json!({"webhook_url": rx.url("all"), "topics": ["*"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{e}");
+    for provider in ["meta", "datagen"] {
+        let id = s.campaign(provider, json!({})).await;
+        s.upload(&id, csv(6)).await;
+        s.start(&id).await;
+        s.until(&id, "every message final", |c| {
+            c["state"] == "finished" && settled(c) == 6
+        })
+        .await;
+        assert!(
+            s.mock.wait_webhooks(WITHIN).await,
+            "the mock posted every webhook"
+        );
+        // Until every event in the messages' histories (one delivery each) has come.
+        let deadline = Instant::now() + WITHIN;
+        let (ours, events) = loop {
+            let (status, page) = s
+                .app
+                .get(&format!("/v1/messages?campaign_id={id}&limit=1000"), &s.key)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let messages = page["data"].as_array().unwrap().clone();
+            assert_eq!(messages.len(), 6, "{page}");
+            let wamids: std::collections::HashSet<&str> = messages
+                .iter()
+                .map(|m| m["wamid"].as_str().unwrap())
+                .collect();
+            let events: usize = messages
+                .iter()
+                .map(|m| m["events"].as_array().unwrap().len())
+                .sum();
+            let ours: Vec<Value> = rx
+                .received("all")
+                .iter()
+                .map(|r| r.json())
+                .filter(|b| {
+                    b["message"]["wamid"]
+                        .as_str()
+                        .is_some_and(|w| wamids.contains(w))
+                })
+                .collect();
+            if ours.len() >= events || Instant::now() > deadline {
+                break (ours, events);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(ours.len(), events, "{provider}: one delivery per event");
+        for body in &ours {
+            assert_eq!(
+                body["message"]["campaign_id"],
+                id.as_str(),
+                "{provider}: {body}"
+            );
+        }
+    }
     s.app.stop().await;
 }

@@ -16,12 +16,15 @@ use wagate::domain::event::EventError;
 use wagate::domain::project::ProjectId;
 use wagate::domain::providers::send::{ProviderSettings, SendProvider};
 use wagate::domain::time::Timestamp;
+use wagate::ports::deliveries::Deliveries;
+use wagate::ports::endpoints::Endpoints;
 use wagate::ports::store::StoreError;
 use wagate::ports::{Campaigns, Store};
 
 use crate::support::events::{BUSINESS, phone};
 
 mod recovery;
+mod reports;
 mod sends;
 use recovery::{
     a_release_or_handed_back_lease_is_not_an_attempt, claims_skip_phones_opted_out_since_import,
@@ -29,6 +32,9 @@ use recovery::{
     finish_done_moves_only_campaigns_with_nothing_outstanding,
     resend_policy_queues_stale_sends_again_up_to_the_attempts,
     retry_failed_requeues_only_wagates_own_failures,
+};
+use reports::{
+    filters_and_exports_agree_with_counts, forwarded_events_carry_the_messages_campaign,
 };
 use sends::{
     a_send_leaves_another_projects_message_alone,
@@ -38,10 +44,12 @@ use sends::{
     stale_sends_become_unknown_until_retried,
 };
 
-/// The two ports one database serves.
+/// The ports one database serves.
 pub struct Ports {
     pub store: Arc<dyn Store>,
     pub campaigns: Arc<dyn Campaigns>,
+    pub endpoints: Arc<dyn Endpoints>,
+    pub deliveries: Arc<dyn Deliveries>,
 }
 
 pub async fn sqlite() -> (Ports, tempfile::TempDir) {
@@ -50,7 +58,9 @@ pub async fn sqlite() -> (Ports, tempfile::TempDir) {
     let s = Arc::new(SqliteStore::new(SqliteDb::open(&url, false).await.unwrap()));
     let ports = Ports {
         store: s.clone(),
-        campaigns: s,
+        campaigns: s.clone(),
+        endpoints: s.clone(),
+        deliveries: s,
     };
     (ports, dir)
 }
@@ -60,7 +70,9 @@ pub async fn postgres() -> Option<(Ports, crate::support::TestDb)> {
     let s = Arc::new(PgStore::connect(db.url(), 4).await.unwrap());
     let ports = Ports {
         store: s.clone(),
-        campaigns: s,
+        campaigns: s.clone(),
+        endpoints: s.clone(),
+        deliveries: s,
     };
     Some((ports, db))
 }
@@ -106,6 +118,8 @@ campaigns_suite!(
     finish_done_moves_only_campaigns_with_nothing_outstanding,
     resend_policy_queues_stale_sends_again_up_to_the_attempts,
     retry_failed_requeues_only_wagates_own_failures,
+    filters_and_exports_agree_with_counts,
+    forwarded_events_carry_the_messages_campaign,
 );
 
 pub fn project(id: &str) -> ProjectId {

@@ -11,6 +11,7 @@ on_both_backends!(
     datagen_statuses_merge_out_of_order,
     datagen_batch_and_inbound,
     meta_statuses_and_messages,
+    meta_events_find_their_project_by_phone_number_id,
     bad_input_gets_json_errors_or_quarantine,
     projects_see_only_their_own_messages,
     listing_pages_and_filters,
@@ -180,6 +181,90 @@ async fn meta_statuses_and_messages(app: &TestApp) {
     assert_eq!(m["phone"], "+16505551234");
     let (_, inbound) = app.get("/v1/inbound", &key).await;
     assert_eq!(inbound["data"][0]["profile_name"], "Sheena Nelson");
+}
+
+/// A Cloud API body for one business number, given as Meta's `metadata` gives it.
+fn meta_change(display: &str, phone_number_id: &str, value: Value) -> String {
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] =
+        json!({"display_phone_number": display, "phone_number_id": phone_number_id});
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "changes": [{"field": "messages", "value": value}]}]})
+    .to_string()
+}
+
+/// Meta's display number comes in several spellings: here without its country code, which
+/// reads as another valid number (another project's). The phone-number id the project
+/// registered decides, and the events name the number as registered. An id nobody
+/// registered leaves the display number to decide, as before.
+async fn meta_events_find_their_project_by_phone_number_id(app: &TestApp) {
+    let (status, acme) = app
+        .send(app.client.post(app.url("/v1/projects")).bearer_auth(ADMIN).json(&json!({
+            "id": "acme", "name": "Acme",
+            "phone_numbers": [{"number": "+919812345678", "meta_phone_number_id": "106540352242922"}],
+        })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{acme}");
+    let acme = acme["api_key"].as_str().unwrap().to_owned();
+    let beta = app.create_project("beta", &["+9812345678"]).await;
+    let status = json!({"statuses": [{"id": "wamid.P1", "status": "delivered",
+        "timestamp": "1732700400", "recipient_id": "16505551234"}]});
+    let inbound = json!({
+        "contacts": [{"profile": {"name": "Asha"}, "wa_id": "16505551234"}],
+        "messages": [{"from": "16505551234", "id": "wamid.IN1", "timestamp": "1732700401",
+            "type": "text", "text": {"body": "hi"}}]});
+    for body in [
+        meta_change("98123 45678", "106540352242922", status),
+        meta_change("9812345678", "106540352242922", inbound),
+        // Nobody registered this id: the display number finds beta.
+        meta_change(
+            "+98 123 45678",
+            "999000111",
+            json!({"statuses": [{"id": "wamid.P2",
+            "status": "sent", "timestamp": "1732700400", "recipient_id": "16505551234"}]}),
+        ),
+    ] {
+        let (status, answer) = app.post_raw("/v1/ingest/meta", body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    assert_eq!(app.process().await, 3);
+    let (status, m) = app.get(&message_path("wamid.P1"), &acme).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["business_number"], "+919812345678", "{m}");
+    assert_eq!(
+        app.get(&message_path("wamid.P1"), &beta).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, inbound) = app.get("/v1/inbound", &acme).await;
+    assert_eq!(inbound["data"][0]["message_id"], "wamid.IN1", "{inbound}");
+    assert_eq!(inbound["data"][0]["business_number"], "+919812345678");
+    let (status, m) = app.get(&message_path("wamid.P2"), &beta).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["business_number"], "+9812345678");
+    let (_, quarantined) = app.get("/v1/admin/quarantine", ADMIN).await;
+    assert_eq!(quarantined["data"], json!([]), "{quarantined}");
+    // The id registered now is found at once, though its absence was just looked up.
+    let (status, body) = app
+        .send(
+            app.client
+                .post(app.url("/v1/projects/beta/numbers"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"number": "+9812345678", "meta_phone_number_id": "999000111"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let late = meta_change(
+        "447700900123",
+        "999000111",
+        json!({"statuses": [{"id": "wamid.P3",
+        "status": "sent", "timestamp": "1732700400", "recipient_id": "16505551234"}]}),
+    );
+    app.post_raw("/v1/ingest/meta", late).await;
+    assert_eq!(app.process().await, 1);
+    let (status, m) = app.get(&message_path("wamid.P3"), &beta).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["business_number"], "+9812345678");
 }
 
 async fn bad_input_gets_json_errors_or_quarantine(app: &TestApp) {

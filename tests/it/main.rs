@@ -19,6 +19,7 @@ mod endpoints_conformance;
 mod forwarding;
 mod forwarding_crash;
 mod http;
+mod lists;
 mod projects;
 mod queue_conformance;
 mod rabbitmq;

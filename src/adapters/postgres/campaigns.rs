@@ -12,7 +12,7 @@ use crate::adapters::sql::campaigns::{
 use crate::adapters::sql::classify;
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, ImportCounts, NewCampaign,
-    NewRecipient, OptOutChange, RecipientId, RecipientStatus, SendJob, SendRecord,
+    NewRecipient, OptOutChange, RecipientId, RecipientStatus, ReportedStatus, SendJob, SendRecord,
 };
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::ProjectId;
@@ -458,7 +458,7 @@ impl Campaigns for PgStore {
     async fn recipients_in(
         &self,
         campaign: &CampaignId,
-        status: RecipientStatus,
+        status: ReportedStatus,
         after: Option<&RecipientId>,
         limit: u32,
     ) -> Result<Vec<ExportRow>, StoreError> {

@@ -10,7 +10,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
 use crate::adapters::sql::deliveries::{
-    NewEvent, SubscriberRow, new_events, outbox_rows, projects as outbox_projects,
+    self as outbox_sql, NewEvent, RecipientCampaigns, SubscriberRow, campaign_of, new_events,
+    outbox_rows, projects as outbox_projects,
 };
 use crate::adapters::sql::store::pg as q;
 use crate::adapters::sql::{self, assemble, classify, history_row, migrator};
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "campaign_recovery",
         include_str!("../../../migrations/postgres/0009_campaign_recovery.sql"),
+    ),
+    (
+        11,
+        "meta_phone_number_ids",
+        include_str!("../../../migrations/postgres/0011_meta_phone_number_ids.sql"),
     ),
 ];
 
@@ -179,10 +185,14 @@ impl PgStore {
         let is_new = |w: &str, s: &Reported| {
             new.contains(&(w.to_owned(), i32::from(s.code()), s.key_word().to_owned()))
         };
-        let upserts = plan.messages(is_new);
-        // Each changed message's status after the merge (what deliveries report as current);
-        // a wamid missing here lost the race for its ownership.
-        let mut merged: HashMap<String, i32> = HashMap::new();
+        let campaigns = recipient_campaigns(&mut tx, plan).await?;
+        let mut upserts = plan.messages(is_new);
+        for u in &mut upserts {
+            u.with_recipient_campaign(|r, p| campaign_of(&campaigns, r, p));
+        }
+        // Each changed message's status and campaign after the merge (what its deliveries
+        // say); a wamid missing here lost the race for its ownership.
+        let mut merged: HashMap<String, (i32, Option<String>)> = HashMap::new();
         if !upserts.is_empty() {
             let m = &upserts;
             // The merge rule, in SQL: status is the max rank; known fields are never erased.
@@ -202,7 +212,8 @@ impl PgStore {
                  business_number = COALESCE(messages.business_number, EXCLUDED.business_number), \
                  phone = COALESCE(messages.phone, EXCLUDED.phone), \
                  campaign_id = COALESCE(messages.campaign_id, EXCLUDED.campaign_id) \
-                 WHERE messages.project_id = EXCLUDED.project_id RETURNING wamid, status_rank",
+                 WHERE messages.project_id = EXCLUDED.project_id \
+                 RETURNING wamid, status_rank, campaign_id",
             )
             .bind(m.iter().map(|r| r.wamid).collect::<Vec<_>>())
             .bind(m.iter().map(|r| r.project_id.as_str()).collect::<Vec<_>>())
@@ -216,6 +227,7 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
+            .map(|(w, rank, c): (String, i32, Option<String>)| (w, (rank, c)))
             .collect();
             let lost: Vec<_> = m.iter().filter(|u| !merged.contains_key(u.wamid)).collect();
             if !lost.is_empty() {
@@ -304,7 +316,7 @@ impl PgStore {
         let events = new_events(
             plan,
             is_new,
-            |w| merged.get(w).map(|r| i64::from(*r)),
+            |w| merged.get(w).map(|(r, c)| (i64::from(*r), c.clone())),
             |id| fresh_inbound.contains(id),
         );
         applied.deliveries = outbox(&mut tx, &events).await?;
@@ -315,6 +327,19 @@ impl PgStore {
 
 /// In the applying transaction: one delivery row per new event and subscribed endpoint.
 /// A batch whose projects have no enabled endpoint costs one indexed read.
+/// The campaigns of the recipients the plan's events name, within the transaction.
+async fn recipient_campaigns(
+    tx: &mut PgConnection,
+    plan: &Plan<'_>,
+) -> Result<RecipientCampaigns, sqlx::Error> {
+    let ids = plan.recipients();
+    if ids.is_empty() {
+        return Ok(RecipientCampaigns::new());
+    }
+    let rows = q::recipient_campaigns(tx, &ids).await?;
+    Ok(outbox_sql::recipient_campaigns(rows))
+}
+
 async fn outbox(
     tx: &mut PgConnection,
     events: &[NewEvent<'_>],
@@ -404,6 +429,13 @@ impl Store for PgStore {
 
     async fn project_by_key(&self, key: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
         q::project_by_key(&self.pool, key).await.map_err(classify)
+    }
+
+    async fn number_by_meta_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ProjectId, PhoneNumber)>, StoreError> {
+        q::number_by_meta_id(&self.pool, id).await.map_err(classify)
     }
 
     async fn project_by_number(

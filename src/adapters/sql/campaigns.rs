@@ -9,7 +9,7 @@ use sqlx::{Decode, Type};
 use super::Columns;
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, OptOutChange, RecipientId,
-    RecipientStatus, SendJob, SendRecord, SendResult, UnknownPolicy,
+    RecipientStatus, ReportedStatus, SendJob, SendRecord, SendResult, UnknownPolicy,
 };
 use crate::domain::event::EventError;
 use crate::domain::phone::PhoneNumber;
@@ -37,8 +37,18 @@ pub const CAMPAIGN_COLUMNS: &str = "id, project_id, name, template_id, language,
 
 /// Recipient columns an export row needs, with the merged status of its message (if any):
 /// only a `sent` recipient's message counts, and only while it is the recipient's project's.
+/// The error is the send's (a BSP that refused the request), or else, while the message's
+/// merged status is `failed` (rank 1), the error its BSP reported with the `failed` event
+/// (history kind 1; one row per message, the history key being its kind): Meta's 131026 in a
+/// status webhook is known only there.
 pub const EXPORT_SELECT: &str = "SELECT r.id, r.phone, r.provider_message_id, r.status, \
-     r.updated_at, r.error_code, r.error_title, m.status_rank, m.updated_at AS message_updated_at \
+     r.updated_at, m.status_rank, m.updated_at AS message_updated_at, \
+     COALESCE(r.error_code, CASE WHEN m.status_rank = 1 THEN (SELECT e.error_code \
+       FROM message_events e WHERE e.wamid = m.wamid AND e.status_rank = 1 \
+       AND e.project_id = m.project_id LIMIT 1) END) AS error_code, \
+     COALESCE(r.error_title, CASE WHEN m.status_rank = 1 THEN (SELECT e.error_message \
+       FROM message_events e WHERE e.wamid = m.wamid AND e.status_rank = 1 \
+       AND e.project_id = m.project_id LIMIT 1) END) AS error_title \
      FROM campaign_recipients r LEFT JOIN messages m ON r.status = 'sent' \
      AND m.wamid = r.provider_message_id AND m.project_id = r.project_id";
 
@@ -126,10 +136,7 @@ where
 {
     let status = recipient_status(&r.col::<String>("status")?)?;
     let message = message_status(r.col("status_rank")?);
-    let reported = match (status, message) {
-        (RecipientStatus::Sent, Some(m)) => m.as_str(),
-        (s, _) => s.as_str(),
-    };
+    let reported = ReportedStatus::of(status, message).as_str();
     let updated_at: i64 = r.col("updated_at")?;
     let message_updated_at: Option<i64> = r.col("message_updated_at")?;
     let code: Option<String> = r.col("error_code")?;
@@ -379,4 +386,16 @@ pub fn campaign_ids<'a>(ids: impl IntoIterator<Item = &'a String>) -> Vec<&'a st
     v.sort_unstable();
     v.dedup();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::status::{Reported, Status};
+
+    /// `EXPORT_SELECT` names a failed message and its failed history row by these numbers.
+    #[test]
+    fn the_export_reads_failures_by_their_stored_numbers() {
+        assert_eq!(Status::Failed.rank(), 1);
+        assert_eq!(Reported::Failed.code(), 1);
+    }
 }

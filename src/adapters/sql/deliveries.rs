@@ -13,22 +13,26 @@ use crate::domain::status::{Reported, Status};
 use crate::domain::time::Timestamp;
 use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
 
-/// A new event of an applied plan (not a duplicate, not refused), with the status its message
-/// has after the transaction.
-#[derive(Debug, Clone, Copy)]
+/// A new event of an applied plan (not a duplicate, not refused), with what its message holds
+/// after the transaction: its merged status and its campaign.
+#[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
     pub event: EventRef<'a>,
     pub project_id: &'a ProjectId,
     pub current_status: Option<Status>,
+    pub campaign_id: Option<String>,
 }
 
+/// A message as the upsert returned it: its merged rank and campaign id.
+pub type Merged = (i64, Option<String>);
+
 /// The plan's new events, in plan order: the history rows `is_new` accepts whose message came
-/// back from the upsert with its merged rank (`merged`: a wamid missing there lost the race
-/// for its ownership), then the inbound rows `fresh_inbound` says were inserted.
+/// back from the upsert (`merged`: a wamid missing there lost the race for its ownership),
+/// then the inbound rows `fresh_inbound` says were inserted.
 pub fn new_events<'a>(
     plan: &Plan<'a>,
     is_new: impl Fn(&str, &Reported) -> bool,
-    merged: impl Fn(&str) -> Option<i64>,
+    merged: impl Fn(&str) -> Option<Merged>,
     fresh_inbound: impl Fn(&str) -> bool,
 ) -> Vec<NewEvent<'a>> {
     let reports = plan
@@ -36,11 +40,12 @@ pub fn new_events<'a>(
         .iter()
         .filter(|h| is_new(&h.event.wamid, &h.event.status))
         .filter_map(|h| {
-            let rank = merged(&h.event.wamid)?;
+            let (rank, campaign_id) = merged(&h.event.wamid)?;
             Some(NewEvent {
                 event: EventRef::Status(h.event),
                 project_id: h.project_id,
                 current_status: i16::try_from(rank).ok().and_then(Status::from_rank),
+                campaign_id,
             })
         });
     let messages = plan
@@ -51,8 +56,32 @@ pub fn new_events<'a>(
             event: EventRef::Inbound(i.message),
             project_id: i.project_id,
             current_status: None,
+            campaign_id: None,
         });
     reports.chain(messages).collect()
+}
+
+/// Recipient id → (project, campaign): the campaigns of the recipients a plan's events name.
+pub type RecipientCampaigns = HashMap<String, (String, String)>;
+
+/// The recipients' campaigns as `(recipient, project, campaign)` rows.
+pub fn recipient_campaigns(rows: Vec<(String, String, String)>) -> RecipientCampaigns {
+    rows.into_iter()
+        .map(|(recipient, project, campaign)| (recipient, (project, campaign)))
+        .collect()
+}
+
+/// The campaign of `recipient`, if it is one of `project`'s (another project's reference
+/// says nothing about this message).
+pub fn campaign_of<'c>(
+    campaigns: &'c RecipientCampaigns,
+    recipient: &str,
+    project: &ProjectId,
+) -> Option<&'c str> {
+    campaigns
+        .get(recipient)
+        .filter(|(owner, _)| owner == project.as_str())
+        .map(|(_, campaign)| campaign.as_str())
 }
 
 /// The distinct projects of `events`, sorted: whose subscribers the outbox reads.
@@ -95,6 +124,7 @@ pub fn outbox_rows(
         dedupe_key: key,
         project_id: e.project_id,
         current_status: e.current_status,
+        campaign_id: e.campaign_id.as_deref(),
     });
     outbox::deliveries(applied, &subscribers, now)
 }

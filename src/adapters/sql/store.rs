@@ -87,6 +87,53 @@ macro_rules! shared_queries {
             Ok(id.map(ProjectId::from_trusted))
         }
 
+        /// The project and campaign of each of these recipients that exists, within the
+        /// caller's transaction: `(recipient, project, campaign)`.
+        pub async fn recipient_campaigns(
+            conn: &mut $conn,
+            ids: &[&str],
+        ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+            let mut out = Vec::new();
+            // Bounded statements: a batch may name thousands of recipients.
+            for chunk in ids.chunks(500) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "SELECT id, project_id, campaign_id FROM campaign_recipients WHERE id IN (",
+                );
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+                out.extend(
+                    q.build_query_as::<(String, String, String)>()
+                        .fetch_all(&mut *conn)
+                        .await?,
+                );
+            }
+            Ok(out)
+        }
+
+        pub async fn number_by_meta_id(
+            pool: &Pool<$db>,
+            id: &str,
+        ) -> Result<Option<(ProjectId, PhoneNumber)>, sqlx::Error> {
+            // Two rows: the id is ambiguous (a registration mistake), so it decides nothing.
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT project_id, number FROM business_numbers \
+                 WHERE meta_phone_number_id = $1 LIMIT 2",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            Ok(match <[_; 1]>::try_from(rows) {
+                Ok([(project, number)]) => Some((
+                    ProjectId::from_trusted(project),
+                    PhoneNumber::from_trusted(number),
+                )),
+                Err(_) => None,
+            })
+        }
+
         pub async fn project_by_number(
             pool: &Pool<$db>,
             number: &PhoneNumber,

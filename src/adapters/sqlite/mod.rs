@@ -63,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaign_recovery",
         include_str!("../../../migrations/sqlite/0009_campaign_recovery.sql"),
     ),
+    (
+        11,
+        "meta_phone_number_ids",
+        include_str!("../../../migrations/sqlite/0011_meta_phone_number_ids.sql"),
+    ),
 ];
 
 /// Two pools on one file: writes go through a single connection, so writers in this process

@@ -8,7 +8,8 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteDb;
 use crate::adapters::sql::deliveries::{
-    NewEvent, SubscriberRow, new_events, outbox_rows, projects as outbox_projects,
+    self as outbox_sql, Merged, NewEvent, RecipientCampaigns, SubscriberRow, campaign_of,
+    new_events, outbox_rows, projects as outbox_projects,
 };
 use crate::adapters::sql::store::lite as q;
 use crate::adapters::sql::{MessageRow, assemble, classify, history_row};
@@ -53,6 +54,19 @@ pub(super) fn padded<T: Clone>(rows: &[T], pad: impl Fn(&T) -> T) -> Vec<(Vec<T>
 
 /// In the applying transaction: one delivery row per new event and subscribed endpoint.
 /// A batch whose projects have no enabled endpoint costs one indexed read.
+/// The campaigns of the recipients the plan's events name, within the transaction.
+async fn recipient_campaigns(
+    tx: &mut SqliteConnection,
+    plan: &Plan<'_>,
+) -> Result<RecipientCampaigns, sqlx::Error> {
+    let ids = plan.recipients();
+    if ids.is_empty() {
+        return Ok(RecipientCampaigns::new());
+    }
+    let rows = q::recipient_campaigns(tx, &ids).await?;
+    Ok(outbox_sql::recipient_campaigns(rows))
+}
+
 async fn outbox(
     tx: &mut SqliteConnection,
     events: &[NewEvent<'_>],
@@ -178,9 +192,13 @@ impl SqliteStore {
         let is_new = |w: &str, s: &Reported| {
             new.contains(&(w.to_owned(), i64::from(s.code()), s.key_word().to_owned()))
         };
-        let upserts = plan.messages(is_new);
-        // Each changed message's status after the merge: what its deliveries report as current.
-        let mut merged: HashMap<String, i64> = HashMap::with_capacity(upserts.len());
+        let campaigns = recipient_campaigns(&mut tx, plan).await.map_err(classify)?;
+        let mut upserts = plan.messages(is_new);
+        for u in &mut upserts {
+            u.with_recipient_campaign(|r, p| campaign_of(&campaigns, r, p));
+        }
+        // Each changed message's status and campaign after the merge: what its deliveries say.
+        let mut merged: HashMap<String, Merged> = HashMap::with_capacity(upserts.len());
         // Padding repeats the last upsert with no new events: the max and the sum ignore it.
         for (chunk, _) in padded(&upserts, |m| MessageUpsert {
             new_events: 0,
@@ -212,14 +230,15 @@ impl SqliteStore {
                  business_number = COALESCE(messages.business_number, excluded.business_number), \
                  phone = COALESCE(messages.phone, excluded.phone), \
                  campaign_id = COALESCE(messages.campaign_id, excluded.campaign_id) \
-                 WHERE messages.project_id = excluded.project_id RETURNING wamid, status_rank",
+                 WHERE messages.project_id = excluded.project_id \
+                 RETURNING wamid, status_rank, campaign_id",
             );
-            let rows: Vec<(String, i64)> = q
+            let rows: Vec<(String, i64, Option<String>)> = q
                 .build_query_as()
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(classify)?;
-            merged.extend(rows);
+            merged.extend(rows.into_iter().map(|(w, rank, c)| (w, (rank, c))));
         }
         let mut fresh_inbound: HashSet<String> = HashSet::new();
         for (chunk, real) in padded(&plan.inbound, |i| *i) {
@@ -255,7 +274,7 @@ impl SqliteStore {
         let events = new_events(
             plan,
             is_new,
-            |w| merged.get(w).copied(),
+            |w| merged.get(w).cloned(),
             |id| fresh_inbound.contains(id),
         );
         applied.deliveries = outbox(&mut tx, &events).await.map_err(classify)?;
@@ -320,6 +339,15 @@ impl Store for SqliteStore {
 
     async fn project_by_key(&self, key: &ApiKeyHash) -> Result<Option<ProjectId>, StoreError> {
         q::project_by_key(&self.db.read, key)
+            .await
+            .map_err(classify)
+    }
+
+    async fn number_by_meta_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ProjectId, PhoneNumber)>, StoreError> {
+        q::number_by_meta_id(&self.db.read, id)
             .await
             .map_err(classify)
     }

@@ -23,6 +23,15 @@ struct CloudSend {
 #[derive(Deserialize)]
 struct CloudTemplate {
     name: Option<String>,
+    language: Option<CloudLanguage>,
+}
+
+/// Meta's description of the Cloud API requires both (`LanguageObject`), and allows one
+/// policy, `deterministic`.
+#[derive(Deserialize)]
+struct CloudLanguage {
+    policy: Option<String>,
+    code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -169,7 +178,32 @@ impl Mock {
         let Ok(to) = PhoneNumber::parse(&to_raw) else {
             return self.invalid(&cloud_error("(#100) Invalid parameter", 100, Some("to")));
         };
-        let Some(template) = req.template.and_then(|t| t.name).filter(|n| !n.is_empty()) else {
+        let Some(template) = req.template else {
+            return self.invalid(&cloud_error(
+                "(#100) The parameter template is required.",
+                100,
+                None,
+            ));
+        };
+        let language = template.language.unwrap_or(CloudLanguage {
+            policy: None,
+            code: None,
+        });
+        if language.code.as_deref().is_none_or(str::is_empty) {
+            return self.invalid(&cloud_error(
+                "(#100) The parameter template['language']['code'] is required.",
+                100,
+                None,
+            ));
+        }
+        if language.policy.as_deref() != Some("deterministic") {
+            return self.invalid(&cloud_error(
+                "(#100) The parameter template['language']['policy'] must be deterministic.",
+                100,
+                None,
+            ));
+        }
+        let Some(template) = template.name.filter(|n| !n.is_empty()) else {
             return self.invalid(&cloud_error(
                 "(#100) The parameter template['name'] is required.",
                 100,

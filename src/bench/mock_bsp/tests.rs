@@ -104,7 +104,7 @@ fn cloud_send(to: &str, template: &str, reference: &str) -> Value {
         "messaging_product": "whatsapp",
         "to": to,
         "type": "template",
-        "template": {"name": template, "language": {"code": "en"},
+        "template": {"name": template, "language": {"policy": "deterministic", "code": "en"},
             "components": [{"type": "body", "parameters": [{"type": "text", "text": "Asha"}]}]},
         "biz_opaque_callback_data": reference,
     })
@@ -205,6 +205,43 @@ async fn meta_send_is_answered_and_reported_back_signed() {
         (sends[0].id.as_str(), sends[0].final_status),
         (wamid.as_str(), Final::Read)
     );
+}
+
+/// The template's language as Meta's description of the Cloud API requires it: a `code`, and
+/// the one `policy` there is.
+#[tokio::test]
+async fn meta_send_needs_a_deterministic_language() {
+    let (mock, _rec) = mock_with(|_| {}).await;
+    let path = "/v23.0/15550783881/messages";
+    for (language, field) in [
+        (json!({"code": "en"}), "policy"),
+        (json!({"policy": "fallback", "code": "en"}), "policy"),
+        (json!({"policy": "deterministic"}), "code"),
+        (json!({"policy": "deterministic", "code": ""}), "code"),
+    ] {
+        let mut body = cloud_send("+16505551234", "spring_sale", "rcp_1");
+        body["template"]["language"] = language.clone();
+        let (status, answer) = send(&mock, path, META, body).await;
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (400, &json!(100)),
+            "{language}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("['{field}']")),
+            "{language}: {message}"
+        );
+    }
+    assert_eq!(mock.stats().accepted.meta, 0);
+    let (status, body) = send(
+        &mock,
+        path,
+        META,
+        cloud_send("+16505551234", "spring_sale", "rcp_1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

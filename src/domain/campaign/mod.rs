@@ -3,13 +3,17 @@
 //!
 //! The rules around them, one file each: [`new`] (the create request), [`csv_import`] (the
 //! streaming recipients CSV), [`params`] (template parameters per recipient), [`bucket`] (the
-//! per-number send pacing) and [`opt_out`] (STOP/START keywords).
+//! per-number send pacing), [`opt_out`] (STOP/START keywords) and [`reported`] (what counts,
+//! exports and the recipients list call a recipient's status).
 
 pub mod bucket;
 pub mod csv_import;
 pub mod new;
 pub mod opt_out;
 pub mod params;
+pub mod reported;
+
+pub use reported::{CampaignCounts, ReportedStatus};
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,6 @@ use super::ids::prefixed_id;
 use super::phone::PhoneNumber;
 use super::project::ProjectId;
 use super::providers::send::SendProvider;
-use super::status::Status;
 use super::time::Timestamp;
 
 /// Why a campaign request or id was refused. Each variant has a snake_case [`code`] for the
@@ -382,47 +385,6 @@ pub struct ImportCounts {
     pub opted_out: u64,
 }
 
-/// Counts per reported status of one campaign (see [`RecipientStatus`]; `sent`, `delivered`,
-/// `read` and `failed` follow the message's merged status once the BSP accepted it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CampaignCounts {
-    pub queued: u64,
-    pub sending: u64,
-    pub sent: u64,
-    pub delivered: u64,
-    pub read: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub opted_out: u64,
-    pub cancelled: u64,
-    pub unknown: u64,
-}
-
-impl CampaignCounts {
-    /// Adds `n` recipients in `status` whose message (if the BSP accepted it) is at `message`.
-    pub fn add(&mut self, status: RecipientStatus, message: Option<Status>, n: u64) {
-        let slot = match (status, message) {
-            (RecipientStatus::Sent, Some(Status::Delivered)) => &mut self.delivered,
-            (RecipientStatus::Sent, Some(Status::Read)) => &mut self.read,
-            (RecipientStatus::Sent, Some(Status::Failed)) => &mut self.failed,
-            (RecipientStatus::Sent, _) => &mut self.sent,
-            (RecipientStatus::Queued, _) => &mut self.queued,
-            (RecipientStatus::Sending, _) => &mut self.sending,
-            (RecipientStatus::Failed, _) => &mut self.failed,
-            (RecipientStatus::Skipped, _) => &mut self.skipped,
-            (RecipientStatus::OptedOut, _) => &mut self.opted_out,
-            (RecipientStatus::Cancelled, _) => &mut self.cancelled,
-            (RecipientStatus::Unknown, _) => &mut self.unknown,
-        };
-        *slot += n;
-    }
-
-    /// Recipients not yet settled: a running campaign finishes when this reaches 0.
-    pub fn outstanding(&self) -> u64 {
-        self.queued + self.sending
-    }
-}
-
 /// Failure codes wagate records itself, for a send the BSP never took: it refused it only for
 /// now, every time (`retries_exhausted`), or no credential let the request be built
 /// (`provider_not_configured`). `retry-failed` queues these again; a BSP's own refusal (a bad
@@ -559,18 +521,6 @@ mod tests {
     fn an_invalid_move_names_the_state_and_the_action() {
         let e = Finished.after(Transition::Pause).unwrap_err();
         assert_eq!(e.to_string(), "a finished campaign cannot pause");
-    }
-
-    #[test]
-    fn counts_follow_the_message_status_once_sent() {
-        let mut c = CampaignCounts::default();
-        c.add(RecipientStatus::Sent, Some(Status::Read), 2);
-        c.add(RecipientStatus::Sent, None, 1);
-        c.add(RecipientStatus::Sent, Some(Status::Failed), 1);
-        c.add(RecipientStatus::Failed, None, 1);
-        c.add(RecipientStatus::Queued, None, 3);
-        assert_eq!((c.read, c.sent, c.failed, c.queued), (2, 1, 2, 3));
-        assert_eq!(c.outstanding(), 3);
     }
 
     #[test]

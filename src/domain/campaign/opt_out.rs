@@ -117,6 +117,7 @@ mod tests {
             provider: Provider::Meta,
             message_id: "wamid.in1".to_owned(),
             business_number: PhoneNumber::parse("+911111111111").unwrap(),
+            phone_number_id: None,
             from: PhoneNumber::parse("+919812345678").unwrap(),
             profile_name: None,
             kind: "text".to_owned(),

@@ -33,14 +33,15 @@ pub struct Subscriber {
     pub topics: Topics,
 }
 
-/// A new event as the store knows it after merging: `current_status` is the message's status
-/// after this transaction (`None` for a user's message).
+/// A new event as the store knows it after merging: `current_status` and `campaign_id` are the
+/// message's after this transaction (`None` for a user's message).
 #[derive(Debug, Clone, Copy)]
 pub struct Applied<'a> {
     pub event: EventRef<'a>,
     pub dedupe_key: &'a str,
     pub project_id: &'a ProjectId,
     pub current_status: Option<Status>,
+    pub campaign_id: Option<&'a str>,
 }
 
 /// One outbox row.
@@ -80,8 +81,14 @@ pub fn deliveries<'a>(
             continue;
         }
         let event_id = event_id(e.dedupe_key);
-        let payload = String::from_utf8(body(e.event, e.current_status, &event_id, now))
-            .expect("serde_json writes UTF-8");
+        let payload = String::from_utf8(body(
+            e.event,
+            e.current_status,
+            e.campaign_id,
+            &event_id,
+            now,
+        ))
+        .expect("serde_json writes UTF-8");
         for s in targets {
             out.push(NewDelivery {
                 id: WebhookDeliveryId::generate(),
@@ -119,6 +126,7 @@ mod tests {
             wamid: "wamid.A".into(),
             status: Reported::Delivered,
             business_number: phone("+15550783881"),
+            phone_number_id: None,
             phone: Some(phone("+919812345678")),
             campaign_id: None,
             reference: None,
@@ -133,6 +141,7 @@ mod tests {
             provider: Provider::Meta,
             message_id: "wamid.IN".into(),
             business_number: phone("+15550783881"),
+            phone_number_id: None,
             from: phone("+919812345678"),
             profile_name: None,
             kind: "text".into(),
@@ -179,12 +188,14 @@ mod tests {
                     dedupe_key: "s:wamid.A:delivered",
                     project_id: &acme,
                     current_status: Some(Status::Read),
+                    campaign_id: Some("cmp_spring"),
                 },
                 Applied {
                     event: EventRef::Inbound(&msg),
                     dedupe_key: "i:wamid.IN",
                     project_id: &acme,
                     current_status: None,
+                    campaign_id: None,
                 },
             ],
             &subs,
@@ -207,6 +218,8 @@ mod tests {
         assert_eq!(out[0].payload, out[1].payload);
         assert_eq!(out[0].event_id, event_id("s:wamid.A:delivered"));
         assert!(out[0].payload.contains(r#""current_status":"read""#));
+        // The message's campaign, which this event did not name.
+        assert!(out[0].payload.contains(r#""campaign_id":"cmp_spring""#));
         assert!(out[0].payload.contains(&out[0].event_id));
         assert_ne!(out[0].id, out[1].id);
         assert!(
@@ -224,6 +237,7 @@ mod tests {
             dedupe_key: "s:wamid.A:delivered",
             project_id: &acme,
             current_status: Some(Status::Delivered),
+            campaign_id: None,
         };
         assert!(deliveries([applied], &[], NOW).is_empty());
         let only_meta = [subscriber("ep_1", "acme", &["meta.delivery"])];

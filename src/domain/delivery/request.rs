@@ -86,8 +86,9 @@ pub fn event_type<'a>(event: impl Into<EventRef<'a>>) -> &'static str {
 /// `message` for a status report: `wamid`, `status` (this event's word, e.g. `played`),
 /// `current_status` (the message's merged status after this event, so a receiver can handle
 /// reports that arrive out of order; `null` only if the caller has none), `phone`,
-/// `business_number`, `campaign_id`, `occurred_at` (RFC 3339 or `null`), `error`
-/// (`{"code","message"}` or `null`).
+/// `business_number`, `campaign_id` (the message's, as stored with its send or found through
+/// the recipient an event echoed; else the one the event named), `occurred_at` (RFC 3339 or
+/// `null`), `error` (`{"code","message"}` or `null`).
 ///
 /// `message` for a user's message: `message_id`, `from`, `business_number` (which of the
 /// customer's numbers it reached: the counterpart of a report's), `profile_name`, `type`
@@ -98,12 +99,13 @@ pub fn event_type<'a>(event: impl Into<EventRef<'a>>) -> &'static str {
 pub fn body<'a>(
     event: impl Into<EventRef<'a>>,
     current_status: Option<Status>,
+    campaign_id: Option<&'a str>,
     event_id: &str,
     timestamp: Timestamp,
 ) -> Vec<u8> {
     let event = event.into();
     let message = match event {
-        EventRef::Status(e) => Message::Status(StatusFields::new(e, current_status)),
+        EventRef::Status(e) => Message::Status(StatusFields::new(e, current_status, campaign_id)),
         EventRef::Inbound(m) => Message::Inbound(InboundFields::new(m)),
     };
     let body = Body {
@@ -183,14 +185,18 @@ struct StatusFields<'a> {
 }
 
 impl<'a> StatusFields<'a> {
-    fn new(e: &'a StatusEvent, current_status: Option<Status>) -> StatusFields<'a> {
+    fn new(
+        e: &'a StatusEvent,
+        current_status: Option<Status>,
+        campaign_id: Option<&'a str>,
+    ) -> StatusFields<'a> {
         StatusFields {
             wamid: &e.wamid,
             status: &e.status,
             current_status,
             phone: e.phone.as_ref(),
             business_number: &e.business_number,
-            campaign_id: e.campaign_id.as_deref(),
+            campaign_id: campaign_id.or(e.campaign_id.as_deref()),
             occurred_at: e.occurred_at.map(Timestamp::to_rfc3339),
             error: e.error.as_ref(),
         }
@@ -248,6 +254,7 @@ mod tests {
             wamid: "wamid.HBgLMTY0".into(),
             status: Reported::Played,
             business_number: phone("+15550783881"),
+            phone_number_id: None,
             phone: Some(phone("919812345678")),
             campaign_id: Some("camp-1".into()),
             reference: None,
@@ -263,6 +270,7 @@ mod tests {
             wamid: "410123751001143816805212".into(),
             status: Reported::Failed,
             business_number: phone("+15550783881"),
+            phone_number_id: None,
             phone: None,
             campaign_id: None,
             reference: None,
@@ -280,6 +288,7 @@ mod tests {
             provider,
             message_id: "ABGGFlA5Fpa".into(),
             business_number: phone("+15550783881"),
+            phone_number_id: None,
             from: phone("+919812345678"),
             profile_name: Some("Asha".into()),
             kind: "text".into(),
@@ -305,13 +314,19 @@ mod tests {
 
     #[test]
     fn status_body_bytes() {
-        let bytes = body(&meta_played(), Some(Status::Read), EVENT_ID, MADE_AT);
+        let bytes = body(&meta_played(), Some(Status::Read), None, EVENT_ID, MADE_AT);
         assert_eq!(String::from_utf8(bytes).unwrap(), META_BODY);
     }
 
     #[test]
     fn failed_status_body_carries_the_error_and_the_merged_status() {
-        let bytes = body(&datagen_failed(), Some(Status::Delivered), "e1", MADE_AT);
+        let bytes = body(
+            &datagen_failed(),
+            Some(Status::Delivered),
+            None,
+            "e1",
+            MADE_AT,
+        );
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             r#"{"event_type":"datagen.delivery","event_id":"e1","timestamp":"2024-11-27T09:38:21.234Z","data":{"status":"FAILED"},"message":{"wamid":"410123751001143816805212","status":"failed","current_status":"delivered","phone":null,"business_number":"+15550783881","campaign_id":null,"occurred_at":null,"error":{"code":"131026","message":"Message undeliverable"}}}"#
@@ -319,9 +334,28 @@ mod tests {
     }
 
     #[test]
+    fn the_messages_campaign_comes_before_the_events() {
+        let message = |bytes: Vec<u8>| -> serde_json::Value {
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["message"].clone()
+        };
+        let stored = body(&datagen_failed(), None, Some("cmp_a"), "e1", MADE_AT);
+        assert_eq!(message(stored)["campaign_id"], "cmp_a");
+        let both = body(&meta_played(), None, Some("cmp_a"), "e1", MADE_AT);
+        assert_eq!(message(both)["campaign_id"], "cmp_a");
+        let named = body(&meta_played(), None, None, "e1", MADE_AT);
+        assert_eq!(message(named)["campaign_id"], "camp-1");
+    }
+
+    #[test]
     fn inbound_body_bytes() {
         // `current_status` means nothing for a user's message and is not written.
-        let bytes = body(&inbound(Provider::Meta), Some(Status::Read), "e2", MADE_AT);
+        let bytes = body(
+            &inbound(Provider::Meta),
+            Some(Status::Read),
+            None,
+            "e2",
+            MADE_AT,
+        );
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             r#"{"event_type":"meta.user_message","event_id":"e2","timestamp":"2024-11-27T09:38:21.234Z","data":{"type":"text"},"message":{"message_id":"ABGGFlA5Fpa","from":"+919812345678","business_number":"+15550783881","profile_name":"Asha","type":"text","text":"hi \"there\"","occurred_at":"2024-11-27T09:38:20.000Z"}}"#

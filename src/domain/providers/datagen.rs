@@ -146,6 +146,7 @@ fn status_event(p: Payload, raw: &RawValue) -> Result<StatusEvent, &'static str>
         wamid,
         status,
         business_number,
+        phone_number_id: None,
         phone,
         campaign_id: non_empty(r.parent_campaign_id),
         reference: reference(r.cust_ref).or_else(|| reference(r.message_tag1)),
@@ -171,6 +172,7 @@ fn inbound(p: Payload, raw: &RawValue) -> Result<InboundMessage, &'static str> {
         provider: PROVIDER,
         message_id,
         business_number,
+        phone_number_id: None,
         from,
         profile_name: non_empty(m.profile_name),
         kind: non_empty(m.message_type)

@@ -52,6 +52,8 @@ struct ChangeValue {
 #[serde(default)]
 struct Metadata {
     display_phone_number: Option<String>,
+    /// Meta's id of the business number: one spelling, where the display number has many.
+    phone_number_id: Value,
 }
 
 #[derive(Default, Deserialize)]
@@ -187,11 +189,15 @@ fn parse_change(entry_id: &Value, raw_change: &RawValue, out: &mut Parsed) {
         };
         return out.reject(PROVIDER, reason, raw_change);
     }
+    // Digits, as projects register it; anything else names no number of ours.
+    let phone_number_id = scalar_text(&metadata.phone_number_id)
+        .filter(|id| !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()));
     let ctx = Context {
         entry_id,
         metadata: value.metadata.as_deref(),
         contacts: value.contacts.as_deref(),
         business: business.as_ref().map_err(|e| *e),
+        phone_number_id,
     };
     for raw in &value.statuses {
         match status_event(&ctx, raw) {
@@ -212,6 +218,7 @@ struct Context<'a> {
     metadata: Option<&'a RawValue>,
     contacts: Option<&'a RawValue>,
     business: Result<&'a PhoneNumber, &'static str>,
+    phone_number_id: Option<String>,
 }
 
 impl Context<'_> {
@@ -270,6 +277,7 @@ fn status_event(ctx: &Context, raw: &RawValue) -> Result<StatusEvent, &'static s
         wamid,
         status,
         business_number: ctx.business()?,
+        phone_number_id: ctx.phone_number_id.clone(),
         phone,
         campaign_id,
         reference,
@@ -305,6 +313,7 @@ fn inbound(ctx: &Context, raw: &RawValue) -> Result<InboundMessage, &'static str
         provider: PROVIDER,
         message_id,
         business_number: ctx.business()?,
+        phone_number_id: ctx.phone_number_id.clone(),
         from,
         profile_name,
         kind: non_empty(m.kind).unwrap_or_else(|| "unknown".into()),
@@ -644,5 +653,31 @@ mod tests {
             rejected(&body("1555078388x", "16505551234", "1732700400")),
             "invalid_business_number"
         );
+    }
+
+    #[test]
+    fn events_carry_metas_id_of_the_business_number() {
+        let p = fixture("status_sent.json");
+        assert_eq!(only(&p).phone_number_id.as_deref(), Some("106540352242922"));
+        let p = fixture("inbound_text.json");
+        let Event::Inbound(m) = &p.events[0] else {
+            panic!("expected a message")
+        };
+        assert_eq!(m.phone_number_id.as_deref(), Some("106540352242922"));
+        // A number is read as its digits; anything but digits is no id.
+        for (id, want) in [
+            (json!(106540352242922u64), Some("106540352242922")),
+            (json!("pn-1"), None),
+            (json!(""), None),
+            (json!(null), None),
+        ] {
+            let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
+                "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": id},
+                "statuses": [{"id": "wamid.X", "status": "sent", "timestamp": "1732700400",
+                    "recipient_id": "16505551234"}]}}]}]});
+            let p = parse(&raw_json(body.to_string().as_bytes()).unwrap());
+            assert_eq!(only(&p).phone_number_id.as_deref(), want, "{id}");
+        }
     }
 }

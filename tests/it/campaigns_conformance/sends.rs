@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wagate::domain::campaign::{CampaignState, RecipientStatus, SendRecord, SendResult};
+use wagate::domain::campaign::{CampaignState, ReportedStatus, SendRecord, SendResult};
 use wagate::domain::event::{Event, EventError};
 use wagate::domain::status::Status;
 use wagate::domain::time::Timestamp;
@@ -14,7 +14,7 @@ use crate::store_conformance::apply;
 use crate::support::events::{self, BUSINESS, incoming};
 
 /// A status event for `wamid` that names no campaign, phone or provider-side details of ours.
-fn bare_status(wamid: &str, status: Status) -> Event {
+pub fn bare_status(wamid: &str, status: Status) -> Event {
     let mut e = events::status(wamid, status, 1);
     if let Event::Status(s) = &mut e {
         s.campaign_id = None;
@@ -423,7 +423,7 @@ pub async fn counts_and_exports(ports: &Ports) {
             .is_empty()
     );
     let queued = c
-        .recipients_in(&camp, RecipientStatus::Queued, None, 10)
+        .recipients_in(&camp, ReportedStatus::Queued, None, 10)
         .await
         .unwrap();
     assert_eq!(queued.len(), 1);

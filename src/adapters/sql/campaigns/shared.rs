@@ -14,7 +14,7 @@ macro_rules! campaign_shared {
         use crate::adapters::sql;
         use crate::domain::campaign::{
             Campaign, CampaignCounts, CampaignId, CampaignState, ExportRow, NewCampaign,
-            OptOutChange, RETRYABLE_FAILURES, RecipientId, RecipientStatus,
+            OptOutChange, RETRYABLE_FAILURES, RecipientId, ReportedStatus,
         };
         use crate::domain::phone::PhoneNumber;
         use crate::domain::project::ProjectId;
@@ -329,14 +329,36 @@ macro_rules! campaign_shared {
         pub async fn export_page(
             pool: &Pool<$db>,
             campaign: &CampaignId,
-            status: Option<RecipientStatus>,
+            status: Option<ReportedStatus>,
             after: Option<&RecipientId>,
             limit: u32,
         ) -> Result<Vec<ExportRow>, sqlx::Error> {
             let mut q = QueryBuilder::<$db>::new(format!("{EXPORT_SELECT} WHERE r.campaign_id = "));
             q.push_bind(campaign.as_str());
             if let Some(s) = status {
-                q.push(" AND r.status = ").push_bind(s.as_str());
+                // The recipients the counts put under `s`: see `ReportedStatus::members`.
+                let m = s.members();
+                q.push(" AND (");
+                if let Some(whole) = m.whole {
+                    q.push("r.status = ").push_bind(whole.as_str());
+                }
+                if !m.sent_with.is_empty() {
+                    if m.whole.is_some() {
+                        q.push(" OR ");
+                    }
+                    q.push("(r.status = 'sent' AND (");
+                    for (i, message) in m.sent_with.iter().enumerate() {
+                        if i > 0 {
+                            q.push(" OR ");
+                        }
+                        match message {
+                            None => q.push("m.status_rank IS NULL"),
+                            Some(st) => q.push("m.status_rank = ").push_bind(i32::from(st.rank())),
+                        };
+                    }
+                    q.push("))");
+                }
+                q.push(")");
             }
             q.push(" AND r.id > ").push_bind(after.map_or("", |a| a.as_str()));
             q.push(" ORDER BY r.id LIMIT ").push_bind(i64::from(limit));

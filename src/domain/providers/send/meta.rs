@@ -14,8 +14,15 @@ use super::{
 use crate::domain::campaign::Media;
 use crate::domain::providers::{scalar_text, valid_id};
 
+/// The server and Graph API version of Meta's own OpenAPI description of the Cloud API
+/// (`business-messaging-api_v23.0.yaml` in the `facebook/openapi` repository), whose send
+/// operation is `POST /{Version}/{Phone-Number-ID}/messages`.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
-pub const DEFAULT_VERSION: &str = "v21.0";
+pub const DEFAULT_VERSION: &str = "v23.0";
+
+/// The only language policy that description allows (its `LanguageObject` requires `policy`
+/// and `code`): the template in exactly the language and locale asked for.
+pub const LANGUAGE_POLICY: &str = "deterministic";
 
 /// Refusals for a rate, not for the message: throughput (130429), too many to one user
 /// (131056), spam rate limit (131048), and the app/account call limits (4, 80007).
@@ -46,8 +53,10 @@ pub fn build(settings: &ProviderSettings, req: &SendRequest<'_>) -> Result<HttpC
     ))
 }
 
-/// The Cloud API template message for `req`. Components appear only when they carry
-/// something: a header only with media, a body only with parameters.
+/// The Cloud API template message for `req`, as Meta's description has it (`TemplateMessage`:
+/// `messaging_product`, `recipient_type`, `to`, `type`, and a `template` with `name` and a
+/// `language` of `policy` and `code`). Components appear only when they carry something: a
+/// header only with media, a body only with parameters.
 pub(super) fn cloud_api_body(req: &SendRequest<'_>) -> Value {
     let mut components = Vec::new();
     if let Some(media) = req.media {
@@ -61,7 +70,10 @@ pub(super) fn cloud_api_body(req: &SendRequest<'_>) -> Value {
             .collect();
         components.push(json!({"type": "body", "parameters": parameters}));
     }
-    let mut template = json!({"name": req.template, "language": {"code": req.language}});
+    let mut template = json!({
+        "name": req.template,
+        "language": {"policy": LANGUAGE_POLICY, "code": req.language},
+    });
     if !components.is_empty() {
         template["components"] = Value::Array(components);
     }
@@ -169,7 +181,7 @@ mod tests {
         let call = build(&settings("EAAG-token"), &sample.request()).unwrap();
         assert_eq!(
             call.url,
-            "https://graph.facebook.com/v21.0/106540352242922/messages"
+            "https://graph.facebook.com/v23.0/106540352242922/messages"
         );
         assert_eq!(header_of(&call, "authorization"), Some("Bearer EAAG-token"));
         assert_eq!(header_of(&call, "content-type"), Some("application/json"));
@@ -213,7 +225,7 @@ mod tests {
         let call = build(&settings("t"), &sample.request()).unwrap();
         assert_eq!(
             call.url,
-            "https://graph.facebook.com/v21.0/1%2F..%2F..%2Fx%3Fy/messages"
+            "https://graph.facebook.com/v23.0/1%2F..%2F..%2Fx%3Fy/messages"
         );
     }
 

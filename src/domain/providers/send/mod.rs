@@ -331,7 +331,7 @@ mod tests {
                 "http://mock:9000/campaign/t1/api/v2",
                 "http://mock:9000/services/rcm/sendMessage",
                 "http://mock:9000/messages",
-                "http://mock:9000/v21.0/106540352242922/messages",
+                "http://mock:9000/v23.0/106540352242922/messages",
             ]
         );
         let body = br#"{"messages":[{"id":"wamid.X"}],"mid":"m1","messageId":"a1"}"#;

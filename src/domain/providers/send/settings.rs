@@ -14,7 +14,7 @@ pub struct ProviderSettings {
     /// The bearer token (Meta, Datagen) or API key (AiSensy, AiSensy-direct). A secret: never
     /// shown back, never logged.
     pub credential: Option<String>,
-    /// Meta's Graph API version (`v21.0`), Karix's `metaData.version` (`v1.0.9`).
+    /// Meta's Graph API version (`v23.0`), Karix's `metaData.version` (`v1.0.9`).
     pub api_version: Option<String>,
     /// Karix's `preferences.webHookDNId`: which configured webhook its status reports go to.
     pub webhook_dn_id: Option<String>,
