@@ -1,4 +1,4 @@
-//! Logic shared by several roles, built on the ports: cached lookups, event dedupe (recent marks as fingerprints), quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache, the sender's rate limits.
+//! Logic shared by several roles, built on the ports: cached lookups, event dedupe (recent marks as fingerprints), quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache, the sender's rate limits, the gauges read from the store.
 
 pub mod breakers;
 pub mod dedupe;
@@ -8,6 +8,7 @@ pub mod recent_marks;
 pub mod replay;
 pub mod retention;
 pub mod send_limits;
+pub mod store_gauges;
 mod tiers;
 
 pub use breakers::{BreakerConfig, BreakerView, Breakers};

@@ -231,6 +231,22 @@ macro_rules! campaign_shared {
             counts_from(rows)
         }
 
+        pub async fn count_by_state(
+            pool: &Pool<$db>,
+        ) -> Result<Vec<(CampaignState, u64)>, sqlx::Error> {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state, COUNT(*) FROM campaigns GROUP BY state")
+                    .fetch_all(pool)
+                    .await?;
+            rows.into_iter()
+                .map(|(state, n)| {
+                    let state = CampaignState::parse(&state)
+                        .ok_or_else(|| corrupt(format!("campaign state `{state}`")))?;
+                    Ok((state, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        }
+
         pub async fn sent_since(
             pool: &Pool<$db>,
             campaign: &CampaignId,
