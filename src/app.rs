@@ -241,6 +241,14 @@ impl App {
                 self.stop_workers.clone(),
             );
         }
+        self.tracker.spawn(
+            crate::services::store_gauges::StoreGauges {
+                campaigns: self.backends.campaigns.clone(),
+                deliveries: self.backends.deliveries.clone(),
+                metrics: self.metrics.clone(),
+            }
+            .run(self.stop_workers.clone()),
+        );
         self.tracker.spawn(refresh_queue_gauges(
             self.backends.queue.clone(),
             self.metrics.clone(),

@@ -29,7 +29,8 @@ enum Command {
         /// Address to listen on (overrides WAGATE_LISTEN).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Comma-separated subset of api,ingress,processor (overrides WAGATE_ROLES).
+        /// Comma-separated subset of api, ingress, processor, forwarder, sender, or `all`
+        /// (the default; overrides WAGATE_ROLES).
         #[arg(long)]
         roles: Option<String>,
     },

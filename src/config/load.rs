@@ -86,7 +86,7 @@ impl Config {
             processor_batch_size, processor_flush_ms, processor_concurrency, processor_prefetch,
             max_attempts, queue_visibility_timeout_ms, cache_memory_ttl_secs, cache_redis_ttl_secs,
             cache_negative_ttl_secs, dedupe_ttl_secs, cache_memory_max_bytes, memory_trim_interval_ms, raw_payload_retention_days, shutdown_timeout_secs,
-            log_format, ingress_auth,
+            log_format, ingress_auth, access_log,
             embedded_ingress_only, allow_private_targets,
             forwarder_concurrency, forwarder_endpoint_inflight, forwarder_timeout_ms,
             forwarder_retry_schedule, forwarder_prefetch, sweeper_interval_ms,

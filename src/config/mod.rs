@@ -110,6 +110,9 @@ pub struct Config {
     pub memory_trim_interval_ms: u64,
     pub shutdown_timeout_secs: u64,
     pub log_format: String,
+    /// The access log's level: one line per request at `info` when true, at `debug` when false
+    /// (so `WAGATE_LOG=wagate::access=debug` shows it without a restart of the setting).
+    pub access_log: bool,
     /// Lets an `ingress` process without `processor` start on the embedded queue: the events
     /// wait in the file until a processor opens it later (the processor benchmark fills a
     /// backlog this way). Off by default, since events would otherwise be stranded.
@@ -223,6 +226,7 @@ impl Default for Config {
             raw_payload_retention_days: 30,
             shutdown_timeout_secs: 30,
             log_format: "text".into(),
+            access_log: false,
             embedded_ingress_only: false,
             allow_private_targets: false,
             forwarder_concurrency: 100,

@@ -96,6 +96,7 @@ impl std::fmt::Debug for Config {
             )
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("log_format", &self.log_format)
+            .field("access_log", &self.access_log)
             .field("embedded_ingress_only", &self.embedded_ingress_only)
             .field("allow_private_targets", &self.allow_private_targets)
             .field("forwarder_concurrency", &self.forwarder_concurrency)

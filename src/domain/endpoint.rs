@@ -29,6 +29,17 @@ pub enum EndpointError {
     InvalidId(String),
 }
 
+impl EndpointError {
+    /// The message, naming `field` where it names `webhook_url`: a URL error is about whichever
+    /// field held the URL (`csv_url`, `base_url`).
+    pub fn for_field(&self, field: &str) -> String {
+        match self {
+            EndpointError::InvalidUrl(why) => format!("{field} {why}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 const MAX_URL_BYTES: usize = 2048;
 const MAX_TOPICS: usize = 10;
 const MAX_DESCRIPTION: usize = 500;

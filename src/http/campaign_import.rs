@@ -24,6 +24,7 @@ use super::AppState;
 use super::campaigns::owned;
 use super::error::ApiError;
 use super::extract::ProjectAuth;
+use super::webhooks::Target;
 use crate::domain::campaign::csv_import::{CsvError, CsvImport};
 use crate::domain::campaign::{Campaign, CampaignState, ImportCounts, NewRecipient, RecipientId};
 use crate::domain::endpoint::WebhookUrl;
@@ -226,8 +227,21 @@ type ByteStream = futures_util::stream::BoxStream<'static, Result<Bytes, ApiErro
 async fn fetch(s: &AppState, url: &str) -> Result<ByteStream, ApiError> {
     let failed = |why: String| ApiError::bad_request("csv_fetch_failed", why);
     let parsed = WebhookUrl::parse(url)
-        .map_err(|e| ApiError::bad_request("url_not_allowed", format!("csv_url {e}")))?;
-    super::webhooks::check_target("csv_url", &parsed, s.allow_private_targets).await?;
+        .map_err(|e| ApiError::bad_request("url_not_allowed", e.for_field("csv_url")))?;
+    // Unlike a webhook URL, which is only used later, a CSV is fetched now: a name that does
+    // not resolve is a fetch that failed, said so (an internal address is still refused).
+    match super::webhooks::vet_target(&parsed, s.allow_private_targets).await {
+        Target::Allowed => {}
+        Target::Unresolved => {
+            return Err(failed(format!(
+                "fetching csv_url failed: its host `{}` does not resolve",
+                parsed
+                    .host_and_port()
+                    .map_or(String::new(), |(h, _)| h.to_string())
+            )));
+        }
+        Target::Internal => return Err(super::webhooks::internal_target("csv_url")),
+    }
     let download = s
         .campaigning
         .csv_client
@@ -248,6 +262,7 @@ async fn fetch(s: &AppState, url: &str) -> Result<ByteStream, ApiError> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UrlBody {
     csv_url: String,
 }
@@ -275,13 +290,7 @@ pub async fn upload(
                     "a JSON body must be at most 64 KiB",
                 )
             })?;
-        let b: UrlBody = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                format!("expected {{\"csv_url\": \"https://…\"}}: {e}"),
-            )
-        })?;
+        let b: UrlBody = super::extract::parse_json(&bytes)?;
         load(&s, &c, Source::Url(&b.csv_url)).await?
     } else {
         load(&s, &c, Source::Upload(body)).await?

@@ -16,7 +16,7 @@ use super::campaign_import::{self, Source};
 use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth, QueryParams};
 use super::page;
-use crate::domain::campaign::new::{CampaignIn, schedule_time};
+use crate::domain::campaign::new::{CampaignIn, number_or_text, schedule_time};
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignError, CampaignId, CampaignState, ExportRow, RecipientId,
     ReportedStatus, Transition,
@@ -240,7 +240,8 @@ pub async fn cancel(
 ) -> Result<Json<Value>, ApiError> {
     let c = owned(&s, &project, &id).await?;
     apply(&s, &c, Transition::Cancel, Timestamp::now()).await?;
-    s.campaigning.campaigns.cancel_queued(&c.id).await?;
+    let cancelled = s.campaigning.campaigns.cancel_queued(&c.id).await?;
+    tracing::info!(campaign = %c.id, project = %project, cancelled, "campaign cancelled");
     reread(&s, &project, &c).await
 }
 
@@ -318,10 +319,12 @@ async fn requeued_view(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendBody {
     campaign_id: String,
     csv_url: Option<String>,
     template_id: Option<String>,
+    #[serde(default, deserialize_with = "number_or_text")]
     schedule_time: Option<Value>,
 }
 
@@ -385,6 +388,9 @@ pub async fn send(
     .await?;
     if state == CampaignState::Running {
         s.campaigning.campaigns.make_due(&c.id, now).await?;
+        tracing::info!(campaign = %c.id, project = %project, recipients = counts.queued, "campaign started");
+    } else {
+        tracing::info!(campaign = %c.id, project = %project, recipients = counts.queued, start_at = ?schedule.map(Timestamp::to_rfc3339), "campaign scheduled");
     }
     let mut v = reread(&s, &project, &c).await?.0;
     if let Some(import) = import {

@@ -1,11 +1,12 @@
 //! What every request passes through before a handler: a URI length limit, a cap on requests
-//! served at once, a time limit, and one JSON shape for the errors made below the handlers.
+//! served at once, a time limit, and one JSON shape for the errors made below the handlers;
+//! and after it, the access log, the request metrics and the JSON newline (`observe`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,9 @@ use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
 use super::error::ApiError;
+use super::observe::{self, Observer};
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// Longest request target (path and query) answered by a handler. hyper refuses targets over
 /// 64 KiB with an empty 414 before any of this code runs; this limit answers the rest in JSON.
@@ -26,6 +29,8 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     pub request_timeout: Duration,
     pub max_concurrent: usize,
+    /// Access log lines at `info` rather than `debug` (not a limit, but read at the same edge).
+    pub access_log: bool,
 }
 
 impl HttpLimits {
@@ -35,6 +40,7 @@ impl HttpLimits {
             header_timeout: Config::ms(c.http_header_timeout_ms),
             request_timeout: Config::ms(c.http_request_timeout_ms),
             max_concurrent: c.http_max_concurrent_requests,
+            access_log: c.access_log,
         }
     }
 }
@@ -45,8 +51,14 @@ impl HttpLimits {
 ///
 /// `bulk` routes (a recipients CSV up or down: minutes for a million rows) get
 /// [`BULK_TIMEOUT`] instead of the request timeout.
-pub fn apply(router: Router, bulk: Router, limits: &HttpLimits) -> Router {
-    let permits = Arc::new(Semaphore::new(limits.max_concurrent));
+pub fn apply(router: Router, bulk: Router, limits: &HttpLimits, metrics: Metrics) -> Router {
+    let shared = Arc::new(Edge {
+        permits: Semaphore::new(limits.max_concurrent),
+        observer: Observer {
+            metrics,
+            access_info: limits.access_log,
+        },
+    });
     router
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -56,7 +68,13 @@ pub fn apply(router: Router, bulk: Router, limits: &HttpLimits) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             BULK_TIMEOUT,
         )))
-        .layer(middleware::from_fn_with_state(permits, edge))
+        .layer(middleware::from_fn_with_state(shared, edge))
+}
+
+/// What the edge middleware holds.
+struct Edge {
+    permits: Semaphore,
+    observer: Observer,
 }
 
 /// The largest JSON body a bulk route takes (`event/send`, a `{"csv_url"}` upload): the
@@ -66,9 +84,20 @@ pub const BULK_JSON_BODY_BYTES: usize = 64 * 1024;
 /// How long a bulk transfer may take, body included.
 pub const BULK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
-/// One middleware (one boxed future per request, not three): the URI limit, the concurrency
-/// cap, and the JSON shape for errors made below the handlers.
-async fn edge(State(permits): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
+/// One middleware (one boxed future per request, not several): the URI limit, the concurrency
+/// cap, the JSON shape for errors made below the handlers; then every response, refused here
+/// or not, is counted, logged and, if JSON, ended with a newline.
+async fn edge(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let resp = limited(&edge.permits, req, next).await;
+    edge.observer
+        .record(&method, route.as_ref(), &resp, started);
+    observe::end_json_with_newline(resp)
+}
+
+async fn limited(permits: &Semaphore, req: Request, next: Next) -> Response {
     let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if len > MAX_URI_BYTES {
         return ApiError::new(
@@ -83,7 +112,7 @@ async fn edge(State(permits): State<Arc<Semaphore>>, req: Request, next: Next) -
     let _permit = if req.uri().path() == "/healthz" {
         None
     } else {
-        match permits.try_acquire_owned() {
+        match permits.try_acquire() {
             Ok(permit) => Some(permit),
             Err(_) => {
                 let mut resp = ApiError::unavailable(

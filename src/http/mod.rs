@@ -9,6 +9,7 @@ mod forwarding;
 mod ingress;
 pub mod limits;
 mod messages;
+mod observe;
 mod ops;
 mod page;
 mod projects;
@@ -196,10 +197,11 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
     let bulk = bulk
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
+    let metrics = state.metrics.clone();
     let app = app
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .with_state(state);
-    limits::apply(app, bulk, limits)
+    limits::apply(app, bulk, limits, metrics)
 }

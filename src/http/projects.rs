@@ -18,11 +18,26 @@ use crate::domain::time::Timestamp;
 use crate::services::Replayer;
 
 /// A business number as a request gives it: `"+91…"` or `{"number", "meta_phone_number_id"}`.
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub enum NumberIn {
     Plain(String),
     Detailed(NumberDetail),
+}
+
+/// By hand rather than `untagged`, whose one error ("did not match any variant") would hide
+/// which field of the object was wrong or unknown.
+impl<'de> Deserialize<'de> for NumberIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<NumberIn, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(NumberIn::Plain(s)),
+            v @ Value::Object(_) => NumberDetail::deserialize(v)
+                .map(NumberIn::Detailed)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "a number is a string or {\"number\", \"meta_phone_number_id\"}",
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]

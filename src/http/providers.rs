@@ -38,14 +38,11 @@ pub struct SettingsBody {
 
 fn field(name: &'static str, v: Option<String>) -> Result<Option<String>, ApiError> {
     match v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        Some(v) if v.len() > MAX_FIELD || v.chars().any(char::is_control) => {
-            Err(ApiError::bad_request(
-                "invalid_request",
-                format!(
-                    "{name} must be at most {MAX_FIELD} characters, without control characters"
-                ),
-            ))
-        }
+        Some(v) if v.len() > MAX_FIELD || v.chars().any(char::is_control) => Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("{name} must be at most {MAX_FIELD} characters, without control characters"),
+        )),
         v => Ok(v),
     }
 }
@@ -71,7 +68,7 @@ pub async fn put(
     let base_url = match field("base_url", b.base_url)? {
         Some(url) => {
             let parsed = WebhookUrl::parse(&url)
-                .map_err(|e| ApiError::bad_request("url_not_allowed", format!("base_url {e}")))?;
+                .map_err(|e| ApiError::bad_request("url_not_allowed", e.for_field("base_url")))?;
             super::webhooks::check_target("base_url", &parsed, s.allow_private_targets).await?;
             Some(parsed.as_str().trim_end_matches('/').to_owned())
         }

@@ -55,19 +55,39 @@ pub(super) async fn check_target(
     url: &WebhookUrl,
     allow_private: bool,
 ) -> Result<(), ApiError> {
-    if allow_private {
-        return Ok(());
+    match vet_target(url, allow_private).await {
+        Target::Allowed => Ok(()),
+        Target::Unresolved | Target::Internal => Err(internal_target(field)),
     }
-    let refused = || {
-        ApiError::bad_request(
-            "url_not_allowed",
-            format!(
-                "{field} must name a host that resolves to public internet addresses only \
-                 (loopback, private, link-local, CGNAT and metadata addresses are refused)"
-            ),
-        )
+}
+
+/// The `url_not_allowed` refusal of a URL whose host is internal.
+pub(super) fn internal_target(field: &'static str) -> ApiError {
+    ApiError::bad_request(
+        "url_not_allowed",
+        format!(
+            "{field} must name a host that resolves to public internet addresses only \
+             (loopback, private, link-local, CGNAT and metadata addresses are refused)"
+        ),
+    )
+}
+
+/// What the address guard makes of a URL's host.
+pub(super) enum Target {
+    Allowed,
+    /// The name did not resolve (in time).
+    Unresolved,
+    /// Some address is internal.
+    Internal,
+}
+
+pub(super) async fn vet_target(url: &WebhookUrl, allow_private: bool) -> Target {
+    if allow_private {
+        return Target::Allowed;
+    }
+    let Some((host, port)) = url.host_and_port() else {
+        return Target::Internal;
     };
-    let (host, port) = url.host_and_port().ok_or_else(refused)?;
     let addresses: Vec<IpAddr> = match host {
         url::Host::Ipv4(ip) => vec![ip.into()],
         url::Host::Ipv6(ip) => vec![ip.into()],
@@ -75,14 +95,17 @@ pub(super) async fn check_target(
             let lookup = tokio::net::lookup_host((name.as_str(), port));
             match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
                 Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
-                Ok(Err(_)) | Err(_) => return Err(refused()),
+                Ok(Err(_)) | Err(_) => return Target::Unresolved,
             }
         }
     };
-    if addresses.is_empty() || addresses.iter().any(|ip| is_forbidden_target(*ip)) {
-        return Err(refused());
+    if addresses.is_empty() {
+        Target::Unresolved
+    } else if addresses.iter().any(|ip| is_forbidden_target(*ip)) {
+        Target::Internal
+    } else {
+        Target::Allowed
     }
-    Ok(())
 }
 
 pub(super) fn not_found(id: &str) -> ApiError {
@@ -271,20 +294,7 @@ pub async fn rotate_secret(
     let b: RotateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            if e.is_data() {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request",
-                    e.to_string(),
-                )
-            } else {
-                ApiError::bad_request(
-                    "invalid_json",
-                    format!("request body is not valid JSON: {e}"),
-                )
-            }
-        })?
+        super::extract::parse_json(&bytes)?
     };
     let overlap = b.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
     if overlap > MAX_OVERLAP_SECS {

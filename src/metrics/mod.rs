@@ -1,8 +1,10 @@
 //! Every metric wagate exports, its name, help and labels, in one typed place.
 
 pub mod forward;
+pub mod http;
 pub mod process;
 pub mod send;
+pub mod store_state;
 
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+pub use http::{HttpLabel, RouteLabel};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabel {
@@ -94,6 +98,8 @@ pub struct Metrics {
     pub store_seconds: HistogramFamily<OpLabel>,
     pub forward: forward::ForwardMetrics,
     pub send: send::SendMetrics,
+    pub http: http::HttpMetrics,
+    pub store_state: store_state::StoreStateMetrics,
     /// Per-URL breakers this process tracks, by state (a count, never a label per URL).
     pub forward_breakers: Family<StateLabel, Gauge>,
     /// Endpoint config lookups answered, by the layer that answered.
@@ -114,6 +120,8 @@ impl Metrics {
         let r = root.sub_registry_with_prefix("wagate");
         let forward = forward::ForwardMetrics::register(r);
         let send = send::SendMetrics::register(r);
+        let http = http::HttpMetrics::register(r);
+        let store_state = store_state::StoreStateMetrics::register(r);
         let m = Metrics {
             registry: Arc::new(Registry::default()),
             sizes: process::Sizes::default(),
@@ -135,6 +143,8 @@ impl Metrics {
             store_seconds: Family::new_with_constructor(latency_histogram),
             forward,
             send,
+            http,
+            store_state,
             forward_breakers: Family::default(),
             endpoint_cache_lookups: Family::default(),
         };

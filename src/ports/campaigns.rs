@@ -166,6 +166,10 @@ pub trait Campaigns: Send + Sync + 'static {
     /// Recipients that moved out of `sending` into `sent` or `failed` at or after `since`.
     async fn sent_since(&self, campaign: &CampaignId, since: Timestamp) -> Result<u64, StoreError>;
 
+    /// How many campaigns are in each state, over all projects (the `campaigns` metric); a
+    /// state no campaign is in is absent.
+    async fn count_by_state(&self) -> Result<Vec<(CampaignState, u64)>, StoreError>;
+
     /// Campaigns in `state`, at most `limit`, in id order.
     async fn in_state(&self, state: CampaignState, limit: u32)
     -> Result<Vec<Campaign>, StoreError>;

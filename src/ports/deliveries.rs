@@ -104,6 +104,10 @@ pub trait Deliveries: Send + Sync + 'static {
     /// Dead deliveries over all endpoints (the dead-letter depth metric).
     async fn dead_count(&self) -> Result<u64, StoreError>;
 
+    /// Deliveries still `pending` over all endpoints: due now, waiting for a retry, or deferred
+    /// (the `deliveries_pending` metric).
+    async fn pending_count(&self) -> Result<u64, StoreError>;
+
     /// Deletes up to `limit` settled deliveries (succeeded or dead) created before `before`,
     /// with their attempts, oldest first; returns how many deliveries went. Pending ones stay
     /// whatever their age.

@@ -1,4 +1,4 @@
-//! Logic shared by several roles, built on the ports: cached lookups, event dedupe (recent marks as fingerprints), quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache, the sender's rate limits, the sealer of stored secrets.
+//! Logic shared by several roles, built on the ports: cached lookups, event dedupe (recent marks as fingerprints), quarantine replay, payload retention, the forwarder's shared circuit breakers and endpoint cache, the sender's rate limits, the sealer of stored secrets, the gauges read from the store.
 
 pub mod breakers;
 pub mod dedupe;
@@ -9,6 +9,7 @@ pub mod replay;
 pub mod retention;
 pub mod sealer;
 pub mod send_limits;
+pub mod store_gauges;
 mod tiers;
 
 pub use breakers::{BreakerConfig, BreakerView, Breakers};

@@ -492,6 +492,9 @@ impl Campaigns for Refusing {
     async fn sent_since(&self, c: &CampaignId, since: Timestamp) -> Result<u64, StoreError> {
         self.inner.sent_since(c, since).await
     }
+    async fn count_by_state(&self) -> Result<Vec<(CampaignState, u64)>, StoreError> {
+        self.inner.count_by_state().await
+    }
     async fn in_state(&self, s: CampaignState, limit: u32) -> Result<Vec<Campaign>, StoreError> {
         self.inner.in_state(s, limit).await
     }

@@ -99,6 +99,7 @@ macro_rules! campaigns_suite {
 campaigns_suite!(
     campaigns_are_scoped_to_their_project,
     transitions_are_conditional,
+    campaigns_are_counted_by_state,
     recipient_loads_count_duplicates_and_opt_outs,
     opt_outs_keep_the_latest_change,
     provider_settings_round_trip,
@@ -206,6 +207,24 @@ pub fn sent(id: &RecipientId, wamid: Option<&str>) -> SendRecord {
         },
         at: Timestamp::now(),
     }
+}
+
+async fn campaigns_are_counted_by_state(ports: &Ports) {
+    assert_eq!(ports.campaigns.count_by_state().await.unwrap(), []);
+    seeded(ports, "acme", CampaignState::Draft, 1).await;
+    seeded(ports, "acme", CampaignState::Running, 1).await;
+    seeded(ports, "beta", CampaignState::Running, 1).await;
+    seeded(ports, "beta", CampaignState::Cancelled, 0).await;
+    let mut counts = ports.campaigns.count_by_state().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        [
+            (CampaignState::Cancelled, 1),
+            (CampaignState::Draft, 1),
+            (CampaignState::Running, 2),
+        ]
+    );
 }
 
 async fn campaigns_are_scoped_to_their_project(ports: &Ports) {

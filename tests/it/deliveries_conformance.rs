@@ -71,6 +71,7 @@ deliveries_suite!(
     an_attempt_is_recorded_once,
     one_call_records_many_deliveries_in_order,
     dead_deliveries_are_counted,
+    pending_deliveries_are_counted,
     defer_moves_without_charging,
     claim_due_leases_what_is_due,
     concurrent_claims_are_disjoint,
@@ -288,6 +289,28 @@ async fn one_call_records_many_deliveries_in_order(ports: &Ports) {
         .map(|x| (x.attempt, x.status_code))
         .collect();
     assert_eq!(codes, [(1, Some(500)), (2, Some(201))]);
+}
+
+async fn pending_deliveries_are_counted(ports: &Ports) {
+    assert_eq!(ports.deliveries.pending_count().await.unwrap(), 0);
+    let (_, ids) = seed(ports, 4).await;
+    assert_eq!(ports.deliveries.pending_count().await.unwrap(), 4);
+    // Delivered and dead ones leave the count; a retry and a deferral stay in it.
+    record(
+        ports,
+        &[
+            attempt(&ids[0], 1, Some(200), FollowUp::Succeeded),
+            attempt(&ids[1], 1, Some(400), FollowUp::Dead),
+            attempt(&ids[2], 1, Some(503), FollowUp::RetryAt(later(60_000))),
+        ],
+    )
+    .await;
+    ports
+        .deliveries
+        .defer(&ids[3..], later(60_000))
+        .await
+        .unwrap();
+    assert_eq!(ports.deliveries.pending_count().await.unwrap(), 2);
 }
 
 async fn dead_deliveries_are_counted(ports: &Ports) {

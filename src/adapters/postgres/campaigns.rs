@@ -434,6 +434,10 @@ impl Campaigns for PgStore {
             .map_err(classify)
     }
 
+    async fn count_by_state(&self) -> Result<Vec<(CampaignState, u64)>, StoreError> {
+        q::count_by_state(&self.pool).await.map_err(classify)
+    }
+
     async fn in_state(
         &self,
         state: CampaignState,

@@ -222,6 +222,10 @@ impl Deliveries for PgStore {
             .map_err(classify)
     }
 
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        q::pending_count(&self.pool).await.map_err(classify)
+    }
+
     async fn dead_count(&self) -> Result<u64, StoreError> {
         q::dead_count(&self.pool).await.map_err(classify)
     }

@@ -253,6 +253,15 @@ macro_rules! delivery_queries {
             Ok(done.rows_affected())
         }
 
+        /// Reads the partial index on pending rows, not the table.
+        pub async fn pending_count(pool: &Pool<$db>) -> Result<u64, sqlx::Error> {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+                    .fetch_one(pool)
+                    .await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+
         pub async fn dead_count(pool: &Pool<$db>) -> Result<u64, sqlx::Error> {
             let n: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'dead'")

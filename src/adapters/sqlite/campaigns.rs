@@ -442,6 +442,10 @@ impl Campaigns for SqliteStore {
             .map_err(classify)
     }
 
+    async fn count_by_state(&self) -> Result<Vec<(CampaignState, u64)>, StoreError> {
+        q::count_by_state(&self.db.read).await.map_err(classify)
+    }
+
     async fn in_state(
         &self,
         state: CampaignState,

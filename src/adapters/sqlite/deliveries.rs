@@ -215,6 +215,10 @@ impl Deliveries for SqliteStore {
         Ok(n)
     }
 
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        q::pending_count(&self.db.read).await.map_err(classify)
+    }
+
     async fn dead_count(&self) -> Result<u64, StoreError> {
         q::dead_count(&self.db.read).await.map_err(classify)
     }

@@ -241,6 +241,7 @@ impl UnknownPolicy {
 /// Template parameter `i` (in order) takes the recipient's value of `column`, or `fallback` when
 /// the recipient has none (or an empty one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ParamSpec {
     pub column: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,6 +250,7 @@ pub struct ParamSpec {
 
 /// A header attachment the template takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Media {
     /// `image`, `video` or `document`.
     #[serde(rename = "type", default = "Media::default_kind")]

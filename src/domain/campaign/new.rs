@@ -18,9 +18,11 @@ const MAX_MEDIA_URL_CHARS: usize = 2_048;
 const MAX_FILENAME_CHARS: usize = 255;
 
 /// The request body. Every field is optional here so that a missing one gets its own error
-/// code from [`CampaignIn::parse`] rather than a generic JSON error; unknown fields are
-/// ignored, so clients written for the seed's API keep working.
+/// code from [`CampaignIn::parse`] rather than a generic JSON error. An unknown field is
+/// refused, as on every route: a misspelt optional field (`schedule_tme`) would otherwise be
+/// dropped without a word, and the campaign start at once.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CampaignIn {
     pub name: Option<String>,
     pub template_id: Option<String>,
@@ -30,8 +32,10 @@ pub struct CampaignIn {
     pub params: Option<Vec<ParamSpec>>,
     pub media: Option<Media>,
     /// Unix seconds (a number or a numeric string) or an RFC 3339 time.
+    #[serde(default, deserialize_with = "number_or_text")]
     pub schedule_time: Option<Value>,
     /// A number, or a numeric string.
+    #[serde(default, deserialize_with = "number_or_text")]
     pub rate_limit_per_second: Option<Value>,
     /// `hold` (the default) or `resend`: see [`UnknownPolicy`].
     pub unknown_policy: Option<String>,
@@ -189,6 +193,24 @@ fn media(m: Media) -> Result<Media, CampaignError> {
         url: url.to_owned(),
         filename,
     })
+}
+
+/// A field that takes a number or a text (`null` is absent). Any other JSON type is the
+/// wrong type, refused while reading the body like every other wrong type; what the number or
+/// text means is checked later, with its own error code.
+pub fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ (Value::Number(_) | Value::String(_))) => Ok(Some(v)),
+        Some(other) => Err(serde::de::Error::invalid_type(
+            match &other {
+                Value::Bool(b) => serde::de::Unexpected::Bool(*b),
+                Value::Array(_) => serde::de::Unexpected::Seq,
+                _ => serde::de::Unexpected::Map,
+            },
+            &"a number or a string",
+        )),
+    }
 }
 
 /// When a campaign (or a one-shot send) should start: Unix seconds, as a number (fractions

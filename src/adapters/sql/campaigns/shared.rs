@@ -8,7 +8,7 @@ macro_rules! campaign_shared {
         use sqlx::{AssertSqlSafe, Pool, QueryBuilder};
 
         use crate::adapters::sql::campaigns::{
-            CAMPAIGN_COLUMNS, EXPORT_SELECT, campaign_from, counts_from, export_from,
+            CAMPAIGN_COLUMNS, EXPORT_SELECT, campaign_from, corrupt, counts_from, export_from,
             latest_opt_outs,
         };
         use crate::adapters::sql;
@@ -308,6 +308,22 @@ macro_rules! campaign_shared {
             .fetch_all(pool)
             .await?;
             counts_from(rows)
+        }
+
+        pub async fn count_by_state(
+            pool: &Pool<$db>,
+        ) -> Result<Vec<(CampaignState, u64)>, sqlx::Error> {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state, COUNT(*) FROM campaigns GROUP BY state")
+                    .fetch_all(pool)
+                    .await?;
+            rows.into_iter()
+                .map(|(state, n)| {
+                    let state = CampaignState::parse(&state)
+                        .ok_or_else(|| corrupt(format!("campaign state `{state}`")))?;
+                    Ok((state, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
         }
 
         pub async fn sent_since(

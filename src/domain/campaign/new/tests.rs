@@ -64,7 +64,6 @@ fn a_full_request_is_read_and_normalised() {
         "media": {"type": "Image", "url": " https://cdn.example.com/a.png ", "filename": "a.png"},
         "schedule_time": "2024-11-27T09:38:20Z",
         "rate_limit_per_second": "40",
-        "unknown_field": {"is": "ignored"},
     }))
     .unwrap();
     assert_eq!(c.name, "Diwali");
@@ -97,6 +96,32 @@ fn a_full_request_is_read_and_normalised() {
         Some(Timestamp::from_millis(1_732_700_300_000))
     );
     assert_eq!(c.rate_limit_per_second, Some(40));
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_are_refused_while_reading() {
+    let read = |body: Value| {
+        serde_json::from_value::<CampaignIn>(body)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(read(with("schedule_tme", json!(1))).contains("unknown field `schedule_tme`"));
+    let nested = with("params", json!([{"column": "name", "default": "x"}]));
+    assert!(read(nested).contains("unknown field `default`"));
+    for field in ["schedule_time", "rate_limit_per_second"] {
+        for wrong in [json!(true), json!([1]), json!({})] {
+            let e = read(with(field, wrong.clone()));
+            assert!(
+                e.contains("expected a number or a string"),
+                "{field} {wrong}: {e}"
+            );
+        }
+    }
+    // Numbers and texts go on to their own checks, with their own codes.
+    assert_eq!(
+        code(with("rate_limit_per_second", json!("fast"))),
+        "invalid_rate_limit"
+    );
 }
 
 #[test]
