@@ -136,7 +136,13 @@ async fn the_access_log_is_at_debug_by_default() {
 
 #[tokio::test]
 async fn access_log_at_info_and_campaign_lines() {
-    let server = Logged::start(&[("WAGATE_LOG", "info"), ("WAGATE_ACCESS_LOG", "true")]).await;
+    // A server credential for Datagen, so the campaign may start (no sender runs here).
+    let server = Logged::start(&[
+        ("WAGATE_LOG", "info"),
+        ("WAGATE_ACCESS_LOG", "true"),
+        ("WAGATE_DATAGEN_TOKEN", "server-token"),
+    ])
+    .await;
     let project = server
         .call(
             Method::POST,
@@ -229,6 +235,16 @@ async fn metrics_count_requests_by_route_and_read_the_store(app: &TestApp) {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     app.get("/no/such/route", &key).await;
+    // A credential, so the campaign may start.
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/v1/providers/datagen",
+            &key,
+            Some(json!({"token": "project-token"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // A running campaign and a draft; an endpoint whose delivery stays pending (no forwarder
     // runs in this app).
     for start in [true, false] {
