@@ -29,7 +29,8 @@
 //!   runner (scheduled starts, due recipients, unknown sends, finished campaigns).
 //! - [`app`]: builds everything for the configured roles and runs it with graceful shutdown.
 //! - [`config`]: layered configuration; [`metrics`]: every exported metric, process and cache
-//!   sizes included; [`telemetry`]: logs.
+//!   sizes included; [`telemetry`]: logs; [`health_check`]: `wagate health`, the container's
+//!   health probe.
 //! - [`bench`]: the `wagate bench` load tool and `wagate mock-bsp`, the BSPs' stand-in.
 
 pub mod adapters;
@@ -37,6 +38,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod domain;
+pub mod health_check;
 pub mod http;
 pub mod metrics;
 pub mod ports;

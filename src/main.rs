@@ -1,4 +1,4 @@
-//! The `wagate` binary: `serve`, `migrate`, `secrets`, `bench` and `mock-bsp`.
+//! The `wagate` binary: `serve`, `migrate`, `health`, `secrets`, `bench` and `mock-bsp`.
 
 use std::path::PathBuf;
 
@@ -36,6 +36,12 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Exit 0 if the local server's /healthz answers 200 within 3 s (a container health check).
+    Health {
+        /// Address to ask (default: WAGATE_LISTEN's port on loopback).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+    },
     /// Stored secrets: how they are kept, and re-sealing them with a new key.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -88,6 +94,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("migrating")?;
             tracing::info!(store = store.backend(), "migrations applied");
             Ok(())
+        }
+        Command::Health { addr } => {
+            let addr = match addr {
+                Some(addr) => addr,
+                None => wagate::health_check::local_address(load(cli.config.as_deref())?.listen),
+            };
+            wagate::health_check::check(addr, std::time::Duration::from_secs(3)).await
         }
         Command::Secrets(command) => secrets(cli.config.as_deref(), command).await,
         Command::Serve { listen, roles } => {

@@ -17,6 +17,18 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// Every outcome the forwarder counts: each is exported from the start at 0, so a rate or a
+/// ratio over them has data before the first delivery (and alerts can tell 0 from absent).
+pub const FORWARD_OUTCOMES: [&str; 7] = [
+    "delivered",
+    "retry",
+    "dead",
+    "disabled",
+    "deferred_breaker",
+    "deferred_busy",
+    "skipped",
+];
+
 #[derive(Clone)]
 pub struct ForwardMetrics {
     pub outbox_deliveries: Counter,
@@ -39,6 +51,9 @@ impl ForwardMetrics {
             swept: Counter::default(),
             in_flight: Gauge::default(),
         };
+        for outcome in FORWARD_OUTCOMES {
+            drop(m.deliveries.get_or_create(&OutcomeLabel { outcome }));
+        }
         r.register(
             "outbox_deliveries",
             "Deliveries the processor wrote with new events and queued for the forwarder",

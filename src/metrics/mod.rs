@@ -8,6 +8,8 @@ pub mod store_state;
 
 use std::sync::Arc;
 
+use crate::domain::task::queues;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -234,6 +236,18 @@ impl Metrics {
             "Endpoint config lookups by the layer that answered (memory, shared, store)",
             m.endpoint_cache_lookups.clone(),
         );
+        // Dead-lettering on every queue, and breakers in every state, are exported from the
+        // start, at 0: an alert on their increase then has a series to start from.
+        for queue in [queues::EVENTS, queues::FORWARD, queues::SEND] {
+            drop(m.dead_lettered.get_or_create(&QueueLabel { queue }));
+        }
+        for state in [
+            crate::domain::breaker::BreakerState::Closed,
+            crate::domain::breaker::BreakerState::Open,
+            crate::domain::breaker::BreakerState::HalfOpen,
+        ] {
+            m.forward_breaker(state);
+        }
         Metrics {
             registry: Arc::new(root),
             sizes,

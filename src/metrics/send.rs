@@ -9,10 +9,24 @@ use prometheus_client::registry::Registry;
 use super::forward::OutcomeLabel;
 use super::latency_histogram;
 
+/// Every outcome the sender counts, exported from the start at 0: `sent`, `failed`, `retry`
+/// (refused for now: throttled, a 5xx with the BSP's error body, no connection), `skipped`,
+/// `uncertain` (no answer: left `sending` for the BSP's webhook), `released` (handed back by a
+/// pause or a shutdown), `cancelled`, `not_claimed` (already handled, or paused).
+pub const SEND_OUTCOMES: [&str; 8] = [
+    "sent",
+    "failed",
+    "retry",
+    "skipped",
+    "uncertain",
+    "released",
+    "cancelled",
+    "not_claimed",
+];
+
 #[derive(Clone)]
 pub struct SendMetrics {
-    /// `sent`, `failed`, `retry`, `throttled`, `skipped`, `uncertain` (no answer: left
-    /// `sending` for the BSP's webhook), `not_claimed` (already handled, or paused).
+    /// One of [`SEND_OUTCOMES`].
     pub sends: Family<OutcomeLabel, Counter>,
     pub request_seconds: Histogram,
     pub queued: Counter,
@@ -29,6 +43,9 @@ impl SendMetrics {
             in_flight: Gauge::default(),
             repaired: Counter::default(),
         };
+        for outcome in SEND_OUTCOMES {
+            drop(m.sends.get_or_create(&OutcomeLabel { outcome }));
+        }
         r.register(
             "campaign_sends",
             "Campaign recipients handled by the sender, by outcome",

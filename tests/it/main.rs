@@ -21,6 +21,7 @@ mod forwarding;
 mod forwarding_crash;
 mod http;
 mod lists;
+mod monitoring;
 mod observability;
 mod projects;
 mod queue_conformance;

@@ -151,6 +151,10 @@ async fn serve_until_healthy(env: &[(&str, String)], port: u16) -> String {
         assert!(Instant::now() < deadline, "server did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The container's health check, given the same settings, finds the server (on loopback
+    // when it listens on every address) ...
+    let (ok, said) = health(env).await;
+    assert!(ok, "wagate health failed on a healthy server: {said}");
     let pid = child.id().unwrap().to_string();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -159,7 +163,26 @@ async fn serve_until_healthy(env: &[(&str, String)], port: u16) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "no colour codes: {stderr:?}");
+    // ... and fails, saying where it asked, once it is gone.
+    let (ok, said) = health(env).await;
+    assert!(!ok && said.contains(&format!(":{port}")), "{said}");
     stderr
+}
+
+/// Runs `wagate health` with only `env`: whether it succeeded, and its stderr.
+async fn health(env: &[(&str, String)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .arg("health")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Redis down does not stop the start, but the log says where it was looked for.
