@@ -353,7 +353,8 @@ mod tests {
             response_snippet: Some("200 ok\0".into()),
             ..record(&id, 2)
         };
-        let out = storable(&[fine.clone(), dirty]);
+        let both = [fine.clone(), dirty];
+        let out = storable(&both);
         assert_eq!(out[0], fine);
         assert_eq!(out[1].response_snippet.as_deref(), Some("200 ok\u{FFFD}"));
         let error = out[1].error.as_deref().unwrap();
@@ -363,8 +364,9 @@ mod tests {
             response_snippet: Some("x".repeat(SNIPPET_CHARS + 1)),
             ..record(&id, 3)
         };
+        let long = [long];
         assert_eq!(
-            storable(&[long])[0]
+            storable(&long)[0]
                 .response_snippet
                 .as_deref()
                 .map(|s| s.chars().count()),

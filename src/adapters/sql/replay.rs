@@ -145,7 +145,7 @@ pub fn deliveries(
 }
 
 macro_rules! replay_queries {
-    ($conn:ty, $in_providers:literal, $providers:path) => {
+    ($conn:ty, $in_providers:literal, $providers:path $(,)?) => {
         use crate::adapters::sql::replay::{self as rows, InboundRow, StatusRow};
         use crate::domain::delivery::outbox::NewDelivery;
         use crate::domain::endpoint::Endpoint;
