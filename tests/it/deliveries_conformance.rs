@@ -79,7 +79,11 @@ deliveries_suite!(
     retry_resets_the_budget_of_this_projects_delivery,
     redrive_revives_an_endpoints_dead_deliveries,
     prune_deletes_settled_deliveries_with_their_attempts,
+    replay_revives_the_window_and_creates_each_missing_delivery_once,
 );
+
+mod replay;
+use replay::replay_revives_the_window_and_creates_each_missing_delivery_once;
 
 pub const OTHER: &str = "+4915112345678";
 
@@ -143,11 +147,11 @@ pub(crate) async fn detail(ports: &Ports, id: &WebhookDeliveryId) -> DeliveryDet
         .unwrap()
 }
 
-async fn record(ports: &Ports, records: &[AttemptRecord]) -> Vec<WebhookDeliveryId> {
+pub(crate) async fn record(ports: &Ports, records: &[AttemptRecord]) -> Vec<WebhookDeliveryId> {
     ports.deliveries.record(records).await.unwrap()
 }
 
-fn later(ms: i64) -> Timestamp {
+pub(crate) fn later(ms: i64) -> Timestamp {
     Timestamp::from_millis(Timestamp::now().millis() + ms)
 }
 
