@@ -1,19 +1,25 @@
 //! Acting on deliveries: a signed test ping, retrying one delivery, redriving an endpoint's
-//! dead letters. (Reading endpoints and delivery logs is in `webhooks`.)
+//! dead letters, replaying a window of its events. (Reading endpoints and delivery logs is in
+//! `webhooks`.)
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::ProjectAuth;
+use super::extract::{JsonBody, ProjectAuth};
 use super::webhooks::{delivery_json, endpoint_id, not_found};
 use crate::domain::delivery::headers;
 use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::signing::SigningSecret;
 use crate::domain::time::Timestamp;
+use crate::ports::deliveries::{ReplayWindow, Replayed};
 
 /// The event type of a test ping; no endpoint subscribes to it, so it is only ever sent here.
 pub const PING: &str = "webhook.test";
@@ -96,4 +102,87 @@ pub async fn redrive(
         .redrive(&project, &endpoint, Timestamp::now())
         .await?;
     Ok(Json(json!({ "redriven": n })))
+}
+
+/// The longest window one replay covers.
+pub const MAX_REPLAY_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most events one replay looks at; a larger window is refused, to be split.
+pub const MAX_REPLAY_EVENTS: u32 = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayIn {
+    since: String,
+    until: Option<String>,
+}
+
+/// `POST /webhook/config/{id}/replay` `{"since", "until"?}` (RFC 3339; `until` defaults to
+/// now): revives the endpoint's dead deliveries created in the window and makes a delivery for
+/// every stored event received in it that the endpoint subscribes to and has none for (events
+/// that arrived while it was disabled), all due now. Replaying a window again creates nothing
+/// new. The endpoint is read from the store, not a cache: a replay often follows re-enabling it.
+pub async fn replay(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReplayIn>,
+) -> Result<Json<Value>, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m);
+    let time = |field: &str, v: &str| {
+        Timestamp::parse_rfc3339(v)
+            .ok_or_else(|| invalid(format!("{field}: not an RFC 3339 time: {v:?}")))
+    };
+    let now = Timestamp::now();
+    let since = time("since", &body.since)?;
+    let until = match body.until.as_deref() {
+        Some(v) => time("until", v)?,
+        None => now,
+    };
+    if since >= until {
+        return Err(invalid("since must be before until".into()));
+    }
+    if until.millis() - since.millis() > MAX_REPLAY_WINDOW.as_millis() as i64 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "window_too_large",
+            "a replay covers at most 7 days: replay a longer outage in several windows",
+        ));
+    }
+    let endpoint = s
+        .endpoints
+        .get(&project, &endpoint_id(&id)?)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if !endpoint.enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "endpoint_disabled",
+            "the endpoint is disabled: enable it (PUT with \"enabled\": true), then replay",
+        ));
+    }
+    let window = ReplayWindow {
+        since,
+        until,
+        max_events: MAX_REPLAY_EVENTS,
+    };
+    match s
+        .forwarding
+        .deliveries
+        .replay(&endpoint, &window, now)
+        .await?
+    {
+        Replayed::Done { revived, created } => Ok(Json(json!({
+            "replayed": revived + created,
+            "revived": revived,
+            "created": created,
+        }))),
+        Replayed::TooMany => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_events",
+            format!(
+                "the window holds more than {MAX_REPLAY_EVENTS} events: replay shorter windows"
+            ),
+        )),
+    }
 }

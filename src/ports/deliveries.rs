@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::endpoints::DeliveryView;
-use crate::domain::endpoint::{DeliveryStatus, EndpointId, WebhookDeliveryId};
+use crate::domain::endpoint::{DeliveryStatus, Endpoint, EndpointId, WebhookDeliveryId};
 use crate::domain::project::ProjectId;
 use crate::domain::time::Timestamp;
 
@@ -27,6 +27,14 @@ pub struct Pending {
     /// Attempts made since the last manual retry or redrive: what the retry schedule counts.
     pub budget_used: u32,
     pub created_at: Timestamp,
+}
+
+impl Pending {
+    /// Whether a manual retry or redrive made this delivery due (a fresh budget over earlier
+    /// attempts), and nothing has been tried since.
+    pub fn is_manual_restart(&self) -> bool {
+        self.attempts > 0 && self.budget_used == 0
+    }
 }
 
 /// What follows an attempt.
@@ -53,6 +61,24 @@ pub struct AttemptRecord {
     pub response_snippet: Option<String>,
     pub attempted_at: Timestamp,
     pub follow_up: FollowUp,
+}
+
+/// Which stored events a replay looks at: those received in `[since, until)`, at most
+/// `max_events` of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayWindow {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub max_events: u32,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// Dead deliveries made pending again, and deliveries created.
+    Done { revived: u64, created: u64 },
+    /// More events than `max_events` in the window: nothing was changed.
+    TooMany,
 }
 
 #[async_trait]
@@ -100,6 +126,19 @@ pub trait Deliveries: Send + Sync + 'static {
         endpoint: &EndpointId,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
+
+    /// Replays `endpoint`'s window, in one transaction: its dead deliveries created in the
+    /// window become pending, due at `now`, with a fresh retry budget; and every stored event
+    /// received in the window (a status report or a user's message whose raw JSON is still
+    /// kept) of the endpoint's project, whose topic it takes and for which it has no delivery,
+    /// gets one, due at `now`, with the event id the outbox gave it (so replaying twice creates
+    /// nothing the second time). The sweeper queues them.
+    async fn replay(
+        &self,
+        endpoint: &Endpoint,
+        window: &ReplayWindow,
+        now: Timestamp,
+    ) -> Result<Replayed, StoreError>;
 
     /// Dead deliveries over all endpoints (the dead-letter depth metric).
     async fn dead_count(&self) -> Result<u64, StoreError>;

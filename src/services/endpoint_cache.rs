@@ -263,6 +263,19 @@ impl EndpointCache {
         Ok(found)
     }
 
+    /// The endpoint as the store has it now, past both layers, kept in memory for the
+    /// next `get`: for what must not act on a change the watcher has yet to see.
+    pub async fn get_fresh(&self, id: &EndpointId) -> Result<Option<Arc<Endpoint>>, StoreError> {
+        let clears = self.clears.load(Ordering::Acquire);
+        let found = self.endpoints.by_id(id).await?.map(Arc::new);
+        self.metrics.endpoint_cache_hit("store");
+        match &found {
+            Some(e) => self.remember(id, e, clears).await,
+            None => self.memory.invalidate(id).await,
+        }
+        Ok(found)
+    }
+
     /// after any change through the API: drop it here and everywhere
     pub async fn invalidate(&self, id: &EndpointId) {
         self.clears.fetch_add(1, Ordering::AcqRel);

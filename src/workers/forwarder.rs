@@ -38,6 +38,8 @@ const LANE_WAIT: Duration = Duration::from_millis(100);
 const STORE_RETRY: Duration = Duration::from_secs(2);
 /// Recorded with the attempt when the endpoint was disabled before the delivery went out.
 const DISABLED: &str = "endpoint disabled";
+/// The error of a delivery whose endpoint no longer exists.
+pub const ENDPOINT_DELETED: &str = "endpoint_deleted";
 /// Why the forwarder disables an endpoint.
 pub const GONE: &str = "the receiver answered 410 Gone";
 
@@ -228,12 +230,32 @@ impl Forwarder {
     }
 
     async fn attempt(&self, p: Pending) -> Result<Handled, StoreError> {
-        let Some(endpoint) = self.cache.get(&p.endpoint_id).await? else {
-            // Deleted with its deliveries a moment ago.
-            self.metrics.forward.count("skipped");
-            return Ok(Handled::Skipped);
+        let endpoint = match self.cache.get(&p.endpoint_id).await? {
+            Some(e) if e.enabled && !p.is_manual_restart() => Some(e),
+            // What ends a delivery (its endpoint disabled or gone) and a manual retry or
+            // redrive (which follows the owner's change of a moment ago) are read from the
+            // store: another process's cache can be a second behind.
+            _ => self.cache.get_fresh(&p.endpoint_id).await?,
         };
         let now = Timestamp::now();
+        let Some(endpoint) = endpoint else {
+            // Deleting an endpoint deletes its deliveries; a row still here was written by an
+            // apply that read the endpoint before the delete committed. Dead, not pending for
+            // ever (if the delete took the row meanwhile, this record moves nothing).
+            let record = AttemptRecord {
+                delivery: p.id.clone(),
+                attempt: p.attempts + 1,
+                status_code: None,
+                latency_ms: None,
+                error: Some(ENDPOINT_DELETED.to_owned()),
+                response_snippet: None,
+                attempted_at: now,
+                follow_up: FollowUp::Dead,
+            };
+            self.recorder.record(record).await?;
+            self.metrics.forward.count("dead");
+            return Ok(Handled::Attempted(FollowUp::Dead));
+        };
         if !endpoint.enabled {
             let reason = endpoint.disabled_reason.as_deref().unwrap_or("by request");
             let record = AttemptRecord {

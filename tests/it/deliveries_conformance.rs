@@ -69,6 +69,7 @@ macro_rules! deliveries_suite {
 deliveries_suite!(
     load_returns_the_rows_the_outbox_wrote,
     an_attempt_is_recorded_once,
+    a_record_with_nul_and_controls_is_stored_cleaned,
     one_call_records_many_deliveries_in_order,
     dead_deliveries_are_counted,
     pending_deliveries_are_counted,
@@ -78,7 +79,11 @@ deliveries_suite!(
     retry_resets_the_budget_of_this_projects_delivery,
     redrive_revives_an_endpoints_dead_deliveries,
     prune_deletes_settled_deliveries_with_their_attempts,
+    replay_revives_the_window_and_creates_each_missing_delivery_once,
 );
+
+mod replay;
+use replay::replay_revives_the_window_and_creates_each_missing_delivery_once;
 
 pub const OTHER: &str = "+4915112345678";
 
@@ -96,7 +101,7 @@ pub async fn endpoint(ports: &Ports, project_id: &str, topics: &[&str]) -> Endpo
 
 /// Projects `acme` and `beta`, an endpoint of acme's taking everything, and `n` deliveries to
 /// it (one per status event applied), oldest first.
-async fn seed(ports: &Ports, n: usize) -> (Endpoint, Vec<WebhookDeliveryId>) {
+pub(crate) async fn seed(ports: &Ports, n: usize) -> (Endpoint, Vec<WebhookDeliveryId>) {
     create(&*ports.store, "acme", &[BUSINESS]).await.unwrap();
     create(&*ports.store, "beta", &[OTHER]).await.unwrap();
     let e = endpoint(ports, "acme", &["*"]).await;
@@ -115,7 +120,7 @@ async fn seed(ports: &Ports, n: usize) -> (Endpoint, Vec<WebhookDeliveryId>) {
     (e, ids)
 }
 
-fn attempt(
+pub(crate) fn attempt(
     id: &WebhookDeliveryId,
     n: u32,
     code: Option<u16>,
@@ -133,7 +138,7 @@ fn attempt(
     }
 }
 
-async fn detail(ports: &Ports, id: &WebhookDeliveryId) -> DeliveryDetail {
+pub(crate) async fn detail(ports: &Ports, id: &WebhookDeliveryId) -> DeliveryDetail {
     ports
         .endpoints
         .delivery(&project("acme"), id)
@@ -142,11 +147,11 @@ async fn detail(ports: &Ports, id: &WebhookDeliveryId) -> DeliveryDetail {
         .unwrap()
 }
 
-async fn record(ports: &Ports, records: &[AttemptRecord]) -> Vec<WebhookDeliveryId> {
+pub(crate) async fn record(ports: &Ports, records: &[AttemptRecord]) -> Vec<WebhookDeliveryId> {
     ports.deliveries.record(records).await.unwrap()
 }
 
-fn later(ms: i64) -> Timestamp {
+pub(crate) fn later(ms: i64) -> Timestamp {
     Timestamp::from_millis(Timestamp::now().millis() + ms)
 }
 
@@ -223,6 +228,33 @@ async fn an_attempt_is_recorded_once(ports: &Ports) {
             .is_empty()
     );
     assert_eq!(detail(ports, d).await, done);
+}
+
+/// A receiver's answer is untrusted bytes: the store keeps it cleaned and bounded, and a NUL
+/// in one record (which PostgreSQL's `text` refuses) does not fail the batch it came in.
+async fn a_record_with_nul_and_controls_is_stored_cleaned(ports: &Ports) {
+    let (_, ids) = seed(ports, 2).await;
+    let mut dirty = attempt(&ids[0], 1, Some(500), FollowUp::Dead);
+    dirty.error = Some(format!("HTTP 500 \0\u{7}{}", "e".repeat(600)));
+    dirty.response_snippet = Some(format!("200 ok\0\x1b[2J\n{}", "s".repeat(2000)));
+    let fine = attempt(&ids[1], 1, Some(200), FollowUp::Succeeded);
+    let mut moved = record(ports, &[dirty, fine]).await;
+    moved.sort();
+    assert_eq!(moved, ids);
+    let d = detail(ports, &ids[0]).await;
+    let error = d.delivery.last_error.unwrap();
+    assert!(error.starts_with("HTTP 500 \u{FFFD}\u{FFFD}eee"), "{error}");
+    assert_eq!(error.chars().count(), 512);
+    let a = &d.attempts[0];
+    assert_eq!(a.error.as_deref().map(|e| e.chars().count()), Some(512));
+    let snippet = a.response_snippet.as_deref().unwrap();
+    assert!(
+        snippet.starts_with("200 ok\u{FFFD}\u{FFFD}[2J\nsss"),
+        "{snippet}"
+    );
+    assert_eq!(snippet.chars().count(), 1024);
+    let f = detail(ports, &ids[1]).await;
+    assert_eq!(f.delivery.status, DeliveryStatus::Succeeded);
 }
 
 /// The recorder hands the store attempts of many deliveries at once, a delivery's later

@@ -14,12 +14,12 @@ use crate::support::app::{Backend, TestApp};
 use crate::support::proxy::Proxy;
 use crate::support::receiver::Receiver;
 
-const NUMBER: &str = "+919812345678";
+pub(crate) const NUMBER: &str = "+919812345678";
 /// Long enough for any case here on a loaded CI machine; cases finish as soon as they can.
-const WITHIN: Duration = Duration::from_secs(20);
+pub(crate) const WITHIN: Duration = Duration::from_secs(20);
 
 /// Every role running for real, with retries and sweeps fast enough for a test.
-fn fast(c: &mut Config) {
+pub(crate) fn fast(c: &mut Config) {
     c.roles = Role::ALL.into_iter().collect();
     c.forwarder_retry_schedule = "100ms,100ms,100ms".into();
     c.sweeper_interval_ms = 50;
@@ -38,7 +38,12 @@ crate::support::app::backend_cases!(
 );
 
 /// Creates an endpoint; returns its id and secret.
-async fn endpoint(app: &TestApp, key: &str, url: &str, topics: &[&str]) -> (String, String) {
+pub(crate) async fn endpoint(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    topics: &[&str],
+) -> (String, String) {
     let (status, e) = app
         .call(
             Method::POST,
@@ -54,7 +59,7 @@ async fn endpoint(app: &TestApp, key: &str, url: &str, topics: &[&str]) -> (Stri
     )
 }
 
-fn datagen(wamid: &str, word: &str) -> String {
+pub(crate) fn datagen(wamid: &str, word: &str) -> String {
     json!({
         "channel": "WABA",
         "events": {"eventType": "DELIVERY EVENTS", "mid": wamid, "timestamp": "1732700000"},
@@ -65,13 +70,18 @@ fn datagen(wamid: &str, word: &str) -> String {
     .to_string()
 }
 
-async fn post_event(app: &TestApp, wamid: &str, word: &str) {
+pub(crate) async fn post_event(app: &TestApp, wamid: &str, word: &str) {
     let (status, body) = app.post_raw("/datagen-webhook", datagen(wamid, word)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// Polls `GET path` until `done` holds for its body; panics with the last body after WITHIN.
-async fn until(app: &TestApp, path: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn until(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + WITHIN;
     loop {
         let (_, body) = app.get(path, key).await;
@@ -84,12 +94,17 @@ async fn until(app: &TestApp, path: &str, key: &str, done: impl Fn(&Value) -> bo
 }
 
 /// Waits until the endpoint's delivery log starts with one in `status`; returns the log.
-async fn first_delivery_is(app: &TestApp, key: &str, endpoint: &str, status: &str) -> Value {
+pub(crate) async fn first_delivery_is(
+    app: &TestApp,
+    key: &str,
+    endpoint: &str,
+    status: &str,
+) -> Value {
     let path = format!("/webhook/config/{endpoint}/deliveries");
     until(app, &path, key, |p| p["data"][0]["status"] == status).await
 }
 
-async fn deliveries(app: &TestApp, key: &str, endpoint: &str) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, key: &str, endpoint: &str) -> Vec<Value> {
     let (status, page) = app
         .get(&format!("/webhook/config/{endpoint}/deliveries"), key)
         .await;
@@ -97,7 +112,7 @@ async fn deliveries(app: &TestApp, key: &str, endpoint: &str) -> Vec<Value> {
     page["data"].as_array().unwrap().clone()
 }
 
-async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+pub(crate) async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     TestApp::spawn_with(backend, |c| {
         fast(c);
         tweak(c);

@@ -6,15 +6,18 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use super::PgStore;
+use super::store::insert_deliveries;
 use crate::adapters::sql::classify;
 use crate::adapters::sql::deliveries::{
     PendingRow, attempt_number, follow_up_columns, pending_columns, pending_from, pg as q, rounds,
+    storable,
 };
-use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
+use crate::adapters::sql::replay;
+use crate::domain::endpoint::{Endpoint, EndpointId, WebhookDeliveryId};
 use crate::domain::project::ProjectId;
 use crate::domain::time::Timestamp;
 use crate::ports::StoreError;
-use crate::ports::deliveries::{AttemptRecord, Deliveries, Pending};
+use crate::ports::deliveries::{AttemptRecord, Deliveries, Pending, ReplayWindow, Replayed};
 use crate::ports::endpoints::DeliveryView;
 
 fn strs(ids: &[WebhookDeliveryId]) -> Vec<&str> {
@@ -147,7 +150,8 @@ impl Deliveries for PgStore {
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let mut moved = Vec::new();
-        for round in rounds(attempts) {
+        let attempts = storable(attempts);
+        for round in rounds(&attempts) {
             moved.extend(record_round(&mut tx, &round).await.map_err(classify)?);
         }
         tx.commit().await.map_err(classify)?;
@@ -220,6 +224,27 @@ impl Deliveries for PgStore {
         q::redrive(&mut conn, project, endpoint, now)
             .await
             .map_err(classify)
+    }
+
+    async fn replay(
+        &self,
+        endpoint: &Endpoint,
+        window: &ReplayWindow,
+        now: Timestamp,
+    ) -> Result<Replayed, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let Some((revived, new)) = replay::pg::revive_and_plan(&mut tx, endpoint, window, now)
+            .await
+            .map_err(classify)?
+        else {
+            return Ok(Replayed::TooMany);
+        };
+        let created = insert_deliveries(&mut tx, &new).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Replayed::Done {
+            revived,
+            created: created.len() as u64,
+        })
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {

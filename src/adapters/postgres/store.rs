@@ -16,6 +16,7 @@ use crate::adapters::sql::deliveries::{
 use crate::adapters::sql::store::pg as q;
 use crate::adapters::sql::{self, assemble, classify, history_row, migrator};
 use crate::domain::apply::Plan;
+use crate::domain::delivery::outbox::NewDelivery;
 use crate::domain::endpoint::WebhookDeliveryId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{ApiKeyHash, BusinessNumber, NewProject, Project, ProjectId};
@@ -354,6 +355,15 @@ async fn outbox(
     .fetch_all(&mut *tx)
     .await?;
     let rows = outbox_rows(events, subscribers, Timestamp::now());
+    insert_deliveries(tx, &rows).await
+}
+
+/// Inserts outbox rows, leaving out those whose (event, endpoint) has a delivery already;
+/// returns the ids inserted.
+pub(crate) async fn insert_deliveries(
+    tx: &mut PgConnection,
+    rows: &[NewDelivery],
+) -> Result<Vec<WebhookDeliveryId>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }

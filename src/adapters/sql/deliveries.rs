@@ -2,6 +2,7 @@
 //! where the text is the same (see `store.rs` for why a macro). Batch statements differ
 //! (`unnest` arrays against multi-row `VALUES`) and stay in the adapters.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::domain::apply::Plan;
@@ -10,6 +11,7 @@ use crate::domain::delivery::outbox::{self, NewDelivery, Subscriber};
 use crate::domain::endpoint::{DeliveryStatus, EndpointId, Topics, WebhookDeliveryId};
 use crate::domain::project::ProjectId;
 use crate::domain::status::{Reported, Status};
+use crate::domain::text;
 use crate::domain::time::Timestamp;
 use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
 
@@ -127,6 +129,41 @@ pub fn outbox_rows(
         campaign_id: e.campaign_id.as_deref(),
     });
     outbox::deliveries(applied, &subscribers, now)
+}
+
+/// Longest attempt error kept, in characters (a transport error's text is a sentence).
+pub const ERROR_CHARS: usize = 512;
+
+/// Longest response snippet kept, in characters (the forwarder reads at most 1 KB of it).
+pub const SNIPPET_CHARS: usize = 1024;
+
+/// `records` as the store keeps them: the receiver's words (its body, and the error texts
+/// made from what it did) cleaned by [`text::clean`] and bounded, so a NUL or a control
+/// character from outside never reaches a `text` column (PostgreSQL refuses a NUL, failing
+/// every record batched with it). Borrowed when every record is clean already, as nearly all
+/// are.
+pub fn storable(records: &[AttemptRecord]) -> Cow<'_, [AttemptRecord]> {
+    let fits = |s: &Option<String>, max: usize| {
+        s.as_deref()
+            .is_none_or(|s| text::is_clean(s) && s.chars().nth(max).is_none())
+    };
+    if records
+        .iter()
+        .all(|r| fits(&r.error, ERROR_CHARS) && fits(&r.response_snippet, SNIPPET_CHARS))
+    {
+        return Cow::Borrowed(records);
+    }
+    let clean = |s: &Option<String>, max: usize| s.as_deref().map(|s| text::clean(s, max));
+    Cow::Owned(
+        records
+            .iter()
+            .map(|r| AttemptRecord {
+                error: clean(&r.error, ERROR_CHARS),
+                response_snippet: clean(&r.response_snippet, SNIPPET_CHARS),
+                ..r.clone()
+            })
+            .collect(),
+    )
 }
 
 /// Splits attempt records into rounds with one record per delivery each, keeping their order:
@@ -297,6 +334,44 @@ mod tests {
             attempted_at: Timestamp::from_millis(0),
             follow_up: FollowUp::Dead,
         }
+    }
+
+    #[test]
+    fn storable_cleans_and_bounds_the_receivers_words_only_when_needed() {
+        let id = WebhookDeliveryId::generate();
+        let fine = AttemptRecord {
+            error: Some("HTTP 500".into()),
+            response_snippet: Some("line 1\nline 2".into()),
+            ..record(&id, 1)
+        };
+        assert!(matches!(
+            storable(std::slice::from_ref(&fine)),
+            Cow::Borrowed(_)
+        ));
+        let dirty = AttemptRecord {
+            error: Some("e\u{1b}[31m".repeat(200)),
+            response_snippet: Some("200 ok\0".into()),
+            ..record(&id, 2)
+        };
+        let both = [fine.clone(), dirty];
+        let out = storable(&both);
+        assert_eq!(out[0], fine);
+        assert_eq!(out[1].response_snippet.as_deref(), Some("200 ok\u{FFFD}"));
+        let error = out[1].error.as_deref().unwrap();
+        assert_eq!(error.chars().count(), ERROR_CHARS);
+        assert!(text::is_clean(error));
+        let long = AttemptRecord {
+            response_snippet: Some("x".repeat(SNIPPET_CHARS + 1)),
+            ..record(&id, 3)
+        };
+        let long = [long];
+        assert_eq!(
+            storable(&long)[0]
+                .response_snippet
+                .as_deref()
+                .map(|s| s.chars().count()),
+            Some(SNIPPET_CHARS)
+        );
     }
 
     #[test]

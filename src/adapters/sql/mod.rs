@@ -4,6 +4,7 @@
 pub mod campaigns;
 pub mod deliveries;
 pub mod endpoints;
+pub mod replay;
 pub mod secrets;
 pub mod store;
 

@@ -6,16 +6,18 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
-use super::store::SqliteStore;
+use super::store::{SqliteStore, insert_deliveries};
 use crate::adapters::sql::classify;
 use crate::adapters::sql::deliveries::{
-    PendingRow, attempt_number, follow_up_columns, lite as q, pending_columns, pending_from, rounds,
+    PendingRow, attempt_number, follow_up_columns, lite as q, pending_columns, pending_from,
+    rounds, storable,
 };
-use crate::domain::endpoint::{EndpointId, WebhookDeliveryId};
+use crate::adapters::sql::replay;
+use crate::domain::endpoint::{Endpoint, EndpointId, WebhookDeliveryId};
 use crate::domain::project::ProjectId;
 use crate::domain::time::Timestamp;
 use crate::ports::StoreError;
-use crate::ports::deliveries::{AttemptRecord, Deliveries, Pending};
+use crate::ports::deliveries::{AttemptRecord, Deliveries, Pending, ReplayWindow, Replayed};
 use crate::ports::endpoints::DeliveryView;
 
 /// Ids (or rows) as one JSON array bound to `json_each`: one statement shape whatever their
@@ -129,7 +131,8 @@ impl Deliveries for SqliteStore {
         let mut tx = self.db.begin_relaxed().await.map_err(classify)?;
         let mut moved = Vec::new();
         // Rounds keep a delivery's records in order; within one, order does not matter.
-        for round in rounds(attempts) {
+        let attempts = storable(attempts);
+        for round in rounds(&attempts) {
             moved.extend(record_round(&mut tx, &round).await.map_err(classify)?);
         }
         tx.commit().await.map_err(classify)?;
@@ -213,6 +216,27 @@ impl Deliveries for SqliteStore {
             .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         Ok(n)
+    }
+
+    async fn replay(
+        &self,
+        endpoint: &Endpoint,
+        window: &ReplayWindow,
+        now: Timestamp,
+    ) -> Result<Replayed, StoreError> {
+        let mut tx = self.db.begin_relaxed().await.map_err(classify)?;
+        let Some((revived, new)) = replay::lite::revive_and_plan(&mut tx, endpoint, window, now)
+            .await
+            .map_err(classify)?
+        else {
+            return Ok(Replayed::TooMany);
+        };
+        let created = insert_deliveries(&mut tx, &new).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Replayed::Done {
+            revived,
+            created: created.len() as u64,
+        })
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {

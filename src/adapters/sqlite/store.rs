@@ -82,6 +82,15 @@ async fn outbox(
     .fetch_all(&mut *tx)
     .await?;
     let rows = outbox_rows(events, subscribers, Timestamp::now());
+    insert_deliveries(tx, &rows).await
+}
+
+/// Inserts outbox rows, leaving out those whose (event, endpoint) has a delivery already;
+/// returns the ids inserted.
+pub(crate) async fn insert_deliveries(
+    tx: &mut SqliteConnection,
+    rows: &[NewDelivery],
+) -> Result<Vec<WebhookDeliveryId>, sqlx::Error> {
     let refs: Vec<&NewDelivery> = rows.iter().collect();
     let mut ids = Vec::with_capacity(rows.len());
     for (chunk, _) in padded(&refs, |d| *d) {

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
 use wagate::domain::signing::{SigningSecret, verify_seed_signature, verify_standard_signature};
@@ -56,6 +57,8 @@ enum Script {
     Codes(Vec<u16>),
     /// Hold the request this long, then 200.
     Hang(Duration),
+    /// Answer 200 with these bytes as the body, every time.
+    Body(Bytes),
 }
 
 #[derive(Default)]
@@ -136,6 +139,15 @@ impl Receiver {
             .insert(path.into(), Script::Codes(codes.to_vec()));
     }
 
+    /// `path` answers 200 with `body` (any bytes: a receiver's answer is untrusted).
+    pub fn answer_body(&self, path: &str, body: &[u8]) {
+        self.inner
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(path.into(), Script::Body(Bytes::copy_from_slice(body)));
+    }
+
     /// `path` holds every request for `d` before answering.
     pub fn hang(&self, path: &str, d: Duration) {
         self.inner
@@ -209,7 +221,7 @@ async fn receive(
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> Response {
     let script = {
         let mut g = inner.lock().unwrap();
         g.received.push(Received {
@@ -224,14 +236,16 @@ async fn receive(
         match g.scripts.get_mut(&path) {
             Some(Script::Codes(codes)) if !codes.is_empty() => Script::Codes(vec![codes.remove(0)]),
             Some(Script::Hang(d)) => Script::Hang(*d),
+            Some(Script::Body(b)) => Script::Body(b.clone()),
             _ => Script::Codes(vec![200]),
         }
     };
     match script {
-        Script::Codes(c) => StatusCode::from_u16(c[0]).unwrap(),
+        Script::Codes(c) => StatusCode::from_u16(c[0]).unwrap().into_response(),
         Script::Hang(d) => {
             tokio::time::sleep(d).await;
-            StatusCode::OK
+            StatusCode::OK.into_response()
         }
+        Script::Body(b) => (StatusCode::OK, b).into_response(),
     }
 }
