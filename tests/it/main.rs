@@ -18,6 +18,8 @@ mod edges;
 mod endpoint_cache;
 mod endpoints_conformance;
 mod forwarding;
+mod forwarding_breaker;
+mod forwarding_fairness;
 mod forwarding_crash;
 mod http;
 mod lists;

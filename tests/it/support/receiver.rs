@@ -56,6 +56,8 @@ enum Script {
     Codes(Vec<u16>),
     /// Hold the request this long, then 200.
     Hang(Duration),
+    /// Answer this code until then (an outage), then 200.
+    DownUntil(Instant, u16),
 }
 
 #[derive(Default)]
@@ -134,6 +136,15 @@ impl Receiver {
             .unwrap()
             .scripts
             .insert(path.into(), Script::Codes(codes.to_vec()));
+    }
+
+    /// `path` answers `code` for the next `d` (from now), then 200: an outage of that length.
+    pub fn down_for(&self, path: &str, d: Duration, code: u16) {
+        self.inner
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(path.into(), Script::DownUntil(Instant::now() + d, code));
     }
 
     /// `path` holds every request for `d` before answering.
@@ -224,11 +235,15 @@ async fn receive(
         match g.scripts.get_mut(&path) {
             Some(Script::Codes(codes)) if !codes.is_empty() => Script::Codes(vec![codes.remove(0)]),
             Some(Script::Hang(d)) => Script::Hang(*d),
+            Some(Script::DownUntil(until, code)) if Instant::now() < *until => {
+                Script::Codes(vec![*code])
+            }
             _ => Script::Codes(vec![200]),
         }
     };
     match script {
         Script::Codes(c) => StatusCode::from_u16(c[0]).unwrap(),
+        Script::DownUntil(_, c) => StatusCode::from_u16(c).unwrap(),
         Script::Hang(d) => {
             tokio::time::sleep(d).await;
             StatusCode::OK
