@@ -230,7 +230,8 @@ impl Breakers {
         let now = Instant::now();
         let mut state = self.shared_state(url, e, now).await;
         if let Shared::Open(_) = state
-            && e.memo.is_some_and(|(at, _)| now.duration_since(at) >= OPEN_MEMO)
+            && e.memo
+                .is_some_and(|(at, _)| now.duration_since(at) >= OPEN_MEMO)
         {
             e.memo = None;
             state = self.shared_state(url, e, now).await;
@@ -331,8 +332,12 @@ impl Breakers {
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
         match cooldown {
-            Some(c) => tracing::info!(host = %host, cooldown_secs = c.as_secs_f64(), "webhook breaker opened: deliveries to this URL are deferred"),
-            None => tracing::info!(host = %host, "webhook breaker closed: deliveries to this URL resume"),
+            Some(c) => {
+                tracing::info!(host = %host, cooldown_secs = c.as_secs_f64(), "webhook breaker opened: deliveries to this URL are deferred")
+            }
+            None => {
+                tracing::info!(host = %host, "webhook breaker closed: deliveries to this URL resume")
+            }
         }
     }
 

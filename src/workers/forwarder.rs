@@ -371,4 +371,3 @@ impl Forwarder {
         Ok(Handled::Attempted(follow_up))
     }
 }
-

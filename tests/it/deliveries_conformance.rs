@@ -394,7 +394,11 @@ async fn hasten_makes_an_endpoints_deferred_deliveries_due_now(ports: &Ports) {
     assert_eq!(ports.deliveries.hasten(&e.id, now).await.unwrap(), 2);
     for id in &ids[..2] {
         let d = detail(ports, id).await.delivery;
-        assert_eq!((d.next_attempt_at, d.attempts), (now, 0), "due now, uncharged");
+        assert_eq!(
+            (d.next_attempt_at, d.attempts),
+            (now, 0),
+            "due now, uncharged"
+        );
     }
     assert_eq!(detail(ports, &ids[2]).await, settled, "settled rows stay");
     let due: BTreeSet<_> = ports

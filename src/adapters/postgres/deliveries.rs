@@ -224,9 +224,7 @@ impl Deliveries for PgStore {
 
     async fn hasten(&self, endpoint: &EndpointId, now: Timestamp) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(classify)?;
-        q::hasten(&mut conn, endpoint, now)
-            .await
-            .map_err(classify)
+        q::hasten(&mut conn, endpoint, now).await.map_err(classify)
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {

@@ -45,7 +45,10 @@ fn a_released_probe_lets_the_next_caller_probe_at_once() {
     let t0 = Instant::now();
     let mut b = Breaker::new(1, secs(60)).with_probe_timeout(secs(20));
     b.failure(t0);
-    assert!(b.allow(t0 + secs(60)), "the probe, which then finds no room");
+    assert!(
+        b.allow(t0 + secs(60)),
+        "the probe, which then finds no room"
+    );
     b.release_probe(t0 + secs(61));
     assert!(b.allow(t0 + secs(61)), "another caller probes now");
     assert_eq!(b.state(), BreakerState::HalfOpen);

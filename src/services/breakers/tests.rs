@@ -83,7 +83,10 @@ async fn the_escalation_is_shared_across_processes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_released_probe_lets_another_caller_probe_at_once() {
-    for shared in [None, Some(Arc::new(MemoryCache::new(1 << 20)) as Arc<dyn Cache>)] {
+    for shared in [
+        None,
+        Some(Arc::new(MemoryCache::new(1 << 20)) as Arc<dyn Cache>),
+    ] {
         let b = Breakers::new(cfg(), shared, Metrics::new());
         fail(&b, 3).await;
         tokio::time::advance(Duration::from_secs(60)).await;

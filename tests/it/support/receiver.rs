@@ -21,6 +21,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Bytes,
     pub at: Instant,
+    /// The status code it was (or, while hanging, will be) answered with.
+    pub answered: u16,
 }
 
 impl Received {
@@ -223,6 +225,18 @@ async fn receive(
 ) -> StatusCode {
     let script = {
         let mut g = inner.lock().unwrap();
+        let script = match g.scripts.get_mut(&path) {
+            Some(Script::Codes(codes)) if !codes.is_empty() => Script::Codes(vec![codes.remove(0)]),
+            Some(Script::Hang(d)) => Script::Hang(*d),
+            Some(Script::DownUntil(until, code)) if Instant::now() < *until => {
+                Script::Codes(vec![*code])
+            }
+            _ => Script::Codes(vec![200]),
+        };
+        let answered = match &script {
+            Script::Codes(c) => c[0],
+            Script::Hang(_) | Script::DownUntil(..) => 200,
+        };
         g.received.push(Received {
             path: path.clone(),
             headers: headers
@@ -231,15 +245,9 @@ async fn receive(
                 .collect(),
             body,
             at: Instant::now(),
+            answered,
         });
-        match g.scripts.get_mut(&path) {
-            Some(Script::Codes(codes)) if !codes.is_empty() => Script::Codes(vec![codes.remove(0)]),
-            Some(Script::Hang(d)) => Script::Hang(*d),
-            Some(Script::DownUntil(until, code)) if Instant::now() < *until => {
-                Script::Codes(vec![*code])
-            }
-            _ => Script::Codes(vec![200]),
-        }
+        script
     };
     match script {
         Script::Codes(c) => StatusCode::from_u16(c[0]).unwrap(),
