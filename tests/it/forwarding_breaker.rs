@@ -18,6 +18,7 @@ const NUMBER: &str = "+919812345678";
 crate::support::app::backend_cases!(
     a_short_outage_holds_deliveries_seconds_not_the_longest_cooldown,
     a_reset_or_a_successful_ping_closes_the_breaker_and_sends_what_it_held,
+    a_probe_that_finds_its_host_full_gives_its_turn_back,
 );
 
 /// Every role, fast retries and sweeps, a breaker that opens after 3 failures and may stay
@@ -48,13 +49,17 @@ async fn endpoint(app: &TestApp, key: &str, url: &str) -> String {
 }
 
 async fn post_events(app: &TestApp, from: usize, to: usize) {
+    post_events_of(app, "919812345678", from, to).await;
+}
+
+async fn post_events_of(app: &TestApp, number: &str, from: usize, to: usize) {
     for i in from..to {
         let body = json!({
             "channel": "WABA",
             "events": {"eventType": "DELIVERY EVENTS", "mid": format!("wamid.K{i}"), "timestamp": "1732700000"},
             "notificationAttributes": {"status": "delivered", "reason": "", "code": ""},
             "recipient": {"to": "919876543210", "recipient_type": "individual"},
-            "sender": {"from": "919812345678"}
+            "sender": {"from": number}
         });
         let (status, body) = app.post_raw("/datagen-webhook", body.to_string()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -213,5 +218,42 @@ async fn a_reset_or_a_successful_ping_closes_the_breaker_and_sends_what_it_held(
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+/// The half-open probe of one endpoint finds its host's only place taken by another
+/// endpoint's slow request and is deferred as busy. It must give its turn back: held, the
+/// breaker stayed half-open (everyone else refused) until the probe timed out, the request
+/// timeout plus 5 s (here 15 s) after it was let through.
+async fn a_probe_that_finds_its_host_full_gives_its_turn_back(backend: Backend) {
+    let Some(app) = spawn(backend, |c| {
+        c.breaker_failure_threshold = 1;
+        c.breaker_first_cooldown_secs = 1;
+        c.forwarder_host_inflight = 1;
+        c.forwarder_timeout_ms = 10_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let flaky = app.create_project("flaky", &[NUMBER]).await;
+    let slow = app.create_project("slow", &["+919812345670"]).await;
+    rx.answer("down", &[503]);
+    rx.hang("slow", Duration::from_secs(6));
+    let down = endpoint(&app, &flaky, &rx.url("down")).await;
+    endpoint(&app, &slow, &rx.url("slow")).await;
+    let started = Instant::now();
+    post_events(&app, 0, 1).await;
+    until_open(&app, &flaky, &down).await;
+    // The slow request takes the host's one place while the breaker is open.
+    post_events_of(&app, "919812345670", 1, 2).await;
+    rx.wait_for("slow", 1, Duration::from_secs(5)).await;
+    let took = all_delivered(&rx, "down", 1, Duration::from_secs(25)).await;
+    let took = took.max(started.elapsed());
+    assert!(
+        took < Duration::from_secs(13),
+        "the probe held the breaker half-open: delivered after {took:?}"
+    );
     app.stop().await;
 }
