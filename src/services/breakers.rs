@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -22,6 +21,7 @@ use crate::domain::breaker::{Breaker, BreakerState, escalated_cooldown};
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 use crate::ports::Cache;
+use keys::{OpenKey, open_key, probe_key};
 
 /// How long a read of the shared open key is reused: admitting stays a memory operation, and
 /// another process's open or close is seen within this.
@@ -100,27 +100,6 @@ struct Entry {
     memo: Option<(Instant, Option<OpenKey>)>,
 }
 
-/// The shared open key's value: when it half-opens, and how many failed probes re-opened it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct OpenKey {
-    until: i64,
-    reopens: u32,
-}
-
-impl OpenKey {
-    fn parse(s: &str) -> Option<OpenKey> {
-        let (until, reopens) = s.split_once(':').unwrap_or((s, "0"));
-        Some(OpenKey {
-            until: until.parse().ok()?,
-            reopens: reopens.parse().unwrap_or(0),
-        })
-    }
-
-    fn render(self) -> String {
-        format!("{}:{}", self.until, self.reopens)
-    }
-}
-
 /// How a call was let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admitted {
@@ -150,10 +129,6 @@ fn label_index(state: BreakerState) -> u8 {
         BreakerState::Open => 1,
         BreakerState::HalfOpen => 2,
     }
-}
-
-fn url_hash(url: &str) -> String {
-    hex::encode(&Sha256::digest(url.as_bytes())[..8])
 }
 
 impl Breakers {
@@ -492,13 +467,6 @@ impl Breakers {
     }
 }
 
-fn open_key(url: &str) -> String {
-    format!("breaker:open:{}", url_hash(url))
-}
-
-fn probe_key(url: &str) -> String {
-    format!("breaker:probe:{}", url_hash(url))
-}
-
+mod keys;
 #[cfg(test)]
 mod tests;
