@@ -117,11 +117,13 @@ async fn a_projects_slow_endpoints_do_not_slow_another_projects_healthy_one(back
     let beside = p99(&latencies(&app, &healthy, "beside", SAMPLES).await);
     eprintln!("B's p99 alone {alone:?}, beside A's slow endpoints {beside:?}; A held {held}");
     assert!(held >= 40, "A's slow requests were in flight: {held}");
-    // Twice the p99 alone, with 50 ms for a loaded 2-core test machine's noise on a p99
-    // measured in tens of milliseconds.
+    // Twice the p99 alone, taken as at least 100 ms: on a 2-core machine running other tests
+    // beside this one, scheduling noise alone moves a p99 of tens of milliseconds by as much.
+    // (Without the host cap, B's p99 beside A was 13.8 s.)
+    let bound = alone.max(Duration::from_millis(100)) * 2;
     assert!(
-        beside <= alone * 2 + Duration::from_millis(50),
-        "B's p99 alone {alone:?}, beside A's slow endpoints {beside:?}"
+        beside <= bound,
+        "B's p99 alone {alone:?}, beside A's slow endpoints {beside:?} (bound {bound:?})"
     );
     app.stop().await;
 }
