@@ -96,7 +96,8 @@ async fn close_breaker(s: &AppState, endpoint: &Endpoint) -> Result<BreakerView,
         .deliveries
         .hasten(&endpoint.id, Timestamp::now())
         .await?;
-    tracing::info!(endpoint = %endpoint.id.as_str(), hastened, "webhook breaker reset");
+    // The close itself is logged by the breakers when it was open.
+    tracing::debug!(endpoint = %endpoint.id.as_str(), hastened, "webhook breaker reset");
     Ok(view)
 }
 
