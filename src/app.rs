@@ -462,6 +462,7 @@ pub fn forwarding(
     let breakers = Arc::new(Breakers::new(
         BreakerConfig {
             threshold: config.breaker_failure_threshold,
+            first_cooldown: Duration::from_secs(config.breaker_first_cooldown_secs),
             cooldown: Duration::from_secs(config.breaker_cooldown_secs),
             // A probe that neither succeeds nor fails within a request's time (its process
             // died) must not keep the breaker half-open for ever.
@@ -593,6 +594,7 @@ pub fn forwarder(
         ForwarderConfig {
             concurrency: config.forwarder_concurrency,
             endpoint_inflight: config.forwarder_endpoint_inflight,
+            host_inflight: config.forwarder_host_inflight,
             // No place frees sooner on a hanging endpoint than its requests time out; 5 s at
             // most, so a merely slow one's excess is not held long.
             busy_defer: Config::ms(config.forwarder_timeout_ms).min(Duration::from_secs(5)),

@@ -126,6 +126,10 @@ pub struct Config {
     /// Webhook requests in flight at once to one endpoint; the excess is deferred, so a slow
     /// endpoint cannot take every slot.
     pub forwarder_endpoint_inflight: usize,
+    /// Webhook requests in flight at once to one host and port, over all its endpoints (one
+    /// slow receiver registered many times, or a project's many slow endpoints on one host,
+    /// cannot take every slot either).
+    pub forwarder_host_inflight: usize,
     /// A webhook request's whole time, connect to last byte read.
     pub forwarder_timeout_ms: u64,
     /// Delays between attempts (`3s,3s` = the seed's 3 attempts 3 s apart), each spread ±10%.
@@ -137,8 +141,11 @@ pub struct Config {
     /// Consecutive failures (timeouts, connection errors, 408/429/5xx) that open an endpoint
     /// URL's circuit breaker.
     pub breaker_failure_threshold: u32,
-    /// How long an open breaker defers deliveries before letting one probe through.
+    /// The longest an open breaker defers deliveries before letting one probe through.
     pub breaker_cooldown_secs: u64,
+    /// How long a breaker stays open the first time; each failed probe doubles it, up to
+    /// `breaker_cooldown_secs`.
+    pub breaker_first_cooldown_secs: u64,
     /// A PEM file of extra root certificates the forwarder trusts beside the system's, for
     /// receivers behind a private CA.
     pub webhook_ca_file: Option<PathBuf>,
@@ -231,12 +238,14 @@ impl Default for Config {
             allow_private_targets: false,
             forwarder_concurrency: 100,
             forwarder_endpoint_inflight: 20,
+            forwarder_host_inflight: 50,
             forwarder_timeout_ms: 15_000,
             forwarder_retry_schedule: "3s,3s".into(),
             forwarder_prefetch: 128,
             sweeper_interval_ms: 500,
             breaker_failure_threshold: 10,
             breaker_cooldown_secs: 300,
+            breaker_first_cooldown_secs: 5,
             webhook_ca_file: None,
             sender_concurrency: 200,
             sender_prefetch: 4,

@@ -104,12 +104,17 @@ impl std::fmt::Debug for Config {
                 "forwarder_endpoint_inflight",
                 &self.forwarder_endpoint_inflight,
             )
+            .field("forwarder_host_inflight", &self.forwarder_host_inflight)
             .field("forwarder_timeout_ms", &self.forwarder_timeout_ms)
             .field("forwarder_retry_schedule", &self.forwarder_retry_schedule)
             .field("forwarder_prefetch", &self.forwarder_prefetch)
             .field("sweeper_interval_ms", &self.sweeper_interval_ms)
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("breaker_cooldown_secs", &self.breaker_cooldown_secs)
+            .field(
+                "breaker_first_cooldown_secs",
+                &self.breaker_first_cooldown_secs,
+            )
             .field("webhook_ca_file", &self.webhook_ca_file)
             .field("sender_concurrency", &self.sender_concurrency)
             .field("sender_prefetch", &self.sender_prefetch)

@@ -79,6 +79,14 @@ impl Config {
                 u64::from(self.breaker_failure_threshold),
             ),
             ("breaker_cooldown_secs", self.breaker_cooldown_secs),
+            (
+                "breaker_first_cooldown_secs",
+                self.breaker_first_cooldown_secs,
+            ),
+            (
+                "forwarder_host_inflight",
+                self.forwarder_host_inflight as u64,
+            ),
             ("sender_concurrency", self.sender_concurrency as u64),
             ("sender_prefetch", u64::from(self.sender_prefetch)),
             ("send_timeout_ms", self.send_timeout_ms),

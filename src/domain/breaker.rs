@@ -2,19 +2,33 @@
 
 use std::time::{Duration, Instant};
 
-/// Closed until `threshold` consecutive failures, then open for `cooldown`; after that one probe
-/// is let through (half-open): its success closes the breaker, its failure re-opens it. A probe
-/// that never reports (its task was cancelled, its process died) is given up on after the
-/// probe timeout, and the next caller becomes the probe.
+/// Closed until `threshold` consecutive failures, then open for the first cooldown; after that
+/// one probe is let through (half-open): its success closes the breaker, its failure re-opens
+/// it for twice as long as the last time, up to the longest cooldown. A probe that never
+/// reports (its task was cancelled, its process died) is given up on after the probe timeout,
+/// and the next caller becomes the probe.
 ///
-/// Both numbers come from the caller: the seed's webhook forwarder opens after 10 failures and
-/// half-opens after 5 minutes, its cache guard after 5 failures.
+/// The numbers come from the caller: the seed's webhook forwarder opens after 10 failures and
+/// half-opens after 5 minutes, its cache guard after 5 failures. A short first cooldown that
+/// doubles keeps a brief outage brief while a long one is still probed rarely.
 #[derive(Debug, Clone)]
 pub struct Breaker {
     threshold: u32,
+    first_cooldown: Duration,
     cooldown: Duration,
     probe_timeout: Duration,
+    /// Failed probes since it last opened from closed: the cooldown is the first one doubled
+    /// this many times.
+    reopens: u32,
     state: State,
+}
+
+/// The cooldown after `reopens` failed probes: `first` doubled that many times, at most `most`.
+pub fn escalated_cooldown(first: Duration, most: Duration, reopens: u32) -> Duration {
+    let first = first.min(most);
+    first
+        .checked_mul(1u32.checked_shl(reopens.min(31)).unwrap_or(u32::MAX))
+        .map_or(most, |d| d.min(most))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,15 +65,24 @@ impl BreakerState {
 }
 
 impl Breaker {
-    /// A closed breaker. The probe timeout starts equal to `cooldown`: a lost probe then costs
-    /// what a failed one does.
+    /// A closed breaker that stays open `cooldown` each time. The probe timeout starts equal
+    /// to `cooldown`: a lost probe then costs what a failed one does.
     pub fn new(threshold: u32, cooldown: Duration) -> Breaker {
         Breaker {
             threshold: threshold.max(1),
+            first_cooldown: cooldown,
             cooldown,
             probe_timeout: cooldown,
+            reopens: 0,
             state: State::Closed { failures: 0 },
         }
+    }
+
+    /// Opens for `first` the first time, doubling on each failed probe up to the cooldown
+    /// given to [`Breaker::new`].
+    pub fn with_first_cooldown(mut self, first: Duration) -> Breaker {
+        self.first_cooldown = first.min(self.cooldown);
+        self
     }
 
     /// How long a half-open probe may stay out before another caller may probe. Set it a little
@@ -99,21 +122,54 @@ impl Breaker {
         }
     }
 
+    /// A successful call (or an operator's reset): closed, and the next open is short again.
     pub fn success(&mut self) {
         self.state = State::Closed { failures: 0 };
+        self.reopens = 0;
     }
 
-    /// A failed call. Failures reported while open (calls that started before it opened) push
-    /// the half-open time back: the endpoint is still failing.
+    /// A probe that was let through but never made its call (it found no room and was put
+    /// off): the next caller may probe at once, instead of waiting out the probe timeout.
+    pub fn release_probe(&mut self, now: Instant) {
+        if let State::HalfOpen { .. } = self.state {
+            self.state = State::Open { until: now };
+        }
+    }
+
+    /// A failed call. A failed probe re-opens it for twice as long as before; failures
+    /// reported while open (calls that started before it opened) push the half-open time back
+    /// by the current cooldown: the endpoint is still failing.
     pub fn failure(&mut self, now: Instant) {
         self.state = match self.state {
             State::Closed { failures } if failures + 1 < self.threshold => State::Closed {
                 failures: failures + 1,
             },
-            _ => State::Open {
-                until: now + self.cooldown,
+            State::Closed { .. } => {
+                self.reopens = 0;
+                State::Open {
+                    until: now + self.current_cooldown(),
+                }
+            }
+            State::HalfOpen { .. } => {
+                self.reopens = self.reopens.saturating_add(1);
+                State::Open {
+                    until: now + self.current_cooldown(),
+                }
+            }
+            State::Open { .. } => State::Open {
+                until: now + self.current_cooldown(),
             },
         };
+    }
+
+    /// How long it stays open this time.
+    pub fn current_cooldown(&self) -> Duration {
+        escalated_cooldown(self.first_cooldown, self.cooldown, self.reopens)
+    }
+
+    /// Failed probes since it last opened from closed.
+    pub fn reopens(&self) -> u32 {
+        self.reopens
     }
 
     /// The state as last changed by a call or a report.
@@ -140,6 +196,9 @@ impl Breaker {
         self.state == State::Closed { failures: 0 }
     }
 }
+
+#[cfg(test)]
+mod escalation_tests;
 
 #[cfg(test)]
 mod tests {

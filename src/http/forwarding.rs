@@ -1,6 +1,6 @@
-//! Acting on deliveries: a signed test ping, retrying one delivery, redriving an endpoint's
-//! dead letters, replaying a window of its events. (Reading endpoints and delivery logs is in
-//! `webhooks`.)
+//! Acting on deliveries: a signed test ping, closing an endpoint's breaker, retrying one
+//! delivery, redriving an endpoint's dead letters, replaying a window of its events. (Reading
+//! endpoints and delivery logs is in `webhooks`.)
 
 use std::time::Duration;
 
@@ -16,17 +16,19 @@ use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth};
 use super::webhooks::{delivery_json, endpoint_id, not_found};
 use crate::domain::delivery::headers;
-use crate::domain::endpoint::WebhookDeliveryId;
+use crate::domain::endpoint::{Endpoint, WebhookDeliveryId};
 use crate::domain::signing::SigningSecret;
 use crate::domain::time::Timestamp;
 use crate::ports::deliveries::{ReplayWindow, Replayed};
+use crate::services::BreakerView;
 
 /// The event type of a test ping; no endpoint subscribes to it, so it is only ever sent here.
 pub const PING: &str = "webhook.test";
 
 /// `POST /webhook/config/{id}/test`: sends one signed ping now, past the breaker and the
 /// queue, and says what came back: the status code and the latency, never the body (the
-/// receiver's answer is the customer's own, and could be anything).
+/// receiver's answer is the customer's own, and could be anything). A 2xx closes the URL's
+/// breaker (the endpoint is back: what it held goes now); `breaker` is its state after.
 pub async fn test(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -58,13 +60,59 @@ pub async fn test(
         .client
         .post(endpoint.url.as_str(), &headers, Bytes::from(body))
         .await;
+    let delivered = sent.status.is_some_and(|c| (200..300).contains(&c));
+    let breaker = if delivered {
+        close_breaker(&s, &endpoint).await?
+    } else {
+        s.forwarding.breakers.view(endpoint.url.as_str()).await
+    };
     Ok(Json(json!({
         "event_id": event_id,
-        "delivered": sent.status.is_some_and(|c| (200..300).contains(&c)),
+        "delivered": delivered,
         "status_code": sent.status,
         "latency_ms": u64::try_from(sent.latency.as_millis()).unwrap_or(u64::MAX),
         "error": sent.error.map(|(_, text)| text),
+        "breaker": breaker_json(&breaker),
     })))
+}
+
+/// `POST /webhook/config/{id}/breaker/reset`: closes the endpoint URL's breaker in every
+/// forwarder, and what it held is due now.
+pub async fn reset_breaker(
+    State(s): State<AppState>,
+    ProjectAuth(project): ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let endpoint = s
+        .endpoints
+        .get(&project, &endpoint_id(&id)?)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let view = close_breaker(&s, &endpoint).await?;
+    Ok(Json(breaker_json(&view)))
+}
+
+/// Closes the breaker, then makes the endpoint's deferred deliveries due, in that order: one
+/// picked up in between must find the breaker closed, or it is deferred once more.
+async fn close_breaker(s: &AppState, endpoint: &Endpoint) -> Result<BreakerView, ApiError> {
+    let view = s.forwarding.breakers.reset(endpoint.url.as_str()).await;
+    let hastened = s
+        .forwarding
+        .deliveries
+        .hasten(&endpoint.id, Timestamp::now())
+        .await?;
+    // The close itself is logged by the breakers when it was open.
+    tracing::debug!(endpoint = %endpoint.id.as_str(), hastened, "webhook breaker reset");
+    Ok(view)
+}
+
+/// A breaker as the API shows it.
+pub(super) fn breaker_json(b: &BreakerView) -> Value {
+    json!({
+        "state": b.state.as_str(),
+        "consecutive_failures": b.consecutive_failures,
+        "open_until": b.open_until.map(Timestamp::to_rfc3339),
+    })
 }
 
 /// `POST /webhook/deliveries/{id}/retry`: the delivery is due again now, with a fresh retry

@@ -148,6 +148,10 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
             .route("/webhook/config/{id}/test", post(forwarding::test))
             .route("/webhook/config/{id}/redrive", post(forwarding::redrive))
             .route("/webhook/config/{id}/replay", post(forwarding::replay))
+            .route(
+                "/webhook/config/{id}/breaker/reset",
+                post(forwarding::reset_breaker),
+            )
             .route("/webhook/config/{id}/deliveries", get(webhooks::deliveries))
             .route("/webhook/deliveries/{id}", get(webhooks::delivery))
             .route("/webhook/deliveries/{id}/retry", post(forwarding::retry))

@@ -128,11 +128,7 @@ async fn view(s: &AppState, e: &Endpoint, now: Timestamp) -> Value {
         "description": e.description,
         "enabled": e.enabled,
         "disabled_reason": e.disabled_reason,
-        "breaker": {
-            "state": b.state.as_str(),
-            "consecutive_failures": b.consecutive_failures,
-            "open_until": b.open_until.map(Timestamp::to_rfc3339),
-        },
+        "breaker": super::forwarding::breaker_json(&b),
         "previous_secret_expires_at": e.active_previous(now).map(|p| p.expires_at.to_rfc3339()),
         "created_at": e.created_at.to_rfc3339(),
         "updated_at": e.updated_at.to_rfc3339(),

@@ -19,13 +19,14 @@ pub struct OutcomeLabel {
 
 /// Every outcome the forwarder counts: each is exported from the start at 0, so a rate or a
 /// ratio over them has data before the first delivery (and alerts can tell 0 from absent).
-pub const FORWARD_OUTCOMES: [&str; 7] = [
+pub const FORWARD_OUTCOMES: [&str; 8] = [
     "delivered",
     "retry",
     "dead",
     "disabled",
     "deferred_breaker",
     "deferred_busy",
+    "deferred_slots",
     "skipped",
 ];
 

@@ -65,6 +65,11 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToLabel {
+    pub to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
     pub op: &'static str,
 }
@@ -104,6 +109,8 @@ pub struct Metrics {
     pub store_state: store_state::StoreStateMetrics,
     /// Per-URL breakers this process tracks, by state (a count, never a label per URL).
     pub forward_breakers: Family<StateLabel, Gauge>,
+    /// Breakers this process opened or closed, by the state they went to.
+    pub breaker_transitions: Family<ToLabel, Counter>,
     /// Endpoint config lookups answered, by the layer that answered.
     pub endpoint_cache_lookups: Family<LayerLabel, Counter>,
 }
@@ -148,6 +155,7 @@ impl Metrics {
             http,
             store_state,
             forward_breakers: Family::default(),
+            breaker_transitions: Family::default(),
             endpoint_cache_lookups: Family::default(),
         };
         r.register(
@@ -232,6 +240,11 @@ impl Metrics {
             m.forward_breakers.clone(),
         );
         r.register(
+            "breaker_transitions",
+            "Webhook URL circuit breakers this process opened or closed, by the state they went to",
+            m.breaker_transitions.clone(),
+        );
+        r.register(
             "endpoint_cache_lookups",
             "Endpoint config lookups by the layer that answered (memory, shared, store)",
             m.endpoint_cache_lookups.clone(),
@@ -288,6 +301,13 @@ impl Metrics {
                 state: state.as_str(),
             })
             .clone()
+    }
+
+    /// Counts a breaker opening or closing.
+    pub fn breaker_transition(&self, to: crate::domain::breaker::BreakerState) {
+        self.breaker_transitions
+            .get_or_create(&ToLabel { to: to.as_str() })
+            .inc();
     }
 
     /// Counts an endpoint lookup answered by `layer` (`memory`, `shared` or `store`).

@@ -140,6 +140,11 @@ pub trait Deliveries: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Replayed, StoreError>;
 
+    /// Makes every pending delivery of the endpoint that is due later than `now` due at `now`
+    /// (its breaker was closed: what it held, and retries waiting out a backoff, go now);
+    /// returns how many. The sweeper queues them.
+    async fn hasten(&self, endpoint: &EndpointId, now: Timestamp) -> Result<u64, StoreError>;
+
     /// Dead deliveries over all endpoints (the dead-letter depth metric).
     async fn dead_count(&self) -> Result<u64, StoreError>;
 

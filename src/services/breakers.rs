@@ -2,28 +2,34 @@
 //! through the shared cache when there is one.
 //!
 //! Each process counts consecutive failures itself (a local [`Breaker`]). When one opens, it
-//! publishes `breaker:open:<url hash>` = the wall-clock millisecond it half-opens, and while
-//! the shared cache answers, that key is what every process goes by: open until then, then
-//! one probe across all processes (whoever wins `set_nx` on `breaker:probe:<url hash>`), whose
-//! success deletes the key everywhere and whose failure publishes a new one. When the shared
-//! cache fails, each process falls back to its own breaker: sending never waits on Redis.
+//! publishes `breaker:open:<url hash>` = `<wall-clock millisecond it half-opens>:<re-opens>`,
+//! and while the shared cache answers, that key is what every process goes by: open until
+//! then, then one probe across all processes (whoever wins `set_nx` on
+//! `breaker:probe:<url hash>`), whose success deletes the key everywhere and whose failure
+//! publishes a new one open twice as long (the re-open count in the key is what escalates the
+//! cooldown across processes). When the shared cache fails, each process falls back to its own
+//! breaker, which escalates alike: sending never waits on Redis.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::domain::breaker::{Breaker, BreakerState};
+use crate::domain::breaker::{Breaker, BreakerState, escalated_cooldown};
 use crate::domain::time::Timestamp;
 use crate::metrics::Metrics;
 use crate::ports::Cache;
+use keys::{OpenKey, open_key, probe_key};
 
 /// How long a read of the shared open key is reused: admitting stays a memory operation, and
 /// another process's open or close is seen within this.
 const MEMO: Duration = Duration::from_secs(1);
+/// How long an "open" read is reused before a delivery is deferred on it: a reset elsewhere
+/// makes the held deliveries due at once, and a stale "open" would put them off again for the
+/// rest of the cooldown. At most ten reads a second per open URL and process.
+const OPEN_MEMO: Duration = Duration::from_millis(100);
 
 /// Breakers kept at most; beyond that the least used are forgotten (their URLs start closed
 /// again, or read the shared key).
@@ -37,7 +43,9 @@ pub const PROBE_WAIT: Duration = Duration::from_secs(2);
 pub struct BreakerConfig {
     /// Consecutive failures that open a breaker (the seed: 10).
     pub threshold: u32,
-    /// How long it stays open before one probe (the seed: 5 minutes).
+    /// How long it stays open the first time before one probe; each failed probe doubles it.
+    pub first_cooldown: Duration,
+    /// The longest it stays open before a probe (the seed: 5 minutes, every time).
     pub cooldown: Duration,
     /// How long a probe may stay out before another caller may probe: a little above the
     /// request timeout.
@@ -48,6 +56,7 @@ impl Default for BreakerConfig {
     fn default() -> BreakerConfig {
         BreakerConfig {
             threshold: 10,
+            first_cooldown: Duration::from_secs(5),
             cooldown: Duration::from_secs(300),
             probe_timeout: Duration::from_secs(20),
         }
@@ -88,7 +97,16 @@ struct Entry {
     /// This process holds the shared probe.
     probing: bool,
     /// The shared open key as last read: when, and its value (`None`: absent).
-    memo: Option<(Instant, Option<i64>)>,
+    memo: Option<(Instant, Option<OpenKey>)>,
+}
+
+/// How a call was let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// The breaker is closed.
+    Closed,
+    /// This call is the one half-open probe: if it never goes out, [`Breakers::release`] it.
+    Probe,
 }
 
 /// What the shared key says at a moment, after the memo.
@@ -111,10 +129,6 @@ fn label_index(state: BreakerState) -> u8 {
         BreakerState::Open => 1,
         BreakerState::HalfOpen => 2,
     }
-}
-
-fn url_hash(url: &str) -> String {
-    hex::encode(&Sha256::digest(url.as_bytes())[..8])
 }
 
 impl Breakers {
@@ -142,6 +156,11 @@ impl Breakers {
     /// Ok: send now. Err(t): open, or a half-open probe is out: defer to t (while a probe is
     /// out, at most [`PROBE_WAIT`] ahead).
     pub async fn admit(&self, url: &str) -> Result<(), Timestamp> {
+        self.enter(url).await.map(|_| ())
+    }
+
+    /// [`Breakers::admit`], saying whether the call is the half-open probe.
+    pub async fn enter(&self, url: &str) -> Result<Admitted, Timestamp> {
         let slot = self.slot(url).await;
         let mut e = slot.entry.lock().await;
         let result = self.admit_locked(url, &mut e).await;
@@ -149,9 +168,50 @@ impl Breakers {
         result
     }
 
-    async fn admit_locked(&self, url: &str, e: &mut Entry) -> Result<(), Timestamp> {
+    /// A probe that was let through but did not go out (its endpoint had no room): the next
+    /// caller may probe at once, here and in every process.
+    pub async fn release(&self, url: &str) {
+        let slot = self.slot(url).await;
+        let mut e = slot.entry.lock().await;
+        if std::mem::take(&mut e.probing)
+            && let Some(shared) = &self.shared
+        {
+            let _ = shared.delete(&probe_key(url)).await;
+        }
+        e.local.release_probe(Instant::now().into_std());
+        self.relabel(&slot, &e);
+    }
+
+    /// Closes the breaker everywhere, as a successful probe would (an operator's reset, or a
+    /// test ping the endpoint answered). Returns the closed view.
+    pub async fn reset(&self, url: &str) -> BreakerView {
+        let slot = self.slot(url).await;
+        let mut e = slot.entry.lock().await;
         let now = Instant::now();
-        match self.shared_state(url, e, now).await {
+        let shared = self.shared_state(url, &mut e, now).await;
+        let was = self.view_of(&e, shared, now);
+        e.local.success();
+        e.failures = 0;
+        e.probing = false;
+        self.publish_closed(url, &mut e, now).await;
+        if was.state != BreakerState::Closed {
+            self.transition(url, BreakerState::Closed, None);
+        }
+        self.relabel(&slot, &e);
+        self.view_of(&e, Shared::Closed, now)
+    }
+
+    async fn admit_locked(&self, url: &str, e: &mut Entry) -> Result<Admitted, Timestamp> {
+        let now = Instant::now();
+        let mut state = self.shared_state(url, e, now).await;
+        if let Shared::Open(_) = state
+            && e.memo
+                .is_some_and(|(at, _)| now.duration_since(at) >= OPEN_MEMO)
+        {
+            e.memo = None;
+            state = self.shared_state(url, e, now).await;
+        }
+        match state {
             Shared::Open(until) => return Err(Timestamp::from_millis(until)),
             Shared::HalfOpen => {
                 if let Some(shared) = &self.shared {
@@ -166,7 +226,7 @@ impl Breakers {
                     match won {
                         Ok(true) => {
                             e.probing = true;
-                            return Ok(());
+                            return Ok(Admitted::Probe);
                         }
                         // Another process's probe is out: look again soon rather than at its
                         // deadline, so deliveries follow a quick answer quickly.
@@ -187,16 +247,23 @@ impl Breakers {
             }
             Shared::Closed | Shared::Unknown => {}
         }
-        let half_open = e.local.state() == BreakerState::HalfOpen;
-        e.local.admit(now.into_std()).map_err(|at| {
-            let at = self.wall_at(at);
-            if half_open {
-                // This process's probe is out: the same as another's.
-                at.min(self.wall(now).plus(PROBE_WAIT))
-            } else {
-                at
-            }
-        })
+        let before = e.local.state();
+        let half_open = before == BreakerState::HalfOpen;
+        e.local
+            .admit(now.into_std())
+            .map(|()| match before {
+                BreakerState::Closed => Admitted::Closed,
+                BreakerState::Open | BreakerState::HalfOpen => Admitted::Probe,
+            })
+            .map_err(|at| {
+                let at = self.wall_at(at);
+                if half_open {
+                    // This process's probe is out: the same as another's.
+                    at.min(self.wall(now).plus(PROBE_WAIT))
+                } else {
+                    at
+                }
+            })
     }
 
     /// outcome of an admitted request; `endpoint_failure` = Outcome::is_endpoint_failure()
@@ -205,22 +272,48 @@ impl Breakers {
         let mut e = slot.entry.lock().await;
         let now = Instant::now();
         let was_probe = std::mem::take(&mut e.probing);
+        let before = e.local.state();
         if endpoint_failure {
-            let before = e.local.state();
             e.local.failure(now.into_std());
             e.failures = e.failures.saturating_add(1);
             let opened = before != BreakerState::Open && e.local.state() == BreakerState::Open;
             if opened || was_probe {
-                self.publish_open(url, &mut e, now).await;
+                let cooldown = match self.shared {
+                    Some(_) => self.publish_open(url, &mut e, now, was_probe).await,
+                    None => e.local.current_cooldown(),
+                };
+                self.transition(url, BreakerState::Open, Some(cooldown));
             }
         } else {
             e.local.success();
             e.failures = 0;
-            if was_probe || e.published || matches!(e.memo, Some((_, Some(_)))) {
+            let shared_open = matches!(e.memo, Some((_, Some(_))));
+            if was_probe || e.published || shared_open {
                 self.publish_closed(url, &mut e, now).await;
+            }
+            if was_probe || shared_open || before != BreakerState::Closed {
+                self.transition(url, BreakerState::Closed, None);
             }
         }
         self.relabel(&slot, &e);
+    }
+
+    /// Logs an open or a close, with the URL's host (never its path or query, which may hold
+    /// a customer's token), and counts it.
+    fn transition(&self, url: &str, to: BreakerState, cooldown: Option<Duration>) {
+        self.metrics.breaker_transition(to);
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        match cooldown {
+            Some(c) => {
+                tracing::info!(host = %host, cooldown_secs = c.as_secs_f64(), "webhook breaker opened: deliveries to this URL are deferred")
+            }
+            None => {
+                tracing::info!(host = %host, "webhook breaker closed: deliveries to this URL resume")
+            }
+        }
     }
 
     pub async fn view(&self, url: &str) -> BreakerView {
@@ -258,6 +351,7 @@ impl Breakers {
                 label: AtomicU8::new(label_index(BreakerState::Closed)),
                 entry: Mutex::new(Entry {
                     local: Breaker::new(self.cfg.threshold, self.cfg.cooldown)
+                        .with_first_cooldown(self.cfg.first_cooldown)
                         .with_probe_timeout(self.cfg.probe_timeout),
                     failures: 0,
                     published: false,
@@ -273,7 +367,7 @@ impl Breakers {
     fn relabel(&self, slot: &Slot, e: &Entry) {
         let now = Instant::now();
         let shared = match e.memo {
-            Some((_, Some(until))) if self.wall(now).millis() < until => Shared::Open(until),
+            Some((_, Some(k))) if self.wall(now).millis() < k.until => Shared::Open(k.until),
             Some((_, Some(_))) => Shared::HalfOpen,
             _ => Shared::Unknown,
         };
@@ -296,7 +390,7 @@ impl Breakers {
             Some((_, v)) => v,
             None => match shared.get(&open_key(url)).await {
                 Ok(v) => {
-                    let v = v.and_then(|s| s.parse::<i64>().ok());
+                    let v = v.and_then(|s| OpenKey::parse(&s));
                     e.memo = Some((now, v));
                     v
                 }
@@ -307,24 +401,50 @@ impl Breakers {
             },
         };
         match value {
-            Some(until) if self.wall(now).millis() < until => Shared::Open(until),
+            Some(k) if self.wall(now).millis() < k.until => Shared::Open(k.until),
             Some(_) => Shared::HalfOpen,
             None => Shared::Closed,
         }
     }
 
-    async fn publish_open(&self, url: &str, e: &mut Entry, now: Instant) {
+    /// Writes the open key; returns the cooldown it opened for. A failed probe (`escalate`)
+    /// doubles the last cooldown; an open from closed keeps the key's count and never shortens
+    /// what another process published.
+    async fn publish_open(
+        &self,
+        url: &str,
+        e: &mut Entry,
+        now: Instant,
+        escalate: bool,
+    ) -> Duration {
         let Some(shared) = &self.shared else {
-            return;
+            return e.local.current_cooldown();
         };
-        let until = self.wall(now).plus(self.cfg.cooldown).millis();
+        let known = match e.memo {
+            Some((_, Some(k))) => Some(k),
+            _ => None,
+        };
+        let last = known.map_or(e.local.reopens(), |k| k.reopens);
+        let reopens = if escalate {
+            last.saturating_add(1)
+        } else {
+            last
+        };
+        let cooldown = escalated_cooldown(self.cfg.first_cooldown, self.cfg.cooldown, reopens);
+        let mut until = self.wall(now).plus(cooldown).millis();
+        if !escalate && let Some(k) = known {
+            until = until.max(k.until);
+        }
+        let key = OpenKey { until, reopens };
         // The key outlives its half-open time, so processes still see "half-open, one probe"
-        // after it; a key nobody probes for a whole further cooldown is let go.
-        let ttl = self.cfg.cooldown * 2 + self.cfg.probe_timeout;
-        let written = shared.set(&open_key(url), &until.to_string(), ttl).await;
+        // after it, and the next failed probe knows how often it re-opened; a key nobody
+        // probes for a whole further cooldown is let go.
+        let ttl = cooldown * 2 + self.cfg.probe_timeout;
+        let written = shared.set(&open_key(url), &key.render(), ttl).await;
         e.published = written.is_ok();
-        e.memo = written.is_ok().then_some((now, Some(until)));
+        e.memo = written.is_ok().then_some((now, Some(key)));
         let _ = shared.delete(&probe_key(url)).await;
+        cooldown
     }
 
     async fn publish_closed(&self, url: &str, e: &mut Entry, now: Instant) {
@@ -347,13 +467,6 @@ impl Breakers {
     }
 }
 
-fn open_key(url: &str) -> String {
-    format!("breaker:open:{}", url_hash(url))
-}
-
-fn probe_key(url: &str) -> String {
-    format!("breaker:probe:{}", url_hash(url))
-}
-
+mod keys;
 #[cfg(test)]
 mod tests;

@@ -3,19 +3,21 @@
 //! A queue message names up to 64 outbox rows; the row is the truth. Each message is handled
 //! in its own task, so a slow endpoint holds only the messages that name it, and each
 //! delivery inside it runs on its own: past the endpoint's circuit breaker, within the
-//! endpoint's in-flight cap (the excess is deferred in the store, not held in a slot), then
-//! within the process's global cap. The attempt and its follow-up (delivered, retry at, dead)
-//! are committed through the [`Recorder`] before the message is acked.
+//! endpoint's in-flight cap, then its host's, then the process's global cap (the excess at
+//! each is deferred in the store after a short wait, not held in a slot; see [`super::lanes`]).
+//! The attempt and its follow-up (delivered, retry at, dead) are committed through the
+//! [`Recorder`] before the message is acked.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::lanes::{Lanes, MIN_BUSY_DEFER, busy_defer};
 use super::recorder::Recorder;
 use crate::domain::delivery::{DeadLetterReason, Decision, Outcome, RetrySchedule, headers};
 use crate::domain::endpoint::{DeliveryStatus, EndpointId, WebhookDeliveryId};
@@ -26,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::ports::Outbound;
 use crate::ports::deliveries::{AttemptRecord, FollowUp, Pending};
 use crate::ports::{Deliveries, Delivery, Endpoints, Queue, StoreError};
+use crate::services::breakers::Admitted;
 use crate::services::{Breakers, EndpointCache};
 
 /// How long a delivery waits for a place among its endpoint's requests in flight before it is
@@ -34,6 +37,11 @@ use crate::services::{Breakers, EndpointCache};
 /// hanging at 5,000 events/s: a 1 s wait held messages long enough to starve the healthy
 /// endpoints (their p50 went from ~0.15 s to ~3 s).
 const LANE_WAIT: Duration = Duration::from_millis(100);
+/// How long a delivery waits for one of the process's places once its endpoint and host have
+/// room. Bounded for the same reason: places held by slow receivers (within their caps) must
+/// not hold every other project's queue messages behind them; the delivery is deferred
+/// instead, briefly, since global places free as soon as any request ends.
+const SLOT_WAIT: Duration = Duration::from_millis(100);
 /// A message whose rows could not be read or recorded comes back after this.
 const STORE_RETRY: Duration = Duration::from_secs(2);
 /// Recorded with the attempt when the endpoint was disabled before the delivery went out.
@@ -49,6 +57,8 @@ pub struct ForwarderConfig {
     pub concurrency: usize,
     /// Requests in flight at once to one endpoint.
     pub endpoint_inflight: usize,
+    /// Requests in flight at once to one host and port, over all its endpoints.
+    pub host_inflight: usize,
     /// The longest a delivery that found its endpoint full is deferred (see `busy_defer`).
     pub busy_defer: Duration,
     /// Queue messages held at once.
@@ -72,7 +82,9 @@ pub struct Forwarder {
     recorder: Recorder,
     slots: Arc<Semaphore>,
     /// Requests in flight per endpoint.
-    lanes: Lanes,
+    lanes: Lanes<EndpointId>,
+    /// Requests in flight per host and port (`host:port`).
+    hosts: Lanes<String>,
     /// Deliveries being attempted in this process: a second queue message naming one (the
     /// sweeper's, after a lease ran out) must not send it twice at once.
     attempting: Mutex<HashSet<WebhookDeliveryId>>,
@@ -117,6 +129,7 @@ impl Forwarder {
         Forwarder {
             slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
             lanes: Lanes::new(config.endpoint_inflight),
+            hosts: Lanes::new(config.host_inflight),
             deliveries: parts.deliveries,
             endpoints: parts.endpoints,
             cache: parts.cache,
@@ -273,24 +286,44 @@ impl Forwarder {
             return Ok(Handled::Attempted(FollowUp::Dead));
         }
         let url = endpoint.url.as_str();
-        if let Err(until) = self.breakers.admit(url).await {
-            self.metrics.forward.count("deferred_breaker");
-            return Ok(Handled::Deferred(until));
-        }
-        let lane = match self.lanes.take(&p.endpoint_id, LANE_WAIT).await {
-            Ok(lane) => lane,
-            Err(since_freed) => {
-                self.metrics.forward.count("deferred_busy");
-                return Ok(Handled::Deferred(
-                    Timestamp::now().plus(busy_defer(since_freed, self.config.busy_defer)),
-                ));
+        let admitted = match self.breakers.enter(url).await {
+            Ok(admitted) => admitted,
+            Err(until) => {
+                self.metrics.forward.count("deferred_breaker");
+                return Ok(Handled::Deferred(until));
             }
         };
-        let permit = self
-            .slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        // A probe that does not go out gives its turn back: otherwise the breaker would stay
+        // half-open, refusing everyone, until the probe timed out.
+        let busy = |since_freed: Duration| async move {
+            if admitted == Admitted::Probe {
+                self.breakers.release(url).await;
+            }
+            self.metrics.forward.count("deferred_busy");
+            Ok(Handled::Deferred(
+                Timestamp::now().plus(busy_defer(since_freed, self.config.busy_defer)),
+            ))
+        };
+        let lane = match self.lanes.take(&p.endpoint_id, LANE_WAIT).await {
+            Ok(lane) => lane,
+            Err(since_freed) => return busy(since_freed).await,
+        };
+        let host = endpoint
+            .url
+            .host_and_port()
+            .map_or_else(String::new, |(h, port)| format!("{h}:{port}"));
+        let host_lane = match self.hosts.take(&host, LANE_WAIT).await {
+            Ok(lane) => lane,
+            Err(since_freed) => return busy(since_freed).await,
+        };
+        let Ok(permit) = tokio::time::timeout(SLOT_WAIT, self.slots.acquire()).await else {
+            if admitted == Admitted::Probe {
+                self.breakers.release(url).await;
+            }
+            self.metrics.forward.count("deferred_slots");
+            return Ok(Handled::Deferred(Timestamp::now().plus(MIN_BUSY_DEFER)));
+        };
+        let permit = permit.expect("the semaphore is never closed");
         let now = Timestamp::now();
         let attempt = p.attempts + 1;
         let secrets: Vec<SigningSecret> = endpoint
@@ -306,6 +339,7 @@ impl Forwarder {
         // hold them (measured: holding them capped forwarding at what 100 slots could do in
         // a request plus a commit, ~3.5k/s on PostgreSQL, with deliveries deferred as busy).
         drop(permit);
+        drop(host_lane);
         drop(lane);
         self.metrics.forward.in_flight.dec();
         self.metrics
@@ -357,171 +391,5 @@ impl Forwarder {
         };
         self.metrics.forward.count(label);
         Ok(Handled::Attempted(follow_up))
-    }
-}
-
-/// How far to defer a delivery whose endpoint stayed full through the lane wait: twice the
-/// time since the endpoint last gave a place back, within [`MIN_BUSY_DEFER`] and `most`. A
-/// slow but working endpoint (its requests take 200 ms) frees places all the time, so its
-/// excess comes back in a fraction of a second; a hanging one frees none until its requests
-/// time out, so its backlog is not read, queued and deferred again every second. (A fixed 5 s
-/// starved the first kind: 20 requests per 5 s to a 200 ms endpoint; a fixed 1 s churned
-/// through ~30,000 deferrals in 40 s for the second at 5,000 events/s.)
-fn busy_defer(since_freed: Duration, most: Duration) -> Duration {
-    (since_freed * 2).clamp(MIN_BUSY_DEFER, most.max(MIN_BUSY_DEFER))
-}
-
-const MIN_BUSY_DEFER: Duration = Duration::from_millis(250);
-
-/// An endpoint whose places are all taken and that gave none back for this long is not waited
-/// for at all: its excess is deferred at once.
-const STUCK_AFTER: Duration = Duration::from_secs(1);
-
-/// Each endpoint's in-flight places: a semaphore per endpoint with deliveries in flight or
-/// waiting, and when a place was last given back, dropped from the map when nobody holds or
-/// awaits it.
-struct Lanes {
-    cap: usize,
-    map: Mutex<HashMap<EndpointId, (Arc<Semaphore>, Instant)>>,
-}
-
-/// One of an endpoint's in-flight places, given back on drop.
-struct Lane<'a> {
-    lanes: &'a Lanes,
-    endpoint: EndpointId,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Lanes {
-    fn new(cap: usize) -> Lanes {
-        Lanes {
-            cap: cap.max(1),
-            map: Mutex::default(),
-        }
-    }
-
-    /// Waits up to `wait` for one of the endpoint's places. A healthy endpoint frees places
-    /// within milliseconds, so a burst to it waits its turn; a slow one holds them for up to
-    /// the request timeout, so its excess gives up here and is deferred, instead of holding
-    /// its queue message (and the worker's room for messages) behind it. `Err` holds how long
-    /// ago the endpoint last gave a place back: how slow it is.
-    async fn take(&self, endpoint: &EndpointId, wait: Duration) -> Result<Lane<'_>, Duration> {
-        let (sem, freed) = {
-            let mut map = self.map.lock().expect("not poisoned");
-            let (sem, freed) = map
-                .entry(endpoint.clone())
-                .or_insert_with(|| (Arc::new(Semaphore::new(self.cap)), Instant::now()));
-            (sem.clone(), *freed)
-        };
-        // Every place taken and none given back for a while: the endpoint hangs, and waiting
-        // for it would only hold this message (and its healthy deliveries' ack) longer.
-        if sem.available_permits() == 0 && freed.elapsed() >= STUCK_AFTER {
-            return Err(freed.elapsed());
-        }
-        match tokio::time::timeout(wait, sem.acquire_owned()).await {
-            Ok(p) => Ok(Lane {
-                lanes: self,
-                endpoint: endpoint.clone(),
-                permit: Some(p.expect("the semaphore is never closed")),
-            }),
-            Err(_) => {
-                let since = self
-                    .map
-                    .lock()
-                    .expect("not poisoned")
-                    .get(endpoint)
-                    .map_or(wait, |(_, freed)| freed.elapsed());
-                self.forget_if_idle(endpoint);
-                Err(since)
-            }
-        }
-    }
-
-    /// A permit and a waiter each hold the semaphore: held by the map alone, it is idle.
-    fn forget_if_idle(&self, endpoint: &EndpointId) {
-        let mut map = self.map.lock().expect("not poisoned");
-        if map
-            .get(endpoint)
-            .is_some_and(|(s, _)| Arc::strong_count(s) == 1)
-        {
-            map.remove(endpoint);
-        }
-    }
-}
-
-impl Drop for Lane<'_> {
-    fn drop(&mut self) {
-        drop(self.permit.take());
-        if let Some((_, freed)) = self
-            .lanes
-            .map
-            .lock()
-            .expect("not poisoned")
-            .get_mut(&self.endpoint)
-        {
-            *freed = Instant::now();
-        }
-        self.lanes.forget_if_idle(&self.endpoint);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn busy_deliveries_come_back_sooner_the_faster_their_endpoint_frees_places() {
-        let most = Duration::from_secs(5);
-        // A place freed 60 ms ago: a working endpoint, back soon.
-        assert_eq!(busy_defer(Duration::from_millis(60), most), MIN_BUSY_DEFER);
-        assert_eq!(
-            busy_defer(Duration::from_millis(400), most),
-            Duration::from_millis(800)
-        );
-        // Nothing freed for 10 s: hanging, deferred as far as allowed.
-        assert_eq!(busy_defer(Duration::from_secs(10), most), most);
-    }
-
-    #[tokio::test]
-    async fn a_full_lane_says_how_long_since_a_place_was_freed() {
-        let lanes = Lanes::new(1);
-        let e = EndpointId::generate();
-        let Ok(held) = lanes.take(&e, Duration::from_millis(10)).await else {
-            panic!("an empty lane has room")
-        };
-        let Err(since) = lanes.take(&e, Duration::from_millis(20)).await else {
-            panic!("a lane of one is full while its place is held")
-        };
-        assert!(since >= Duration::from_millis(20), "{since:?}");
-        drop(held);
-        let again = lanes.take(&e, Duration::from_millis(10)).await;
-        assert!(again.is_ok(), "the place was given back");
-        drop(again);
-        assert!(
-            lanes.map.lock().unwrap().is_empty(),
-            "idle lanes are forgotten"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_lane_that_freed_nothing_for_a_while_is_not_waited_for() {
-        let lanes = Lanes::new(1);
-        let e = EndpointId::generate();
-        let Ok(_held) = lanes.take(&e, Duration::from_millis(10)).await else {
-            panic!("an empty lane has room")
-        };
-        let hung_since = Instant::now() - STUCK_AFTER * 2;
-        lanes.map.lock().unwrap().get_mut(&e).unwrap().1 = hung_since;
-        // An hour's wait is offered; a hanging endpoint's excess must give up at once.
-        let taken = tokio::time::timeout(
-            Duration::from_secs(5),
-            lanes.take(&e, Duration::from_secs(3600)),
-        )
-        .await
-        .expect("no wait for a hanging endpoint");
-        let Err(since) = taken else {
-            panic!("the lane is full")
-        };
-        assert!(since >= STUCK_AFTER * 2, "{since:?}");
     }
 }

@@ -5,6 +5,7 @@ pub mod campaign_follow;
 pub mod campaign_runner;
 mod consume;
 pub mod forwarder;
+mod lanes;
 pub mod processor;
 pub mod publisher;
 pub mod recorder;

@@ -74,6 +74,7 @@ deliveries_suite!(
     dead_deliveries_are_counted,
     pending_deliveries_are_counted,
     defer_moves_without_charging,
+    hasten_makes_an_endpoints_deferred_deliveries_due_now,
     claim_due_leases_what_is_due,
     concurrent_claims_are_disjoint,
     retry_resets_the_budget_of_this_projects_delivery,
@@ -402,6 +403,44 @@ async fn defer_moves_without_charging(ports: &Ports) {
         "only pending rows move"
     );
     ports.deliveries.defer(&[], at).await.unwrap();
+}
+
+async fn hasten_makes_an_endpoints_deferred_deliveries_due_now(ports: &Ports) {
+    let (e, ids) = seed(ports, 3).await;
+    let other = endpoint(ports, "acme", &["*"]).await;
+    let now = Timestamp::now();
+    let far = later(300_000);
+    ports.deliveries.defer(&ids, far).await.unwrap();
+    record(
+        ports,
+        &[attempt(&ids[2], 1, Some(200), FollowUp::Succeeded)],
+    )
+    .await;
+    let settled = detail(ports, &ids[2]).await;
+    assert_eq!(ports.deliveries.hasten(&other.id, now).await.unwrap(), 0);
+    assert_eq!(
+        detail(ports, &ids[0]).await.delivery.next_attempt_at,
+        far,
+        "another endpoint's hasten moves nothing here"
+    );
+    assert_eq!(ports.deliveries.hasten(&e.id, now).await.unwrap(), 2);
+    for id in &ids[..2] {
+        let d = detail(ports, id).await.delivery;
+        assert_eq!(
+            (d.next_attempt_at, d.attempts),
+            (now, 0),
+            "due now, uncharged"
+        );
+    }
+    assert_eq!(detail(ports, &ids[2]).await, settled, "settled rows stay");
+    let due: BTreeSet<_> = ports
+        .deliveries
+        .claim_due(now, later(60_000), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(due, BTreeSet::from([ids[0].clone(), ids[1].clone()]));
 }
 
 async fn claim_due_leases_what_is_due(ports: &Ports) {

@@ -143,6 +143,9 @@ impl Deliveries for Refusing {
     ) -> Result<Replayed, StoreError> {
         self.inner.replay(endpoint, window, now).await
     }
+    async fn hasten(&self, endpoint: &EndpointId, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.hasten(endpoint, now).await
+    }
     async fn dead_count(&self) -> Result<u64, StoreError> {
         self.inner.dead_count().await
     }

@@ -247,6 +247,11 @@ impl Deliveries for PgStore {
         })
     }
 
+    async fn hasten(&self, endpoint: &EndpointId, now: Timestamp) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        q::hasten(&mut conn, endpoint, now).await.map_err(classify)
+    }
+
     async fn pending_count(&self) -> Result<u64, StoreError> {
         q::pending_count(&self.pool).await.map_err(classify)
     }

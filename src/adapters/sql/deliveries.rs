@@ -290,6 +290,24 @@ macro_rules! delivery_queries {
             Ok(done.rows_affected())
         }
 
+        /// Pending deliveries of the endpoint due later than `now` (deferred by its breaker,
+        /// or waiting for a retry) become due now.
+        pub async fn hasten(
+            conn: &mut $conn,
+            endpoint: &EndpointId,
+            now: Timestamp,
+        ) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $2 \
+                 WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at > $2",
+            )
+            .bind(endpoint.as_str())
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
         /// Reads the partial index on pending rows, not the table.
         pub async fn pending_count(pool: &Pool<$db>) -> Result<u64, sqlx::Error> {
             let n: i64 =

@@ -239,6 +239,13 @@ impl Deliveries for SqliteStore {
         })
     }
 
+    async fn hasten(&self, endpoint: &EndpointId, now: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.db.begin_write().await.map_err(classify)?;
+        let n = q::hasten(&mut tx, endpoint, now).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(n)
+    }
+
     async fn pending_count(&self) -> Result<u64, StoreError> {
         q::pending_count(&self.db.read).await.map_err(classify)
     }

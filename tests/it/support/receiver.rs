@@ -22,6 +22,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Bytes,
     pub at: Instant,
+    /// The status code it was (or, while hanging, will be) answered with.
+    pub answered: u16,
 }
 
 impl Received {
@@ -59,6 +61,8 @@ enum Script {
     Hang(Duration),
     /// Answer 200 with these bytes as the body, every time.
     Body(Bytes),
+    /// Answer this code until then (an outage), then 200.
+    DownUntil(Instant, u16),
 }
 
 #[derive(Default)]
@@ -148,6 +152,15 @@ impl Receiver {
             .insert(path.into(), Script::Body(Bytes::copy_from_slice(body)));
     }
 
+    /// `path` answers `code` for the next `d` (from now), then 200: an outage of that length.
+    pub fn down_for(&self, path: &str, d: Duration, code: u16) {
+        self.inner
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(path.into(), Script::DownUntil(Instant::now() + d, code));
+    }
+
     /// `path` holds every request for `d` before answering.
     pub fn hang(&self, path: &str, d: Duration) {
         self.inner
@@ -224,6 +237,19 @@ async fn receive(
 ) -> Response {
     let script = {
         let mut g = inner.lock().unwrap();
+        let script = match g.scripts.get_mut(&path) {
+            Some(Script::Codes(codes)) if !codes.is_empty() => Script::Codes(vec![codes.remove(0)]),
+            Some(Script::Hang(d)) => Script::Hang(*d),
+            Some(Script::DownUntil(until, code)) if Instant::now() < *until => {
+                Script::Codes(vec![*code])
+            }
+            Some(Script::Body(b)) => Script::Body(b.clone()),
+            _ => Script::Codes(vec![200]),
+        };
+        let answered = match &script {
+            Script::Codes(c) => c[0],
+            Script::Hang(_) | Script::DownUntil(..) | Script::Body(_) => 200,
+        };
         g.received.push(Received {
             path: path.clone(),
             headers: headers
@@ -232,16 +258,13 @@ async fn receive(
                 .collect(),
             body,
             at: Instant::now(),
+            answered,
         });
-        match g.scripts.get_mut(&path) {
-            Some(Script::Codes(codes)) if !codes.is_empty() => Script::Codes(vec![codes.remove(0)]),
-            Some(Script::Hang(d)) => Script::Hang(*d),
-            Some(Script::Body(b)) => Script::Body(b.clone()),
-            _ => Script::Codes(vec![200]),
-        }
+        script
     };
     match script {
         Script::Codes(c) => StatusCode::from_u16(c[0]).unwrap().into_response(),
+        Script::DownUntil(_, c) => StatusCode::from_u16(c).unwrap().into_response(),
         Script::Hang(d) => {
             tokio::time::sleep(d).await;
             StatusCode::OK.into_response()
