@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::ProjectAuth;
+use super::openapi::ErrorBody;
+use super::openapi::schemas::{DeliveryOut, EndpointRedriven, TestPing};
 use super::webhooks::{delivery_json, endpoint_id, not_found};
 use crate::domain::delivery::headers;
 use crate::domain::endpoint::WebhookDeliveryId;
@@ -18,9 +20,16 @@ use crate::domain::time::Timestamp;
 /// The event type of a test ping; no endpoint subscribes to it, so it is only ever sent here.
 pub const PING: &str = "webhook.test";
 
-/// `POST /webhook/config/{id}/test`: sends one signed ping now, past the breaker and the
-/// queue, and says what came back: the status code and the latency, never the body (the
-/// receiver's answer is the customer's own, and could be anything).
+/// Send a signed test ping
+///
+/// Sends one signed `webhook.test` event now, past the breaker and the queue, and says what
+/// came back: the status code and the latency, never the body (the receiver's answer is the
+/// customer's own, and could be anything).
+#[utoipa::path(post, path = "/webhook/config/{id}/test", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    responses(
+        (status = 200, description = "What the endpoint answered", body = TestPing),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn test(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -61,8 +70,16 @@ pub async fn test(
     })))
 }
 
-/// `POST /webhook/deliveries/{id}/retry`: the delivery is due again now, with a fresh retry
-/// budget, whatever its status (a delivered one is sent once more: the customer asked).
+/// Retry one delivery
+///
+/// The delivery is due again now, with a fresh retry budget, whatever its status (a delivered
+/// one is sent once more: the customer asked).
+#[utoipa::path(post, path = "/webhook/deliveries/{id}/retry", tag = "webhooks", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The delivery id")),
+    responses(
+        (status = 200, description = "The delivery, pending again", body = DeliveryOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody)))]
 pub async fn retry(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -79,8 +96,15 @@ pub async fn retry(
     Ok(Json(delivery_json(&view)))
 }
 
-/// `POST /webhook/config/{id}/redrive`: every dead delivery of the endpoint is due again now,
-/// with a fresh retry budget; the forwarders' sweeper queues them within a second.
+/// Redrive an endpoint's dead letters
+///
+/// Every dead delivery of the endpoint is due again now, with a fresh retry budget; the
+/// forwarders' sweeper queues them within a second.
+#[utoipa::path(post, path = "/webhook/config/{id}/redrive", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    responses(
+        (status = 200, description = "How many are due again", body = EndpointRedriven),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn redrive(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,

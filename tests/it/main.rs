@@ -22,6 +22,7 @@ mod forwarding_crash;
 mod http;
 mod lists;
 mod observability;
+mod openapi;
 mod projects;
 mod queue_conformance;
 mod rabbitmq;
