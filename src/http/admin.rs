@@ -81,6 +81,10 @@ pub struct ReplayIn {
     limit: Option<u64>,
 }
 
+/// The most items one replay or redrive moves: a bound a store can count to (a `u64` past
+/// `i64::MAX` made the SQL fail), and a batch an operator can still reason about.
+pub const MAX_MOVE: u64 = 1_000_000;
+
 fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     v.map(|t| {
         Timestamp::parse_rfc3339(t).ok_or_else(|| {
@@ -131,17 +135,22 @@ pub async fn replay(
         to: time("to", r.to.as_deref())?,
         after_id: 0,
     };
+    let limit = r.limit.unwrap_or(10_000);
+    if !(1..=MAX_MOVE).contains(&limit) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("limit must be 1 to {MAX_MOVE}"),
+        ));
+    }
     let replayer = Replayer {
         store: s.store.clone(),
         queue: s.queue.clone(),
     };
-    let report = replayer
-        .replay(filter, r.limit.unwrap_or(10_000).max(1))
-        .await
-        .map_err(|e| match e {
-            ReplayError::Store(e) => ApiError::from(e),
-            ReplayError::Queue(e) => ApiError::from(e),
-        })?;
+    let report = replayer.replay(filter, limit).await.map_err(|e| match e {
+        ReplayError::Store(e) => ApiError::from(e),
+        ReplayError::Queue(e) => ApiError::from(e),
+    })?;
     Ok(Json(
         json!({"replayed": report.replayed, "unreadable": report.unreadable}),
     ))
@@ -197,6 +206,13 @@ pub async fn redrive(
     QueryParams(q): QueryParams<RedriveQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let queue = known_queue(&name)?;
-    let moved = s.queue.redrive(queue, q.limit.unwrap_or(1000)).await?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=MAX_MOVE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_MOVE}"),
+        ));
+    }
+    let moved = s.queue.redrive(queue, limit).await?;
     Ok(Json(json!({"queue": queue, "moved": moved})))
 }

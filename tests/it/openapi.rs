@@ -185,8 +185,9 @@ fn every_body_and_response_has_a_schema_and_an_example() {
             }
             let responses = op["responses"].as_object().unwrap();
             assert!(responses.contains_key("default"), "{at}: no default error");
+            // `/v1/ingest/{provider}` is every provider wagate does not know: it only refuses.
             assert!(
-                responses.keys().any(|s| s.starts_with('2')),
+                responses.keys().any(|s| s.starts_with('2')) || path == "/v1/ingest/{provider}",
                 "{at}: no success response"
             );
             for (status, r) in responses {
