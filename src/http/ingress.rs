@@ -74,7 +74,7 @@ pub async fn datagen_v1(
     security((), ("ingress_token" = []), ("ingress_token_query" = [])),
     params(("X-Hub-Signature-256" = Option<String>, Header,
         description = "`sha256=<hex HMAC-SHA256 of the body>`, keyed with the app secret; required when one is configured")),
-    request_body(content = Object, description = "Meta's webhook notification",
+    request_body(content = Value, description = "Meta's webhook notification; any other JSON is quarantined, not refused",
         content_type = "application/json", example = json!({"object": "whatsapp_business_account",
         "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp", "metadata": {"display_phone_number": "918000000001",

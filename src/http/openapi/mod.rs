@@ -178,13 +178,6 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
             }},
         }
     });
-    // `/v1/ingest/{provider}` answers every provider but the two with their own routes, which
-    // a path template cannot say; a client generating values must not take it for those.
-    if let Some(provider) =
-        v.pointer_mut("/paths/~1v1~1ingest~1{provider}/post/parameters/0/schema")
-    {
-        *provider = json!({"type": "string", "not": {"enum": ["datagen", "meta"]}});
-    }
     let schemas = v
         .pointer("/components/schemas")
         .cloned()

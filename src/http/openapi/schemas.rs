@@ -253,8 +253,8 @@ pub struct QuarantineItem {
     provider: String,
     reason: String,
     business_number: Option<String>,
-    /// The body as the provider sent it.
-    #[schema(value_type = Object)]
+    /// The body as the provider sent it: any JSON.
+    #[schema(value_type = Value)]
     body: (),
     received_at: String,
 }
