@@ -341,7 +341,8 @@ pub struct RotateBody {
 /// `overlap_secs` (default a day). The body is optional.
 #[utoipa::path(post, path = "/webhook/config/{id}/rotate-secret", tag = "webhooks", security(("project_key" = [])),
     params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
-    request_body(content = Option<RotateBody>, content_type = "application/json"),
+    request_body(content = Option<RotateBody>, content_type = "application/json",
+        example = json!({"overlap_secs": 3600})),
     responses(
         (status = 200, description = "The new secret", body = SecretRotated),
         (status = 400, description = "Not JSON", body = ErrorBody),
