@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminAuth, JsonBody, QueryParams};
+use super::openapi::ErrorBody;
+use super::openapi::schemas::{QuarantinePage, QueueDepth, QueueRedriven, Replayed};
 use super::page;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::task::queues;
@@ -17,15 +19,24 @@ use crate::ports::store::{QuarantineFilter, QuarantineView};
 use crate::services::Replayer;
 use crate::services::replay::ReplayError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuarantineQuery {
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(alias = "before")]
     cursor: Option<String>,
 }
 
-/// `GET /v1/admin/quarantine?cursor=&limit=`: newest first, bodies as the provider sent them
-/// (see `page`).
+/// Quarantined webhook parts
+///
+/// Newest first, bodies as the provider sent them.
+#[utoipa::path(get, path = "/v1/admin/quarantine", tag = "admin", security(("admin_token" = [])), params(QuarantineQuery),
+    responses(
+        (status = 200, description = "A page of quarantined items", body = QuarantinePage),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)))]
 pub async fn quarantine(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -54,8 +65,10 @@ pub async fn quarantine(
     Ok(page::page(&found, limit, show, |r| r.id.to_string()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "unknown_number", "business_number": "+918000000001",
+    "from": "2026-01-31T00:00:00Z", "limit": 1000}))]
 pub struct ReplayIn {
     reason: Option<String>,
     business_number: Option<String>,
@@ -63,8 +76,14 @@ pub struct ReplayIn {
     from: Option<String>,
     /// RFC 3339; items received before.
     to: Option<String>,
+    /// 1 to 1,000,000; default 10,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     limit: Option<u64>,
 }
+
+/// The most items one replay or redrive moves: a bound a store can count to (a `u64` past
+/// `i64::MAX` made the SQL fail), and a batch an operator can still reason about.
+pub const MAX_MOVE: u64 = 1_000_000;
 
 fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     v.map(|t| {
@@ -79,9 +98,17 @@ fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     .transpose()
 }
 
-/// `POST /v1/admin/quarantine/replay` `{"reason"?, "business_number"?, "from"?, "to"?,
-/// "limit"?}`: queues matching items again, oldest first. Replaying an event that was applied
-/// meanwhile changes nothing; one that still cannot be applied is quarantined again.
+/// Replay quarantined items
+///
+/// Queues matching items again, oldest first. Replaying an event that was applied meanwhile
+/// changes nothing; one that still cannot be applied is quarantined again.
+#[utoipa::path(post, path = "/v1/admin/quarantine/replay", tag = "admin", security(("admin_token" = [])),
+    request_body = ReplayIn,
+    responses(
+        (status = 200, description = "How many were queued again", body = Replayed),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 422, description = "A field is wrong", body = ErrorBody)))]
 pub async fn replay(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -108,17 +135,22 @@ pub async fn replay(
         to: time("to", r.to.as_deref())?,
         after_id: 0,
     };
+    let limit = r.limit.unwrap_or(10_000);
+    if !(1..=MAX_MOVE).contains(&limit) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("limit must be 1 to {MAX_MOVE}"),
+        ));
+    }
     let replayer = Replayer {
         store: s.store.clone(),
         queue: s.queue.clone(),
     };
-    let report = replayer
-        .replay(filter, r.limit.unwrap_or(10_000).max(1))
-        .await
-        .map_err(|e| match e {
-            ReplayError::Store(e) => ApiError::from(e),
-            ReplayError::Queue(e) => ApiError::from(e),
-        })?;
+    let report = replayer.replay(filter, limit).await.map_err(|e| match e {
+        ReplayError::Store(e) => ApiError::from(e),
+        ReplayError::Queue(e) => ApiError::from(e),
+    })?;
     Ok(Json(
         json!({"replayed": report.replayed, "unreadable": report.unreadable}),
     ))
@@ -131,7 +163,13 @@ fn known_queue(name: &str) -> Result<&'static str, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no queue `{name}`")))
 }
 
-/// `GET /v1/admin/queues/{queue}`: messages waiting and dead letters.
+/// A queue's depth and dead letters
+#[utoipa::path(get, path = "/v1/admin/queues/{queue}", tag = "admin", security(("admin_token" = [])),
+    params(("queue" = String, Path, description = "`events`, `forward` or `send`", example = "events")),
+    responses(
+        (status = 200, description = "Messages waiting and dead letters", body = QueueDepth),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)))]
 pub async fn queue(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -145,12 +183,22 @@ pub async fn queue(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RedriveQuery {
+    /// 1 to 1,000,000; default 1000.
+    #[param(minimum = 1, maximum = 1_000_000)]
     limit: Option<u64>,
 }
 
-/// `POST /v1/admin/queues/{queue}/redrive?limit=`: dead letters back onto the queue.
+/// Move dead letters back onto their queue
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/redrive", tag = "admin", security(("admin_token" = [])),
+    params(("queue" = String, Path, example = "events"), RedriveQuery),
+    responses(
+        (status = 200, description = "How many were moved", body = QueueRedriven),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)))]
 pub async fn redrive(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -158,6 +206,13 @@ pub async fn redrive(
     QueryParams(q): QueryParams<RedriveQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let queue = known_queue(&name)?;
-    let moved = s.queue.redrive(queue, q.limit.unwrap_or(1000)).await?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=MAX_MOVE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_MOVE}"),
+        ));
+    }
+    let moved = s.queue.redrive(queue, limit).await?;
     Ok(Json(json!({"queue": queue, "moved": moved})))
 }

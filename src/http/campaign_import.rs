@@ -24,6 +24,8 @@ use super::AppState;
 use super::campaigns::owned;
 use super::error::ApiError;
 use super::extract::ProjectAuth;
+use super::openapi::ErrorBody;
+use super::openapi::campaign_schemas::ImportReport;
 use super::webhooks::Target;
 use crate::domain::campaign::csv_import::{CsvError, CsvImport};
 use crate::domain::campaign::{Campaign, CampaignState, ImportCounts, NewRecipient, RecipientId};
@@ -261,13 +263,30 @@ async fn fetch(s: &AppState, url: &str) -> Result<ByteStream, ApiError> {
         .boxed())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UrlBody {
+#[schema(example = json!({"csv_url": "https://example.com/recipients.csv"}))]
+pub struct UrlBody {
     csv_url: String,
 }
 
-/// `POST /project/campaign/{id}/recipients`: a `text/csv` body, or `{"csv_url": …}` as JSON.
+/// Load a campaign's recipients
+///
+/// A `text/csv` body (a `phone` column, plus the columns the template parameters name), or
+/// `{"csv_url"}` as JSON. Streamed; up to `WAGATE_CSV_MAX_BYTES`.
+#[utoipa::path(post, path = "/project/campaign/{id}/recipients", tag = "campaigns", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    request_body(content(
+        (String = "text/csv", example = json!("phone,name\n+919812345678,Asha\n+919812345679,Ravi\n")),
+        (UrlBody = "application/json"))),
+    responses(
+        (status = 200, description = "The import report", body = ImportReport),
+        (status = 400, description = "A CSV without a phone column, a bad `csv_url`", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody),
+        (status = 409, description = "Not a draft", body = ErrorBody),
+        (status = 413, description = "The CSV is too large", body = ErrorBody),
+        (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody)))]
 pub async fn upload(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -298,8 +317,17 @@ pub async fn upload(
     Ok(axum::Json(report))
 }
 
-/// `GET /project/campaign/{id}/messages.csv`: one line per recipient with its message id,
-/// status (the message's merged status once sent), last change and error.
+/// Export a campaign's results as CSV
+///
+/// One line per recipient with its message id, status (the message's merged status once
+/// sent), last change and error.
+#[utoipa::path(get, path = "/project/campaign/{id}/messages.csv", tag = "campaigns", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    responses(
+        (status = 200, description = "The results", content_type = "text/csv", body = String,
+            example = json!("phone,wamid,status,updated_at,error_code,error_title\n+919812345678,wamid.HBgM,read,2026-01-31T09:00:05Z,,\n")),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody)))]
 pub async fn export(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,

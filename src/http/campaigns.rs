@@ -15,6 +15,10 @@ use super::AppState;
 use super::campaign_import::{self, Source};
 use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth, QueryParams};
+use super::openapi::ErrorBody;
+use super::openapi::campaign_schemas::{
+    CampaignIn as CampaignInDoc, CampaignOut, CampaignPage, RecipientPage,
+};
 use super::page;
 use crate::domain::campaign::new::{CampaignIn, number_or_text, schedule_time};
 use crate::domain::campaign::{
@@ -91,7 +95,16 @@ async fn full_view(s: &AppState, c: &Campaign) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-/// `POST /project/campaign`: a new campaign in `draft`.
+/// Create a campaign
+///
+/// A new campaign in `draft`: load its recipients, then start it.
+#[utoipa::path(post, path = "/project/campaign", tag = "campaigns", security(("project_key" = [])),
+    request_body = CampaignInDoc,
+    responses(
+        (status = 201, description = "The draft campaign", body = CampaignOut),
+        (status = 400, description = "Not JSON, or a field is wrong (its own code: `unknown_sender`, `invalid_template_id`, …)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 422, description = "A field has the wrong type, or is unknown", body = ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -136,15 +149,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(full_view(&s, &stored).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The `next_cursor` of the previous page.
     #[serde(alias = "before")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-/// `GET /project/campaign?cursor=&limit=`: the project's campaigns, newest first, each as
-/// `GET /project/campaign/{id}` shows it (counts and total included; see `page`).
+/// List campaigns
+///
+/// Newest first, each with its counts.
+#[utoipa::path(get, path = "/project/campaign", tag = "campaigns", security(("project_key" = [])), params(ListQuery),
+    responses(
+        (status = 200, description = "A page of campaigns", body = CampaignPage),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -167,7 +189,14 @@ pub async fn list(
     Ok(page::body(data, next))
 }
 
-/// `GET /project/campaign/{id}`: state, counts per status, send rate, times.
+/// A campaign
+///
+/// State, counts per status, send rate, times.
+#[utoipa::path(get, path = "/project/campaign/{id}", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    responses(
+        (status = 200, description = "The campaign", body = CampaignOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody)))]
 pub async fn one(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -207,8 +236,15 @@ async fn reread(s: &AppState, project: &ProjectId, c: &Campaign) -> Result<Json<
     Ok(Json(full_view(s, &c).await?))
 }
 
-/// `POST /project/campaign/{id}/pause`: senders stop claiming its recipients at once (the
-/// claim itself checks the state); requests already in flight finish.
+/// Pause a campaign
+///
+/// Senders stop claiming its recipients at once; requests already in flight finish.
+#[utoipa::path(post, path = "/project/campaign/{id}/pause", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    responses(
+        (status = 200, description = "The campaign", body = CampaignOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody),
+        (status = 409, description = "The campaign's state does not allow it (`invalid_transition`)", body = ErrorBody)))]
 pub async fn pause(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -219,7 +255,15 @@ pub async fn pause(
     reread(&s, &project, &c).await
 }
 
-/// `POST /project/campaign/{id}/resume`: its queued recipients are due again at once.
+/// Resume a campaign
+///
+/// Its queued recipients are due again at once.
+#[utoipa::path(post, path = "/project/campaign/{id}/resume", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    responses(
+        (status = 200, description = "The campaign", body = CampaignOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody),
+        (status = 409, description = "The campaign's state does not allow it (`invalid_transition`)", body = ErrorBody)))]
 pub async fn resume(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -232,7 +276,15 @@ pub async fn resume(
     reread(&s, &project, &c).await
 }
 
-/// `POST /project/campaign/{id}/cancel`: its queued recipients become `cancelled`.
+/// Cancel a campaign
+///
+/// Its queued recipients become `cancelled`.
+#[utoipa::path(post, path = "/project/campaign/{id}/cancel", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    responses(
+        (status = 200, description = "The campaign", body = CampaignOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody),
+        (status = 409, description = "The campaign's state does not allow it (`invalid_transition`)", body = ErrorBody)))]
 pub async fn cancel(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -245,9 +297,15 @@ pub async fn cancel(
     reread(&s, &project, &c).await
 }
 
-/// `POST /project/campaign/{id}/retry-unknown`: the recipients whose send is `unknown` (no
-/// answer, no webhook) are queued again. They may have received the message already, which
-/// is why this is never automatic (unless the campaign's `unknown_policy` is `resend`).
+/// Queue the unknown sends again
+///
+/// The recipients whose send is `unknown` (no answer, no webhook) are queued again. They may have received the message already, which is why this is never automatic.
+#[utoipa::path(post, path = "/project/campaign/{id}/retry-unknown", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    responses(
+        (status = 200, description = "The campaign, with `requeued`", body = CampaignOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody),
+        (status = 409, description = "The campaign's state does not allow it (`invalid_transition`)", body = ErrorBody)))]
 pub async fn retry_unknown(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -263,10 +321,15 @@ pub async fn retry_unknown(
     requeued_view(&s, &project, &c, requeued).await
 }
 
-/// `POST /project/campaign/{id}/retry-failed`: the recipients that failed for a cause that
-/// may go otherwise next time (the BSP refused them for now until the attempts ran out, or
-/// no credential let their request be built) are queued again with a fresh attempt budget.
-/// None of them reached the BSP, so none can be sent twice; a BSP's own refusal is left.
+/// Queue the retryable failures again
+///
+/// The recipients that failed for a cause that may go otherwise next time are queued again with a fresh attempt budget; none of them reached the BSP.
+#[utoipa::path(post, path = "/project/campaign/{id}/retry-failed", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+    responses(
+        (status = 200, description = "The campaign, with `requeued`", body = CampaignOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody),
+        (status = 409, description = "The campaign's state does not allow it (`invalid_transition`)", body = ErrorBody)))]
 pub async fn retry_failed(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -318,18 +381,35 @@ async fn requeued_view(
     Ok(Json(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"campaign_id": "cmp_01JABCDEF", "csv_url": "https://example.com/recipients.csv"}))]
 pub struct SendBody {
     campaign_id: String,
+    /// Recipients to load first.
     csv_url: Option<String>,
+    /// When given, must be the campaign's.
     template_id: Option<String>,
+    /// Unix seconds or RFC 3339: start then instead of now.
     #[serde(default, deserialize_with = "number_or_text")]
+    #[schema(value_type = Option<super::openapi::campaign_schemas::NumberOrText>)]
     schedule_time: Option<Value>,
 }
 
-/// `POST /project/campaign/event/send`: the seed's one-shot. Loads recipients from `csv_url`
-/// when given, then starts the campaign, or schedules it when its start time is ahead.
+/// Start a campaign (the seed's one-shot)
+///
+/// Loads recipients from `csv_url` when given, then starts the campaign, or schedules it when
+/// its start time is ahead.
+#[utoipa::path(post, path = "/project/campaign/event/send", tag = "campaigns", security(("project_key" = [])),
+    request_body = SendBody,
+    responses(
+        (status = 202, description = "Started or scheduled", body = CampaignOut),
+        (status = 400, description = "Not JSON, a bad `csv_url`, CSV or schedule", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody),
+        (status = 409, description = "Not a draft, no recipients, or the provider not configured", body = ErrorBody),
+        (status = 413, description = "The CSV is too large", body = ErrorBody),
+        (status = 422, description = "A field has the wrong type, or is unknown", body = ErrorBody)))]
 pub async fn send(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -434,17 +514,29 @@ async fn provider_configured(s: &AppState, c: &Campaign) -> Result<(), ApiError>
         })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecipientsQuery {
+    /// A status of the counts (`queued`, `sent`, `failed`, `unknown`, …); default `unknown`.
     status: Option<String>,
+    /// The `next_cursor` of the previous page.
     #[serde(alias = "after")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-/// `GET /project/campaign/{id}/recipients?status=&cursor=&limit=`: the recipients the counts
-/// put under `status` (default `unknown`), in id order (see `page`). A sent recipient is under
+/// A campaign's recipients by status
+///
+/// The recipients the counts put under `status` (default `unknown`), in id order. A sent recipient is under
 /// its message's merged status, so `failed` lists refused sends and failed messages both.
+#[utoipa::path(get, path = "/project/campaign/{id}/recipients", tag = "campaigns", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF"), RecipientsQuery),
+    responses(
+        (status = 200, description = "A page of recipients", body = RecipientPage),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such campaign (or another project's)", body = ErrorBody)))]
 pub async fn recipients(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,

@@ -55,6 +55,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Reads a JSON request body, for every route that takes one, so that all of them answer alike:
 /// 400 `invalid_json` for bytes that are not JSON, 422 `invalid_request` for JSON that does not
 /// fit, with a message that names the field (`params[0].column: invalid type: …`).
+///
+/// Every body the API takes is an object: serde would read a struct from an array too, field
+/// by field in order (`["acme","Acme",[]]` made a project), so anything else is refused first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let not_json = |e: serde_json::Error| {
         ApiError::bad_request(
@@ -62,6 +65,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("request body is not valid JSON: {e}"),
         )
     };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(not_json)?;
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "the request body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

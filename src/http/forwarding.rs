@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth};
+use super::openapi::ErrorBody;
+use super::openapi::schemas::{BreakerOut, DeliveryOut, EndpointRedriven, ReplayOut, TestPing};
 use super::webhooks::{delivery_json, endpoint_id, not_found};
 use crate::domain::delivery::headers;
 use crate::domain::endpoint::{Endpoint, WebhookDeliveryId};
@@ -25,10 +27,17 @@ use crate::services::BreakerView;
 /// The event type of a test ping; no endpoint subscribes to it, so it is only ever sent here.
 pub const PING: &str = "webhook.test";
 
-/// `POST /webhook/config/{id}/test`: sends one signed ping now, past the breaker and the
-/// queue, and says what came back: the status code and the latency, never the body (the
-/// receiver's answer is the customer's own, and could be anything). A 2xx closes the URL's
-/// breaker (the endpoint is back: what it held goes now); `breaker` is its state after.
+/// Send a signed test ping
+///
+/// Sends one signed `webhook.test` event now, past the breaker and the queue, and says what
+/// came back: the status code and the latency, never the body (the receiver's answer is the
+/// customer's own, and could be anything). A 2xx closes the URL's breaker (the endpoint is
+/// back: what it held goes now); `breaker` is its state after.
+#[utoipa::path(post, path = "/webhook/config/{id}/test", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    responses(
+        (status = 200, description = "What the endpoint answered", body = TestPing),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn test(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -76,8 +85,15 @@ pub async fn test(
     })))
 }
 
-/// `POST /webhook/config/{id}/breaker/reset`: closes the endpoint URL's breaker in every
-/// forwarder, and what it held is due now.
+/// Close an endpoint's circuit breaker
+///
+/// Closes the endpoint URL's breaker in every forwarder; the deliveries it held (and retries
+/// waiting out a backoff) are due now.
+#[utoipa::path(post, path = "/webhook/config/{id}/breaker/reset", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    responses(
+        (status = 200, description = "The breaker, closed", body = BreakerOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn reset_breaker(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -115,8 +131,16 @@ pub(super) fn breaker_json(b: &BreakerView) -> Value {
     })
 }
 
-/// `POST /webhook/deliveries/{id}/retry`: the delivery is due again now, with a fresh retry
-/// budget, whatever its status (a delivered one is sent once more: the customer asked).
+/// Retry one delivery
+///
+/// The delivery is due again now, with a fresh retry budget, whatever its status (a delivered
+/// one is sent once more: the customer asked).
+#[utoipa::path(post, path = "/webhook/deliveries/{id}/retry", tag = "webhooks", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The delivery id")),
+    responses(
+        (status = 200, description = "The delivery, pending again", body = DeliveryOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody)))]
 pub async fn retry(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -133,8 +157,15 @@ pub async fn retry(
     Ok(Json(delivery_json(&view)))
 }
 
-/// `POST /webhook/config/{id}/redrive`: every dead delivery of the endpoint is due again now,
-/// with a fresh retry budget; the forwarders' sweeper queues them within a second.
+/// Redrive an endpoint's dead letters
+///
+/// Every dead delivery of the endpoint is due again now, with a fresh retry budget; the
+/// forwarders' sweeper queues them within a second.
+#[utoipa::path(post, path = "/webhook/config/{id}/redrive", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    responses(
+        (status = 200, description = "How many are due again", body = EndpointRedriven),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn redrive(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -158,18 +189,31 @@ pub const MAX_REPLAY_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The most events one replay looks at; a larger window is refused, to be split.
 pub const MAX_REPLAY_EVENTS: u32 = 10_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"since": "2026-01-31T09:00:00Z", "until": "2026-01-31T12:00:00Z"}))]
 pub struct ReplayIn {
+    /// Start of the window (RFC 3339).
     since: String,
+    /// End of the window (RFC 3339); now if absent. At most 7 days after `since`.
     until: Option<String>,
 }
 
-/// `POST /webhook/config/{id}/replay` `{"since", "until"?}` (RFC 3339; `until` defaults to
-/// now): revives the endpoint's dead deliveries created in the window and makes a delivery for
+/// Replay a window of an endpoint's events
+///
+/// `{"since", "until"?}` (RFC 3339; `until` defaults to now): revives the endpoint's dead deliveries created in the window and makes a delivery for
 /// every stored event received in it that the endpoint subscribes to and has none for (events
 /// that arrived while it was disabled), all due now. Replaying a window again creates nothing
 /// new. The endpoint is read from the store, not a cache: a replay often follows re-enabling it.
+#[utoipa::path(post, path = "/webhook/config/{id}/replay", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    request_body = ReplayIn,
+    responses(
+        (status = 200, description = "How many deliveries are due now", body = ReplayOut),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody),
+        (status = 409, description = "The endpoint is disabled (`endpoint_disabled`)", body = ErrorBody),
+        (status = 422, description = "A field is wrong, the window is over 7 days (`window_too_large`) or holds over 10,000 events (`too_many_events`)", body = ErrorBody)))]
 pub async fn replay(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,

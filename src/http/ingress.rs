@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Body, IngressAuth, QueryParams};
+use super::openapi::ErrorBody;
+use super::openapi::schemas::Accepted;
 use crate::domain::event::Provider;
 use crate::domain::providers::{self, Parsed};
 use crate::domain::signing::{constant_time_eq, verify_meta_signature};
@@ -18,7 +20,21 @@ use crate::domain::time::Timestamp;
 use crate::metrics::{ProviderLabel, ReasonLabel};
 use crate::ports::store::Quarantined;
 
-/// `POST /datagen-webhook` and `POST /v1/ingest/datagen`.
+/// Datagen/Karix status webhooks (the seed's path)
+///
+/// One Karix event object, or an array of them (a batch). Answers once every event is durably
+/// queued; parts that cannot be read are quarantined, not refused.
+#[utoipa::path(post, path = "/datagen-webhook", tag = "ingress",
+    security((), ("ingress_token" = []), ("ingress_token_query" = [])),
+    request_body(content = Value, description = "A Karix event object, or an array of them",
+        content_type = "application/json", example = json!({"events": {"mid": "410123751001143816805212",
+        "eventType": "DELIVERY EVENTS", "timestamp": "1706691600000",
+        "status": "delivered"}, "recipient": {"to": "919812345678", "reference": {"cust_ref": "cmp_01J"}},
+        "notificationAttributes": {"status": "delivered", "reason": "none", "code": "000"}})),
+    responses(
+        (status = 200, description = "Durably queued", body = Accepted),
+        (status = 400, description = "Not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong ingress token", body = ErrorBody)))]
 pub async fn datagen(
     State(s): State<AppState>,
     _auth: IngressAuth,
@@ -29,7 +45,45 @@ pub async fn datagen(
     ingest(&s, Provider::Datagen, providers::datagen::parse(&raw)).await
 }
 
-/// `POST /v1/ingest/meta`, signature-checked when an app secret is configured.
+/// Datagen/Karix status webhooks
+///
+/// The same as `POST /datagen-webhook`, under `/v1/ingest/{provider}`.
+#[utoipa::path(post, path = "/v1/ingest/datagen", tag = "ingress",
+    security((), ("ingress_token" = []), ("ingress_token_query" = [])),
+    request_body(content = Value, description = "A Karix event object, or an array of them",
+        content_type = "application/json", example = json!([{"events": {"mid": "410123751001143816805212",
+        "eventType": "DELIVERY EVENTS", "timestamp": "1706691600000"},
+        "notificationAttributes": {"status": "read"}}])),
+    responses(
+        (status = 200, description = "Durably queued", body = Accepted),
+        (status = 400, description = "Not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong ingress token", body = ErrorBody)))]
+pub async fn datagen_v1(
+    s: State<AppState>,
+    auth: IngressAuth,
+    body: Result<Body, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    datagen(s, auth, body).await
+}
+
+/// Meta Cloud API webhooks
+///
+/// `entry[].changes[].value` with `statuses` and `messages`. With `WAGATE_META_APP_SECRET`
+/// set, `X-Hub-Signature-256` must be the HMAC of the body.
+#[utoipa::path(post, path = "/v1/ingest/meta", tag = "ingress",
+    security((), ("ingress_token" = []), ("ingress_token_query" = [])),
+    params(("X-Hub-Signature-256" = Option<String>, Header,
+        description = "`sha256=<hex HMAC-SHA256 of the body>`, keyed with the app secret; required when one is configured")),
+    request_body(content = Value, description = "Meta's webhook notification; any other JSON is quarantined, not refused",
+        content_type = "application/json", example = json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "918000000001",
+        "phone_number_id": "106540352242922"}, "statuses": [{"id": "wamid.HBgM", "status": "delivered",
+        "timestamp": "1706691600", "recipient_id": "919812345678"}]}}]}]})),
+    responses(
+        (status = 200, description = "Durably queued", body = Accepted),
+        (status = 400, description = "Not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong ingress token or signature", body = ErrorBody)))]
 pub async fn meta(
     State(s): State<AppState>,
     _auth: IngressAuth,
@@ -52,7 +106,8 @@ pub async fn meta(
     ingest(&s, Provider::Meta, providers::meta::parse(&raw)).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Handshake {
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
@@ -62,7 +117,16 @@ pub struct Handshake {
     challenge: Option<String>,
 }
 
-/// `GET /v1/ingest/meta`: Meta's subscription check; echo the challenge if the token matches.
+/// Meta's subscription check
+///
+/// Echoes `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` is
+/// `WAGATE_META_VERIFY_TOKEN`.
+#[utoipa::path(get, path = "/v1/ingest/meta", tag = "ingress", params(Handshake),
+    responses(
+        (status = 200, description = "The challenge, as sent", content_type = "text/plain",
+            body = String, example = json!("1158201444")),
+        (status = 400, description = "A query that cannot be read", body = ErrorBody),
+        (status = 403, description = "Verification disabled or failed", body = ErrorBody)))]
 pub async fn meta_handshake(
     State(s): State<AppState>,
     QueryParams(q): QueryParams<Handshake>,
@@ -90,6 +154,11 @@ pub async fn meta_handshake(
     }
 }
 
+/// Any other provider: 404 naming the known ones
+#[utoipa::path(post, path = "/v1/ingest/{provider}", tag = "ingress",
+    params(("provider" = String, Path, description = "Not `datagen` or `meta`, which have their own routes")),
+    responses((status = 404, description = "Unknown provider", body = ErrorBody,
+        example = json!({"error": {"code": "not_found", "message": "unknown provider `karix` (known: datagen, meta)"}}))))]
 pub async fn unknown_provider(Path(provider): Path<String>) -> ApiError {
     ApiError::not_found(format!(
         "unknown provider `{provider}` (known: datagen, meta)"

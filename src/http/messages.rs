@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ProjectAuth, QueryParams};
+use super::openapi::ErrorBody;
+use super::openapi::schemas::{InboundPage, MessageOut, MessagePage, Stats};
 use super::page::{self, cursor, numeric_cursor};
 use crate::domain::status::Status;
 use crate::ports::store::{InboundView, MessageQuery, MessageView};
@@ -32,7 +34,15 @@ pub fn message_json(m: &MessageView) -> Value {
     })
 }
 
-/// `GET /v1/messages/{wamid}`: 404 when the message does not exist *or* is another project's.
+/// A message with its history
+///
+/// 404 when the message does not exist *or* is another project's.
+#[utoipa::path(get, path = "/v1/messages/{wamid}", tag = "messages", security(("project_key" = [])),
+    params(("wamid" = String, Path, example = "wamid.HBgM")),
+    responses(
+        (status = 200, description = "The message, events oldest first", body = MessageOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody)))]
 pub async fn one(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -44,16 +54,27 @@ pub async fn one(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     campaign_id: Option<String>,
+    /// `sent`, `failed`, `delivered` or `read`.
     status: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(alias = "after")]
     cursor: Option<String>,
 }
 
-/// `GET /v1/messages?campaign_id=&status=&cursor=&limit=`: ordered by wamid (see `page`).
+/// List messages
+///
+/// Ordered by wamid; filtered by campaign and merged status.
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", security(("project_key" = [])), params(ListQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = MessagePage),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -86,7 +107,11 @@ fn parse_status(word: &str) -> Result<Status, ApiError> {
         })
 }
 
-/// `GET /v1/stats`: counts for the caller's project.
+/// Counts for the caller's project
+#[utoipa::path(get, path = "/v1/stats", tag = "messages", security(("project_key" = [])),
+    responses(
+        (status = 200, description = "Messages per status, history events, inbound messages", body = Stats),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
 pub async fn stats(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -108,9 +133,12 @@ pub async fn stats(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InboundQuery {
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(alias = "after")]
     cursor: Option<String>,
 }
@@ -130,7 +158,14 @@ fn inbound_json(m: &InboundView) -> Value {
     })
 }
 
-/// `GET /v1/inbound?cursor=&limit=`: user messages in arrival order (see `page`).
+/// Inbound user messages
+///
+/// In arrival order.
+#[utoipa::path(get, path = "/v1/inbound", tag = "messages", security(("project_key" = [])), params(InboundQuery),
+    responses(
+        (status = 200, description = "A page of inbound messages", body = InboundPage),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
 pub async fn inbound(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,

@@ -10,6 +10,7 @@ mod ingress;
 pub mod limits;
 mod messages;
 mod observe;
+pub mod openapi;
 mod ops;
 mod page;
 mod projects;
@@ -20,9 +21,10 @@ mod webhooks;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use limits::HttpLimits;
@@ -97,108 +99,92 @@ pub struct Forwarding {
     pub client: Arc<dyn Outbound>,
 }
 
-pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> Router {
-    let mut app = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
+/// Every route of a process with these roles, as served and as documented: each is registered
+/// through `routes!`, which takes the handler's `#[utoipa::path]` for its path and methods, so
+/// no route exists without its entry in the document (`tests/it/openapi.rs` holds the rest of
+/// `src/http` to that). The second router holds the bulk routes, which get their own limits.
+pub fn documented(roles: &BTreeSet<Role>) -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let mut app = OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs));
     if roles.contains(&Role::Ingress) {
         app = app
-            .route("/datagen-webhook", post(ingress::datagen))
-            .route("/v1/ingest/datagen", post(ingress::datagen))
-            .route(
-                "/v1/ingest/meta",
-                post(ingress::meta).get(ingress::meta_handshake),
-            )
-            .route("/v1/ingest/{provider}", post(ingress::unknown_provider));
+            .routes(routes!(ingress::datagen))
+            .routes(routes!(ingress::datagen_v1))
+            .routes(routes!(ingress::meta, ingress::meta_handshake))
+            .routes(routes!(ingress::unknown_provider));
     }
     if roles.contains(&Role::Api) {
         app = app
-            .route("/v1/projects", post(projects::create).get(projects::list))
-            .route("/v1/projects/{id}", get(projects::one))
-            .route("/v1/projects/{id}/numbers", post(projects::add_number))
-            .route(
-                "/v1/projects/{id}/numbers/{number}",
-                delete(projects::remove_number),
-            )
-            .route("/v1/projects/{id}/rotate-key", post(projects::rotate_key))
-            .route("/v1/project", get(projects::me))
-            .route("/v1/messages", get(messages::list))
-            .route("/v1/messages/{wamid}", get(messages::one))
-            .route("/v1/stats", get(messages::stats))
-            .route("/v1/inbound", get(messages::inbound))
-            .route("/v1/admin/quarantine", get(admin::quarantine))
-            .route("/v1/admin/quarantine/replay", post(admin::replay))
-            .route("/v1/admin/queues/{queue}", get(admin::queue))
-            .route("/v1/admin/queues/{queue}/redrive", post(admin::redrive))
-            .route(
-                "/webhook/config",
-                post(webhooks::create).get(webhooks::list),
-            )
-            .route(
-                "/webhook/config/{id}",
-                get(webhooks::one)
-                    .put(webhooks::update)
-                    .delete(webhooks::remove),
-            )
-            .route(
-                "/webhook/config/{id}/rotate-secret",
-                post(webhooks::rotate_secret),
-            )
-            .route("/webhook/config/{id}/test", post(forwarding::test))
-            .route("/webhook/config/{id}/redrive", post(forwarding::redrive))
-            .route("/webhook/config/{id}/replay", post(forwarding::replay))
-            .route(
-                "/webhook/config/{id}/breaker/reset",
-                post(forwarding::reset_breaker),
-            )
-            .route("/webhook/config/{id}/deliveries", get(webhooks::deliveries))
-            .route("/webhook/deliveries/{id}", get(webhooks::delivery))
-            .route("/webhook/deliveries/{id}/retry", post(forwarding::retry))
-            .route(
-                "/project/campaign",
-                post(campaigns::create).get(campaigns::list),
-            )
-            .route("/project/campaign/{id}", get(campaigns::one))
-            .route("/project/campaign/{id}/pause", post(campaigns::pause))
-            .route("/project/campaign/{id}/resume", post(campaigns::resume))
-            .route("/project/campaign/{id}/cancel", post(campaigns::cancel))
-            .route(
-                "/project/campaign/{id}/retry-unknown",
-                post(campaigns::retry_unknown),
-            )
-            .route(
-                "/project/campaign/{id}/retry-failed",
-                post(campaigns::retry_failed),
-            )
-            .route(
-                "/project/campaign/{id}/recipients",
-                get(campaigns::recipients),
-            )
-            .route(
-                "/v1/providers/{provider}",
-                get(providers::get).put(providers::put),
-            );
+            .routes(routes!(projects::create, projects::list))
+            .routes(routes!(projects::one))
+            .routes(routes!(projects::add_number))
+            .routes(routes!(projects::remove_number))
+            .routes(routes!(projects::rotate_key))
+            .routes(routes!(projects::me))
+            .routes(routes!(messages::list))
+            .routes(routes!(messages::one))
+            .routes(routes!(messages::stats))
+            .routes(routes!(messages::inbound))
+            .routes(routes!(admin::quarantine))
+            .routes(routes!(admin::replay))
+            .routes(routes!(admin::queue))
+            .routes(routes!(admin::redrive))
+            .routes(routes!(webhooks::create, webhooks::list))
+            .routes(routes!(webhooks::one, webhooks::update, webhooks::remove))
+            .routes(routes!(webhooks::rotate_secret))
+            .routes(routes!(forwarding::test))
+            .routes(routes!(forwarding::redrive))
+            .routes(routes!(forwarding::replay))
+            .routes(routes!(forwarding::reset_breaker))
+            .routes(routes!(webhooks::deliveries))
+            .routes(routes!(webhooks::delivery))
+            .routes(routes!(forwarding::retry))
+            .routes(routes!(campaigns::create, campaigns::list))
+            .routes(routes!(campaigns::one))
+            .routes(routes!(campaigns::pause))
+            .routes(routes!(campaigns::resume))
+            .routes(routes!(campaigns::cancel))
+            .routes(routes!(campaigns::retry_unknown))
+            .routes(routes!(campaigns::retry_failed))
+            .routes(routes!(campaigns::recipients))
+            .routes(routes!(providers::get, providers::put));
     }
     // Recipients CSVs go up and down in bulk: their own size limit (checked while streaming)
     // and a longer time limit. The one-shot send may fetch a `csv_url` too, so it has the bulk
     // time limit, but its body is a small JSON object.
-    let mut bulk = Router::new();
+    let mut bulk = OpenApiRouter::new();
     if roles.contains(&Role::Api) {
+        let (schemas, paths, send) = routes!(campaigns::send);
         bulk = bulk
-            .route(
-                "/project/campaign/{id}/recipients",
-                post(campaign_import::upload),
-            )
-            .route(
-                "/project/campaign/{id}/messages.csv",
-                get(campaign_import::export),
-            )
-            .route(
-                "/project/campaign/event/send",
-                post(campaigns::send).layer(DefaultBodyLimit::max(limits::BULK_JSON_BODY_BYTES)),
-            );
+            .routes(routes!(campaign_import::upload))
+            .routes(routes!(campaign_import::export))
+            .routes((
+                schemas,
+                paths,
+                send.layer(DefaultBodyLimit::max(limits::BULK_JSON_BODY_BYTES)),
+            ));
     }
+    (app, bulk)
+}
+
+/// The OpenAPI document of a process with these roles, as `/openapi.json` serves it.
+pub fn document(roles: &BTreeSet<Role>) -> serde_json::Value {
+    let (app, bulk) = documented(roles);
+    let mut doc = app.into_openapi();
+    doc.merge(bulk.into_openapi());
+    openapi::finish(doc)
+}
+
+pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> Router {
+    let (app, bulk) = documented(roles);
+    let (app, mut doc) = app.split_for_parts();
+    let (bulk, bulk_doc) = bulk.split_for_parts();
+    doc.merge(bulk_doc);
+    let published = Extension(openapi::Published::new(doc));
     let bulk = bulk
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
@@ -208,5 +194,5 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .with_state(state);
-    limits::apply(app, bulk, limits, metrics)
+    limits::apply(app, bulk, limits, metrics).layer(published)
 }

@@ -11,8 +11,11 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::holds_admin_token;
+use super::openapi::schemas::{Health, Readiness};
 
-/// The process is up and serving HTTP.
+/// The process is up and serving HTTP
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "Up", body = Health)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -29,9 +32,20 @@ async fn probe<E: std::fmt::Display>(
     }
 }
 
+/// The store and the queue answer
+///
 /// 200 when the store and the queue answer; 503 naming the one that does not. Redis is
 /// reported but never makes the process unready: without it wagate reads through to the store.
 /// A backend's own error text (hosts, users, versions) is shown only to the admin token.
+#[utoipa::path(get, path = "/readyz", tag = "ops", security((), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A backend is down", body = Readiness, example = json!({
+            "status": "unavailable",
+            "error": {"code": "backend_unavailable", "message": "unreachable: queue (rabbitmq)"},
+            "checks": {"store": {"backend": "postgres", "status": "ok"},
+                "queue": {"backend": "rabbitmq", "status": "down"},
+                "cache": {"backend": "redis", "status": "ok"}}}))))]
 pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let admin = holds_admin_token(&headers, &s);
     let (store, queue) = tokio::join!(probe(s.store.ping()), probe(s.queue.ping()));
@@ -83,6 +97,13 @@ pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Prometheus metrics
+///
+/// OpenMetrics text: requests, ingress, queues, deliveries, sends.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "OpenMetrics text",
+        content_type = "application/openmetrics-text", body = String,
+        example = json!("# TYPE wagate_http_requests counter\n# EOF\n"))))]
 pub async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(

@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminAuth, JsonBody, ProjectAuth, QueryParams};
+use super::openapi::ErrorBody;
+use super::openapi::schemas::{
+    KeyRotated, Me, ProjectCreated, ProjectNumberAdded, ProjectOut, ProjectPage,
+};
 use super::page;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::project::{
@@ -40,8 +44,9 @@ impl<'de> Deserialize<'de> for NumberIn {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"number": "+918000000002", "meta_phone_number_id": "106540352242923"}))]
 pub struct NumberDetail {
     number: String,
     meta_phone_number_id: Option<String>,
@@ -58,11 +63,15 @@ impl NumberIn {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "acme", "name": "Acme", "phone_numbers": ["+918000000001",
+    {"number": "+918000000002", "meta_phone_number_id": "106540352242922"}]}))]
 pub struct ProjectIn {
+    /// Lowercase letters, digits, `-` and `_`.
     id: String,
     name: String,
+    #[schema(value_type = Vec<super::openapi::schemas::NumberIn>)]
     phone_numbers: Vec<NumberIn>,
 }
 
@@ -102,8 +111,17 @@ fn replayer(s: &AppState) -> Replayer {
     }
 }
 
-/// `POST /v1/projects`: the API key is in this response only. Events that were quarantined
-/// because they named one of the numbers before it was registered are replayed.
+/// Create a project
+///
+/// The API key is in this response only. Events that were quarantined because they named one
+/// of the numbers before it was registered are replayed.
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", security(("admin_token" = [])),
+    request_body = ProjectIn,
+    responses(
+        (status = 201, description = "Created, with its API key", body = ProjectCreated),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 409, description = "The id or a number is taken", body = ErrorBody),
+        (status = 422, description = "A field is wrong", body = ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -138,14 +156,25 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The `next_cursor` of the previous page.
     #[serde(alias = "after")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-/// `GET /v1/projects?cursor=&limit=`: ordered by id (see `page`).
+/// List projects
+///
+/// Ordered by id.
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("admin_token" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of projects", body = ProjectPage),
+        (status = 400, description = "A bad `limit` or `cursor`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -169,7 +198,13 @@ async fn found(s: &AppState, id: &ProjectId) -> Result<Project, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no project `{id}`")))
 }
 
-/// `GET /v1/projects/{id}`.
+/// A project
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", security(("admin_token" = [])),
+    params(("id" = String, Path, example = "acme")),
+    responses(
+        (status = 200, description = "The project", body = ProjectOut),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody)))]
 pub async fn one(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -179,8 +214,19 @@ pub async fn one(
     Ok(Json(view(&found(&s, &id).await?)))
 }
 
-/// `POST /v1/projects/{id}/numbers` `{"number", "meta_phone_number_id"?}`: adds the number, or
-/// sets its Meta id if the project has it already; 409 if another project has it.
+/// Add a business number
+///
+/// Adds the number, or sets its Meta id if the project has it already; 409 if another project
+/// has it. Events quarantined because they named it are replayed.
+#[utoipa::path(post, path = "/v1/projects/{id}/numbers", tag = "projects", security(("admin_token" = [])),
+    params(("id" = String, Path, example = "acme")),
+    request_body = NumberDetail,
+    responses(
+        (status = 200, description = "The project", body = ProjectNumberAdded),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 409, description = "Another project has the number", body = ErrorBody),
+        (status = 422, description = "Not a phone number", body = ErrorBody)))]
 pub async fn add_number(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -206,8 +252,19 @@ pub async fn add_number(
     Ok(Json(body))
 }
 
-/// `DELETE /v1/projects/{id}/numbers/{number}`: events naming the number are quarantined
-/// from then on; messages already recorded stay the project's.
+/// Remove a business number
+///
+/// Events naming the number are quarantined from then on; messages already recorded stay the
+/// project's.
+#[utoipa::path(delete, path = "/v1/projects/{id}/numbers/{number}", tag = "projects",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, example = "acme"),
+        ("number" = String, Path, description = "E.164, `+` percent-encoded or not", example = "+918000000002")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such project or number", body = ErrorBody),
+        (status = 422, description = "Not a phone number", body = ErrorBody)))]
 pub async fn remove_number(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -231,7 +288,16 @@ pub async fn remove_number(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/projects/{id}/rotate-key` → `{"api_key"}`: the old key stops working at once.
+/// Rotate a project's API key
+///
+/// The new key is in this response only; the old one stops working at once.
+#[utoipa::path(post, path = "/v1/projects/{id}/rotate-key", tag = "projects",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, example = "acme")),
+    responses(
+        (status = 200, description = "The new key", body = KeyRotated),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody)))]
 pub async fn rotate_key(
     State(s): State<AppState>,
     _admin: AdminAuth,
@@ -247,6 +313,11 @@ pub async fn rotate_key(
     Ok(Json(json!({"id": id, "api_key": key.as_str()})))
 }
 
+/// The project the API key belongs to
+#[utoipa::path(get, path = "/v1/project", tag = "projects", security(("project_key" = [])),
+    responses(
+        (status = 200, description = "The key's project", body = Me),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
 pub async fn me(ProjectAuth(project): ProjectAuth) -> Json<Value> {
     Json(json!({"id": project}))
 }

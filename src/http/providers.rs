@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth};
+use super::openapi::ErrorBody;
+use super::openapi::schemas::ProviderSettingsOut;
 use crate::domain::endpoint::WebhookUrl;
 use crate::domain::providers::send::{self, ProviderSettings, SendProvider};
 
@@ -25,8 +27,9 @@ fn provider(name: &str) -> Result<SendProvider, ApiError> {
 
 /// What a project may set; absent fields fall back to the server's settings. The credential
 /// may be given under the name its BSP uses (`token` for Meta and Karix, `api_key` for AiSensy).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"credential": "EAAG…", "api_version": "v21.0"}))]
 pub struct SettingsBody {
     base_url: Option<String>,
     credential: Option<String>,
@@ -57,7 +60,18 @@ fn view(p: SendProvider, own: &ProviderSettings) -> Value {
     })
 }
 
-/// `PUT /v1/providers/{provider}`: replaces the project's settings for this BSP.
+/// Set the project's settings for a BSP
+///
+/// Replaces them; absent fields fall back to the server's. The server's credential only goes
+/// to the server's base URL: another `base_url` needs the project's own credential.
+#[utoipa::path(put, path = "/v1/providers/{provider}", tag = "providers", security(("project_key" = [])), params(("provider" = String, Path, description = "`aisensy`, `datagen`, `aisensy_direct` or `meta`", example = "meta")),
+    request_body = SettingsBody,
+    responses(
+        (status = 200, description = "The settings, without the credential", body = ProviderSettingsOut),
+        (status = 400, description = "Not JSON, a refused URL, or a credential required", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "Unknown provider", body = ErrorBody),
+        (status = 422, description = "A field is wrong", body = ErrorBody)))]
 pub async fn put(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -104,7 +118,14 @@ pub async fn put(
     Ok(Json(view(p, &settings)))
 }
 
-/// `GET /v1/providers/{provider}`: the project's own settings, without the credential.
+/// The project's settings for a BSP
+///
+/// Without the credential: `credential_set` says whether there is one.
+#[utoipa::path(get, path = "/v1/providers/{provider}", tag = "providers", security(("project_key" = [])), params(("provider" = String, Path, description = "`aisensy`, `datagen`, `aisensy_direct` or `meta`", example = "meta")),
+    responses(
+        (status = 200, description = "The settings", body = ProviderSettingsOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "Unknown provider", body = ErrorBody)))]
 pub async fn get(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,

@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Body, JsonBody, ProjectAuth, QueryParams};
+use super::openapi::ErrorBody;
+use super::openapi::schemas::{
+    DeliveryDetail, DeliveryPage, EndpointCreated, EndpointOut, EndpointPage, SecretRotated,
+};
 use super::page;
 use crate::domain::endpoint::{
     DeliveryStatus, Endpoint, EndpointError, EndpointId, EndpointIn, EndpointPatch, SharedSecret,
@@ -135,16 +139,29 @@ async fn view(s: &AppState, e: &Endpoint, now: Timestamp) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"webhook_url": "https://example.com/hooks/wagate",
+    "topics": ["message.status", "message.inbound"], "description": "CRM"}))]
 pub struct EndpointBody {
+    /// `https://` (or `http://`), to a host with public addresses only.
     webhook_url: String,
     topics: Vec<String>,
+    /// Chosen by the customer; else a `whsec_` secret is generated.
     shared_secret: Option<String>,
     description: Option<String>,
 }
 
-/// `POST /webhook/config`: 201 with the endpoint and its `shared_secret`.
+/// Register a webhook endpoint
+///
+/// 201 with the endpoint and its `shared_secret` (shown here and at rotation only).
+#[utoipa::path(post, path = "/webhook/config", tag = "webhooks", security(("project_key" = [])),
+    request_body = EndpointBody,
+    responses(
+        (status = 201, description = "Created, with its secret", body = EndpointCreated),
+        (status = 400, description = "Not JSON, a refused URL (`url_not_allowed`) or topic (`invalid_topic`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 422, description = "A field is wrong", body = ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -166,14 +183,23 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-/// `GET /webhook/config?cursor=&limit=`: the project's endpoints, oldest first, without
-/// secrets (see `page`). A project has a handful, so the page is cut from the whole list.
+/// List webhook endpoints
+///
+/// Oldest first, without secrets.
+#[utoipa::path(get, path = "/webhook/config", tag = "webhooks", security(("project_key" = [])), params(ListQuery),
+    responses(
+        (status = 200, description = "A page of endpoints", body = EndpointPage),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -199,7 +225,12 @@ pub async fn list(
     Ok(page::body(data, next))
 }
 
-/// `GET /webhook/config/{id}`: the endpoint and its state.
+/// A webhook endpoint and its state
+#[utoipa::path(get, path = "/webhook/config/{id}", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    responses(
+        (status = 200, description = "The endpoint, with its breaker", body = EndpointOut),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn one(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -210,8 +241,9 @@ pub async fn one(
     Ok(Json(view(&s, &endpoint, Timestamp::now()).await))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"topics": ["message.status"], "enabled": true}))]
 pub struct PatchBody {
     webhook_url: Option<String>,
     topics: Option<Vec<String>>,
@@ -219,11 +251,21 @@ pub struct PatchBody {
     description: Option<String>,
     enabled: Option<bool>,
     /// Refused with a pointer to rotation, which keeps the old secret valid for a while.
+    #[schema(value_type = Option<String>)]
     shared_secret: Option<IgnoredAny>,
 }
 
-/// `PUT /webhook/config/{id}`: changes the fields given; `"enabled": true` re-enables an
-/// endpoint the forwarder disabled.
+/// Change a webhook endpoint
+///
+/// Changes the fields given; `"enabled": true` re-enables an endpoint the forwarder disabled.
+#[utoipa::path(put, path = "/webhook/config/{id}", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointOut),
+        (status = 400, description = "Not JSON, a refused URL or topic", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody),
+        (status = 422, description = "A field is wrong", body = ErrorBody)))]
 pub async fn update(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -255,7 +297,14 @@ pub async fn update(
     Ok(Json(view(&s, &updated, now).await))
 }
 
-/// `DELETE /webhook/config/{id}`: 204; its deliveries go with it.
+/// Delete a webhook endpoint
+///
+/// Its deliveries go with it.
+#[utoipa::path(delete, path = "/webhook/config/{id}", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn remove(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -270,16 +319,32 @@ pub async fn remove(
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"overlap_secs": 3600}))]
 pub struct RotateBody {
+    /// How long the old secret keeps signing beside the new one: 0 to 2,592,000 (30 days);
+    /// default 86,400.
+    #[schema(minimum = 0, maximum = 2_592_000)]
     overlap_secs: Option<u64>,
     /// The new secret, when the customer chooses it; else one is generated.
     shared_secret: Option<String>,
 }
 
-/// `POST /webhook/config/{id}/rotate-secret` (body optional): a new secret; the old one keeps
-/// signing beside it for `overlap_secs` (default a day).
+/// Rotate an endpoint's secret
+///
+/// A new secret (shown in this response only); the old one keeps signing beside it for
+/// `overlap_secs` (default a day). The body is optional.
+#[utoipa::path(post, path = "/webhook/config/{id}/rotate-secret", tag = "webhooks", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+    request_body(content = Option<RotateBody>, content_type = "application/json",
+        example = json!({"overlap_secs": 3600})),
+    responses(
+        (status = 200, description = "The new secret", body = SecretRotated),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody),
+        (status = 422, description = "A field is wrong", body = ErrorBody)))]
 pub async fn rotate_secret(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -320,11 +385,15 @@ pub async fn rotate_secret(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// `pending`, `succeeded` or `dead`.
     status: Option<String>,
+    /// The `next_cursor` of the previous page.
     #[serde(alias = "after")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -356,8 +425,16 @@ fn attempt_json(a: &AttemptView) -> Value {
     })
 }
 
-/// `GET /webhook/config/{id}/deliveries?status=&cursor=&limit=`: in creation order (see
-/// `page`).
+/// An endpoint's delivery log
+///
+/// In creation order.
+#[utoipa::path(get, path = "/webhook/config/{id}/deliveries", tag = "webhooks", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF"), DeliveriesQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryPage),
+        (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another project's)", body = ErrorBody)))]
 pub async fn deliveries(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,
@@ -408,7 +485,13 @@ pub struct DeliveryOut {
     attempts: Vec<Value>,
 }
 
-/// `GET /webhook/deliveries/{id}`: one delivery with its body and attempts.
+/// A delivery with its body and attempts
+#[utoipa::path(get, path = "/webhook/deliveries/{id}", tag = "webhooks", security(("project_key" = [])),
+    params(("id" = String, Path, description = "The delivery id")),
+    responses(
+        (status = 200, description = "The delivery", body = DeliveryDetail),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody)))]
 pub async fn delivery(
     State(s): State<AppState>,
     ProjectAuth(project): ProjectAuth,

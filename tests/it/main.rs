@@ -4,6 +4,7 @@
 //! the local services). When one is unreachable they skip, unless
 //! `WAGATE_TEST_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns the skip into a failure.
 
+mod api_findings;
 mod breakers;
 mod cache_conformance;
 mod cache_recovery;
@@ -26,6 +27,7 @@ mod http;
 mod lists;
 mod monitoring;
 mod observability;
+mod openapi;
 mod projects;
 mod queue_conformance;
 mod rabbitmq;
