@@ -13,6 +13,7 @@ mod campaigns;
 mod campaigns_conformance;
 mod contract;
 mod crash;
+mod dashboard;
 mod deliveries_conformance;
 mod edges;
 mod endpoint_cache;
