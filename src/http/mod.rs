@@ -214,4 +214,5 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
     api.clone()
         .nest("/ui", ui::router(state_for_ui, api))
         .route("/", get(ui::to_dashboard))
+        .route("/ui/", get(ui::to_dashboard))
 }

@@ -33,9 +33,9 @@ pub struct Ui {
     key: SessionKey,
 }
 
-/// `GET /`: the dashboard.
+/// `GET /` and `GET /ui/`: the dashboard (a router nested at `/ui` answers `/ui` itself).
 pub async fn to_dashboard() -> Redirect {
-    Redirect::to("/ui/")
+    Redirect::to("/ui")
 }
 
 /// The dashboard's routes; `api` is the API router its pages call in-process.
