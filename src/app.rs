@@ -144,6 +144,7 @@ impl App {
             allow_private_targets: config.allow_private_targets,
             forwarding: forwarding.clone(),
             campaigning: campaigning(&config, &backends)?,
+            secret_key: secret(&config.secret_key),
         });
         let limits = HttpLimits::from_config(&config);
         let router = http::router(state, &config.roles, &limits);

@@ -16,12 +16,14 @@ mod page;
 mod projects;
 mod providers;
 pub mod serve;
+mod ui;
 mod webhooks;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use axum::{Extension, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -73,6 +75,8 @@ pub struct Shared {
     pub allow_private_targets: bool,
     pub forwarding: Forwarding,
     pub campaigning: Campaigning,
+    /// `WAGATE_SECRET_KEY`, from which the dashboard derives its session-signing key.
+    pub secret_key: Option<Arc<str>>,
 }
 
 /// What the campaign API needs beyond the store: the campaigns port, the client that fetches
@@ -189,10 +193,18 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
     let metrics = state.metrics.clone();
+    let state_for_ui = state.clone();
     let app = app
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .with_state(state);
-    limits::apply(app, bulk, limits, metrics).layer(published)
+    let api = limits::apply(app, bulk, limits, metrics).layer(published);
+    if !roles.contains(&Role::Api) {
+        return api;
+    }
+    api.clone()
+        .nest("/ui", ui::router(state_for_ui, api))
+        .route("/", get(ui::to_dashboard))
+        .route("/ui/", get(ui::to_dashboard))
 }

@@ -14,6 +14,7 @@ mod campaigns;
 mod campaigns_conformance;
 mod contract;
 mod crash;
+mod dashboard;
 mod deliveries_conformance;
 mod delivery_records;
 mod edges;

@@ -1,0 +1,283 @@
+//! The dashboard at `/ui/`: sign-in into a signed, `HttpOnly`, `SameSite=Strict` cookie,
+//! sign-out, CSRF refusal, another project's campaign is a 404, hostile data is escaped, and
+//! every page carries the security headers.
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::support::app::{ADMIN, TestApp, on_both_backends};
+
+on_both_backends!(
+    sign_in_and_out,
+    csrf_and_foreign_origin_are_refused,
+    another_projects_campaign_is_not_found,
+    hostile_data_is_escaped,
+    a_rotated_key_ends_the_session,
+    admin_token_opens_the_admin_page,
+);
+
+/// A browser-like client that shows redirects rather than following them.
+fn client() -> reqwest::Client {
+    wagate::adapters::outbound::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A form body, as a browser encodes it.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Signs in with `key`; the session cookie (`name=value`) and the sign-in answer's headers.
+async fn sign_in(app: &TestApp, key: &str) -> (String, HeaderMap) {
+    let resp = client()
+        .post(app.url("/ui/sign-in"))
+        .header("content-type", FORM)
+        .body(form_body(&[("key", key)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let headers = resp.headers().clone();
+    let cookie = headers[SET_COOKIE].to_str().unwrap();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    (pair, headers)
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> (StatusCode, HeaderMap, String) {
+    let resp = client()
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    (status, headers, resp.text().await.unwrap())
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn post(
+    app: &TestApp,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+    origin: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client()
+        .post(app.url(path))
+        .header("cookie", cookie)
+        .header("content-type", FORM)
+        .body(form_body(form));
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    req.send().await.unwrap()
+}
+
+async fn campaign(app: &TestApp, key: &str, name: &str) -> String {
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/project/campaign",
+            key,
+            Some(
+                json!({"name": name, "template_id": "t", "provider": "datagen",
+                        "sender": "+15550001111"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+fn assert_security_headers(h: &HeaderMap) {
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("referrer-policy"));
+}
+
+async fn sign_in_and_out(app: &TestApp) {
+    let key = app.create_project("acme", &["+15550001111"]).await;
+    // Not signed in: to the sign-in page, which has the security headers.
+    let (status, headers, _) = page(app, "/ui/campaigns", "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/ui/sign-in");
+    let (status, headers, html) = page(app, "/ui/sign-in", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_security_headers(&headers);
+    assert!(html.contains("<label for=\"key\">"), "{html}");
+
+    // A wrong key is refused in words, with no cookie.
+    let resp = client()
+        .post(app.url("/ui/sign-in"))
+        .header("content-type", FORM)
+        .body(form_body(&[("key", "not-a-key")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(!resp.headers().contains_key(SET_COOKIE));
+
+    let (cookie, headers) = sign_in(app, &key).await;
+    let set = headers[SET_COOKIE].to_str().unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(!set.contains(&key), "the cookie never holds the key");
+    assert_eq!(headers[LOCATION], "/ui/campaigns");
+    let (status, headers, html) = page(app, "/ui/campaigns", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_security_headers(&headers);
+    assert!(html.contains("project acme"), "{html}");
+    assert!(html.contains("No campaigns yet"), "{html}");
+
+    // A forged cookie is no session.
+    let (status, ..) = page(app, "/ui/campaigns", &format!("{cookie}x")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    let resp = post(
+        app,
+        "/ui/sign-out",
+        &cookie,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cleared = resp.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+async fn csrf_and_foreign_origin_are_refused(app: &TestApp) {
+    let key = app.create_project("acme", &["+15550001111"]).await;
+    let id = campaign(app, &key, "Spring").await;
+    let (cookie, _) = sign_in(app, &key).await;
+    let path = format!("/ui/campaigns/{id}");
+    let (_, _, html) = page(app, &path, &cookie).await;
+    let csrf = csrf_of(&html);
+    let cancel = format!("/ui/campaigns/{id}/do/cancel");
+
+    let resp = post(app, &cancel, &cookie, &[], None).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = post(app, &cancel, &cookie, &[("csrf", "forged")], None).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = post(
+        app,
+        &cancel,
+        &cookie,
+        &[("csrf", &csrf)],
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (_, c) = app.get(&format!("/project/campaign/{id}"), &key).await;
+    assert_eq!(c["state"], "draft", "nothing refused changed the campaign");
+
+    let origin = format!("http://{}", app.addr);
+    let resp = post(app, &cancel, &cookie, &[("csrf", &csrf)], Some(&origin)).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, c) = app.get(&format!("/project/campaign/{id}"), &key).await;
+    assert_eq!(c["state"], "cancelled");
+}
+
+async fn another_projects_campaign_is_not_found(app: &TestApp) {
+    let acme = app.create_project("acme", &["+15550001111"]).await;
+    let other = app.create_project("other", &["+15550002222"]).await;
+    let id = campaign(app, &acme, "Acme only").await;
+    let (cookie, _) = sign_in(app, &other).await;
+    for path in [
+        format!("/ui/campaigns/{id}"),
+        format!("/ui/campaigns/{id}/progress"),
+        format!("/ui/campaigns/{id}/results.csv"),
+    ] {
+        let (status, _, body) = page(app, &path, &cookie).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!body.contains("Acme only"), "{path}: {body}");
+    }
+    let (_, _, html) = page(app, "/ui/campaigns", &cookie).await;
+    let resp = post(
+        app,
+        &format!("/ui/campaigns/{id}/do/cancel"),
+        &cookie,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let (_, c) = app.get(&format!("/project/campaign/{id}"), &acme).await;
+    assert_eq!(c["state"], "draft");
+}
+
+async fn hostile_data_is_escaped(app: &TestApp) {
+    let key = app.create_project("acme", &["+15550001111"]).await;
+    let hostile = "<img src=x onerror=alert(1)> \"quoted' name";
+    let id = campaign(app, &key, hostile).await;
+    let (cookie, _) = sign_in(app, &key).await;
+    for path in ["/ui/campaigns".to_owned(), format!("/ui/campaigns/{id}")] {
+        let (status, _, html) = page(app, &path, &cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!html.contains("<img"), "{path}: {html}");
+        assert!(
+            html.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{path}: {html}"
+        );
+        assert!(!html.contains("\"quoted'"), "{path}");
+    }
+    // A search term comes back as text too.
+    let (_, _, html) = page(app, "/ui/messages?q=%3Cscript%3Ex%3C%2Fscript%3E", &cookie).await;
+    assert!(!html.contains("<script>x"), "{html}");
+}
+
+async fn a_rotated_key_ends_the_session(app: &TestApp) {
+    let key = app.create_project("acme", &["+15550001111"]).await;
+    let (cookie, _) = sign_in(app, &key).await;
+    assert_eq!(page(app, "/ui/campaigns", &cookie).await.0, StatusCode::OK);
+    let (status, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/projects/acme/rotate-key",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, _) = page(app, "/ui/campaigns", &cookie).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/ui/sign-in");
+}
+
+async fn admin_token_opens_the_admin_page(app: &TestApp) {
+    let key = app.create_project("acme", &["+15550001111"]).await;
+    let (cookie, headers) = sign_in(app, ADMIN).await;
+    assert_eq!(headers[LOCATION], "/ui/admin");
+    let (status, _, html) = page(app, "/ui/admin", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("+15550001111"), "{html}");
+    // A project's session does not open it.
+    let (cookie, _) = sign_in(app, &key).await;
+    assert_eq!(
+        page(app, "/ui/admin", &cookie).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
