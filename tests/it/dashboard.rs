@@ -1,6 +1,7 @@
 //! The dashboard at `/ui/`: sign-in into a signed, `HttpOnly`, `SameSite=Strict` cookie,
 //! sign-out, CSRF refusal, another project's campaign is a 404, hostile data is escaped, and
-//! every page carries the security headers.
+//! every page carries the security headers; a webhook page's actions (the breaker reset among
+//! them) reach only the project's own endpoints.
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -15,6 +16,7 @@ on_both_backends!(
     hostile_data_is_escaped,
     a_rotated_key_ends_the_session,
     admin_token_opens_the_admin_page,
+    webhook_actions_reach_only_the_projects_own_endpoints,
 );
 
 /// A browser-like client that shows redirects rather than following them.
@@ -280,4 +282,57 @@ async fn admin_token_opens_the_admin_page(app: &TestApp) {
         page(app, "/ui/admin", &cookie).await.0,
         StatusCode::FORBIDDEN
     );
+}
+
+async fn webhook_actions_reach_only_the_projects_own_endpoints(app: &TestApp) {
+    let acme = app.create_project("acme", &["+15550001111"]).await;
+    let other = app.create_project("other", &["+15550002222"]).await;
+    let (status, created) = app
+        .call(
+            reqwest::Method::POST,
+            "/webhook/config",
+            &acme,
+            Some(json!({"webhook_url": "http://127.0.0.1:9/acme-only", "topics": ["*"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // The owner closes the breaker from the page and is told so.
+    let (cookie, _) = sign_in(app, &acme).await;
+    let (status, _, html) = page(app, &format!("/ui/webhooks/{id}"), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = post(
+        app,
+        &format!("/ui/webhooks/{id}/do/reset-breaker"),
+        &cookie,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(to.contains("done=Circuit%20breaker%20closed"), "{to}");
+
+    // Another project sees nothing of it and cannot act on it.
+    let (cookie, _) = sign_in(app, &other).await;
+    let (status, _, body) = page(app, &format!("/ui/webhooks/{id}"), &cookie).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!body.contains("acme-only"), "{body}");
+    let (_, _, html) = page(app, "/ui/webhooks", &cookie).await;
+    assert!(!html.contains("acme-only"), "{html}");
+    for action in ["reset-breaker", "delete", "disable"] {
+        let resp = post(
+            app,
+            &format!("/ui/webhooks/{id}/do/{action}"),
+            &cookie,
+            &[("csrf", &csrf_of(&html))],
+            None,
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    let (status, still) = app.get(&format!("/webhook/config/{id}"), &acme).await;
+    assert_eq!(status, StatusCode::OK, "{still}");
+    assert_eq!(still["enabled"], true, "{still}");
 }

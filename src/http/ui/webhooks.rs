@@ -1,5 +1,6 @@
 //! The webhook endpoints pages: list with breaker state, create and rotate (the secret shown
-//! once), edit, enable/disable, delete, test ping, the delivery log and dead-letter redrive.
+//! once), edit, enable/disable, delete, test ping, breaker reset, the delivery log and
+//! dead-letter redrive.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -293,6 +294,11 @@ pub async fn act(
                     format!("Test ping failed: {}", s(&v["error"]))
                 }
             }),
+        "reset-breaker" => ui
+            .api
+            .post(who, &format!("{base}/breaker/reset"), json!({}))
+            .await
+            .map(|_| "Circuit breaker closed: held deliveries are being sent now.".to_owned()),
         "redrive" => ui
             .api
             .post(who, &format!("{base}/redrive"), json!({}))
