@@ -111,15 +111,7 @@ async fn until_open(app: &TestApp, key: &str, id: &str) {
 }
 
 async fn metric(app: &TestApp, line: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(line))
         .and_then(|v| v.trim().parse().ok())

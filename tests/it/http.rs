@@ -455,15 +455,7 @@ async fn ops_endpoints(app: &TestApp) {
     app.post_raw("/datagen-webhook", fixture("datagen/delivery_read.json"))
         .await;
     app.post_raw("/datagen-webhook", "{]").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for needle in [
         "wagate_ingress_events_accepted_total{provider=\"datagen\"} 1",
         "wagate_ingress_rejected_total{provider=\"datagen\",reason=\"invalid_json\"} 1",

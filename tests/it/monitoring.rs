@@ -87,15 +87,7 @@ async fn dashboard_and_alerts_query_only_exported_metrics(app: &TestApp) {
     let (status, _) = app.post_raw("/datagen-webhook", "{not json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     app.process().await;
-    let exposition = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = app.metrics().await;
     let exported = exported(&exposition);
 
     let dashboard: serde_json::Value =

@@ -208,15 +208,7 @@ async fn access_log_at_info_and_campaign_lines() {
 async fn metrics_when(app: &TestApp, ready: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         if ready(&text) {
             return text;
         }

@@ -227,6 +227,18 @@ impl TestApp {
             .await
     }
 
+    /// The server's `/metrics` exposition, as a scraper reads it.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.server.await.unwrap().unwrap();
