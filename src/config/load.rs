@@ -55,6 +55,12 @@ where
 }
 
 impl Config {
+    /// Reads the text of a config file over the defaults, without the environment and without
+    /// validating; `path` only names the file in a syntax error. Public for the fuzz target.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| syntax(path, text, &e))
+    }
+
     /// Loads defaults, then `file` (or `WAGATE_CONFIG`, or `./wagate.toml` if present), then the
     /// environment as read by `env`.
     pub fn load(
@@ -68,7 +74,7 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from("wagate.toml"));
         let mut cfg = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| syntax(&path, &text, &e))?,
+            Ok(text) => Config::from_toml(&text, &path)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
                 Config::default()
             }

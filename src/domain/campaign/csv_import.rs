@@ -182,6 +182,8 @@ pub struct CsvImport {
     quoting: Quoting,
     /// Set when the data ended inside quotes: the record the end completes is rejected.
     unterminated: Option<u64>,
+    /// Whether the CSV parser has been given any input yet (see [`CsvImport::parse`]).
+    started: bool,
 }
 
 impl CsvImport {
@@ -205,6 +207,7 @@ impl CsvImport {
             failed: None,
             quoting: Quoting::FieldStart,
             unterminated: None,
+            started: false,
         }
     }
 
@@ -267,7 +270,12 @@ impl CsvImport {
         self.failed()?;
         // Never hand the parser an empty input here: to it that means the end of the data.
         while !input.is_empty() {
-            let (_, nin) = self.step(input, out)?;
+            // csv-core drops a BOM opening its first input, but only a whole one, so whether a
+            // second BOM (after the one `feed` strips) were dropped would depend on where the
+            // body is cut. A first input of one byte never holds one: it stays data.
+            let take = if self.started { input.len() } else { 1 };
+            self.started = true;
+            let (_, nin) = self.step(&input[..take], out)?;
             input = &input[nin..];
         }
         Ok(())

@@ -483,3 +483,14 @@ proptest! {
         prop_assert_eq!(import_chunks(&chunks, None), whole);
     }
 }
+
+/// Found by fuzzing (`fuzz/fuzz_targets/csv_import.rs`): a second BOM after the first is data
+/// (a header naming no phone column), whether the file arrives whole or byte by byte.
+#[test]
+fn a_second_bom_is_data_however_the_body_is_cut() {
+    let body: &[u8] = b"\xef\xbb\xbf\xef\xbb\xbf\n";
+    let whole = import_chunks(&[body], None);
+    let bytes: Vec<&[u8]> = body.chunks(1).collect();
+    assert_eq!(import_chunks(&bytes, None), whole);
+    assert_eq!(whole, (vec![], Err(CsvError::MissingPhoneColumn)));
+}
