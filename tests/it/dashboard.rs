@@ -287,15 +287,9 @@ async fn admin_token_opens_the_admin_page(app: &TestApp) {
 async fn webhook_actions_reach_only_the_projects_own_endpoints(app: &TestApp) {
     let acme = app.create_project("acme", &["+15550001111"]).await;
     let other = app.create_project("other", &["+15550002222"]).await;
-    let (status, created) = app
-        .call(
-            reqwest::Method::POST,
-            "/webhook/config",
-            &acme,
-            Some(json!({"webhook_url": "http://127.0.0.1:9/acme-only", "topics": ["*"]})),
-        )
+    let created = app
+        .create_endpoint(&acme, "http://127.0.0.1:9/acme-only")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
 
     // The owner closes the breaker from the page and is told so.

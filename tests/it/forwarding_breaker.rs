@@ -36,15 +36,7 @@ async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Test
 }
 
 async fn endpoint(app: &TestApp, key: &str, url: &str) -> String {
-    let (status, e) = app
-        .call(
-            Method::POST,
-            "/webhook/config",
-            key,
-            Some(json!({"webhook_url": url, "topics": ["*"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{e}");
+    let e = app.create_endpoint(key, url).await;
     e["id"].as_str().unwrap().to_owned()
 }
 

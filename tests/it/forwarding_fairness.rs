@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use wagate::config::Role;
 
@@ -21,15 +21,7 @@ crate::support::app::backend_cases!(
 );
 
 async fn endpoint(app: &TestApp, key: &str, url: &str) {
-    let (status, e) = app
-        .call(
-            Method::POST,
-            "/webhook/config",
-            key,
-            Some(json!({"webhook_url": url, "topics": ["*"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{e}");
+    app.create_endpoint(key, url).await;
 }
 
 async fn post_event(app: &TestApp, from: &str, wamid: &str) {

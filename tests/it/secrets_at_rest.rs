@@ -42,15 +42,7 @@ async fn raw(app: &TestApp, query: &'static str) -> Vec<String> {
 
 /// Creates an endpoint taking every event; returns its id and secret.
 async fn endpoint(app: &TestApp, key: &str, url: &str) -> (String, String) {
-    let (status, e) = app
-        .call(
-            Method::POST,
-            "/webhook/config",
-            key,
-            Some(json!({"webhook_url": url, "topics": ["*"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{e}");
+    let e = app.create_endpoint(key, url).await;
     (
         e["id"].as_str().unwrap().to_owned(),
         e["shared_secret"].as_str().unwrap().to_owned(),

@@ -227,6 +227,21 @@ impl TestApp {
             .await
     }
 
+    /// Creates, for the project of `key`, an endpoint at `url` taking every event; returns it
+    /// as the API answered (with its `id` and `shared_secret`).
+    pub async fn create_endpoint(&self, key: &str, url: &str) -> Value {
+        let (status, e) = self
+            .call(
+                reqwest::Method::POST,
+                "/webhook/config",
+                key,
+                Some(serde_json::json!({"webhook_url": url, "topics": ["*"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{e}");
+        e
+    }
+
     /// The server's `/metrics` exposition, as a scraper reads it.
     pub async fn metrics(&self) -> String {
         self.client
