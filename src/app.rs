@@ -608,7 +608,7 @@ pub fn forwarder(
     )
 }
 
-/// Keeps the queue-depth gauges current for `/metrics`.
+/// Keeps the queue depth, dead-letter and age gauges current for `/metrics`.
 async fn refresh_queue_gauges(
     queue: Arc<dyn crate::ports::Queue>,
     metrics: Metrics,
@@ -622,6 +622,19 @@ async fn refresh_queue_gauges(
             }
             if let Ok(n) = queue.dead_count(name).await {
                 metrics.queue_dead.get_or_create(&label).set(n as i64);
+            }
+            match queue.oldest_ready(name).await {
+                Ok(Some(age)) => {
+                    metrics
+                        .queue_oldest_ready
+                        .get_or_create(&label)
+                        .set(age.as_secs_f64());
+                }
+                // Nothing bounds it yet: no series rather than a made-up 0.
+                Ok(None) => {
+                    metrics.queue_oldest_ready.remove(&label);
+                }
+                Err(_) => {}
             }
         }
         tokio::select! {

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub ingress_publish_seconds: Histogram,
     pub queue_depth: Family<QueueLabel, Gauge>,
     pub queue_dead: Family<QueueLabel, Gauge>,
+    /// Seconds the oldest ready message has waited, by queue (see `Queue::oldest_ready`).
+    pub queue_oldest_ready: Family<QueueLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub dead_lettered: Family<QueueLabel, Counter>,
     pub processing_lag_seconds: Histogram,
     pub processor_batch_events: Histogram,
@@ -141,6 +143,7 @@ impl Metrics {
             ingress_publish_seconds: latency_histogram(),
             queue_depth: Family::default(),
             queue_dead: Family::default(),
+            queue_oldest_ready: Family::default(),
             dead_lettered: Family::default(),
             processing_lag_seconds: latency_histogram(),
             processor_batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
@@ -183,6 +186,11 @@ impl Metrics {
             "queue_depth",
             "Messages ready or in flight in a queue",
             m.queue_depth.clone(),
+        );
+        r.register(
+            "queue_oldest_ready_seconds",
+            "How long the oldest message ready for a consumer has waited (on RabbitMQ an upper bound from what this process saw: take the smallest across processes)",
+            m.queue_oldest_ready.clone(),
         );
         r.register(
             "queue_dead_letters",

@@ -64,6 +64,12 @@ pub trait Queue: Send + Sync + 'static {
     /// Messages ready or in flight (not counting dead letters); for metrics, may be approximate.
     async fn depth(&self, queue: &str) -> Result<u64, QueueError>;
 
+    /// How long the oldest message ready for a consumer has waited since it became ready
+    /// (published, or due); zero for an empty queue. The local queue knows it exactly; RabbitMQ
+    /// cannot show its head, so its adapter gives an upper bound from what this process saw, or
+    /// `None` before it saw anything that bounds it.
+    async fn oldest_ready(&self, queue: &str) -> Result<Option<Duration>, QueueError>;
+
     /// Messages in the queue's dead-letter store.
     async fn dead_count(&self, queue: &str) -> Result<u64, QueueError>;
 

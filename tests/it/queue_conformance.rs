@@ -79,6 +79,7 @@ macro_rules! all_cases {
             retries_past_max_attempts_are_parked,
             queues_are_separate,
             two_consumers_share_without_duplicates,
+            oldest_ready_is_how_long_the_head_has_waited,
         );
     };
 }
@@ -195,6 +196,45 @@ async fn delayed_publish(q: Arc<dyn Queue>) {
     assert_eq!(bodies(&later), ["later"]);
     assert!(started.elapsed() >= Duration::from_millis(800));
     c.ack(&[later[0].id]).await.unwrap();
+}
+
+/// The queue-age gauge's reading: zero when nothing is ready (a delayed message is not), at least
+/// what the head has waited and growing with the clock while nobody takes it, never more than
+/// the time since the queue was last seen empty (RabbitMQ's bound), zero again once drained.
+async fn oldest_ready_is_how_long_the_head_has_waited(q: Arc<dyn Queue>) {
+    let before = std::time::Instant::now();
+    assert_eq!(q.oldest_ready("q1").await.unwrap(), Some(Duration::ZERO));
+    let mut later = msg("later", 0);
+    later.delay = Duration::from_secs(60);
+    q.publish("q1", &[later]).await.unwrap();
+    assert_eq!(
+        q.oldest_ready("q1").await.unwrap(),
+        Some(Duration::ZERO),
+        "a delayed message is not ready"
+    );
+    q.publish("q1", &[msg("a", 0), msg("b", 0)]).await.unwrap();
+    // Ages are wall-clock time since publishing, so this test waits for real.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let first = q.oldest_ready("q1").await.unwrap().expect("bounded");
+    // Stamps are whole milliseconds, read on both sides of the call.
+    let slack = Duration::from_millis(5);
+    assert!(
+        first + slack >= Duration::from_millis(600) && first <= before.elapsed() + slack,
+        "{first:?} after waiting 600 ms"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = q.oldest_ready("q1").await.unwrap().expect("bounded");
+    assert!(
+        second >= first + Duration::from_millis(300) - slack,
+        "{first:?} then {second:?}: an untaken head ages with the clock"
+    );
+    let mut c = q.consumer("q1", 10).await.unwrap();
+    let got = receive_n(&mut c, 2).await;
+    assert_eq!(bodies(&got), ["a", "b"]);
+    c.ack(&got.iter().map(|d| d.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(q.oldest_ready("q1").await.unwrap(), Some(Duration::ZERO));
 }
 
 async fn dead_letter_and_redrive(q: Arc<dyn Queue>) {

@@ -22,8 +22,9 @@ use lapin::types::FieldTable;
 use tokio::time::Instant;
 
 use super::Shared;
+use super::age::Seen;
 use super::link::unavailable;
-use super::message::{Message, Meta, delivery_id, split};
+use super::message::{Message, Meta, delivery_id, ready_ms, split};
 use super::topology::{Target, millis, short, tier_for};
 use crate::domain::time::Timestamp;
 use crate::ports::queue::MAX_PRIORITY;
@@ -41,6 +42,8 @@ const TOO_MANY: &str = "delivered too many times without an ack";
 pub struct RabbitConsumer {
     shared: Arc<Shared>,
     queue: String,
+    /// Told when each message handed out became ready, for the queue's age.
+    seen: Arc<Seen>,
     prefetch: u16,
     /// Bumped whenever the channel is dropped; part of every `DeliveryId` handed out.
     generation: u16,
@@ -77,6 +80,7 @@ impl RabbitConsumer {
         prefetch: u16,
     ) -> Result<RabbitConsumer, QueueError> {
         let mut c = RabbitConsumer {
+            seen: shared.ages.of(queue),
             shared,
             queue: queue.to_owned(),
             prefetch: prefetch.max(1),
@@ -157,12 +161,17 @@ impl RabbitConsumer {
                 });
                 None
             }
-            None => Some(Delivery {
-                id: delivery_id(self.generation, tag),
-                payload: Bytes::from(d.data),
-                priority,
-                attempt: meta.attempt,
-            }),
+            None => {
+                if let Some(ready) = ready_ms(&d.properties) {
+                    self.seen.received(ready);
+                }
+                Some(Delivery {
+                    id: delivery_id(self.generation, tag),
+                    payload: Bytes::from(d.data),
+                    priority,
+                    attempt: meta.attempt,
+                })
+            }
         }
     }
 

@@ -14,6 +14,9 @@ const ATTEMPT: &str = "x-wagate-attempt";
 const DUE: &str = "x-wagate-due";
 /// Why a message was dead-lettered.
 const REASON: &str = "x-wagate-reason";
+/// Epoch milliseconds when this copy was published: with the due time, when it became ready,
+/// which is what a queue's age is measured from (see `age`).
+const QUEUED: &str = "x-wagate-queued";
 
 /// AMQP delivery mode 2: the broker writes the message to disk before confirming it.
 const PERSISTENT: u8 = 2;
@@ -106,12 +109,28 @@ pub struct Message<'a> {
 }
 
 impl Message<'_> {
-    pub fn properties(&self) -> BasicProperties {
+    /// Stamped with the time of this publish: a copy made ready again (a redelivery counted, a
+    /// redrive) is as old as the copy, and one still delayed is ready at its due time instead.
+    pub fn properties(&self, queued_ms: i64) -> BasicProperties {
+        let mut headers = self.meta.table();
+        headers.insert(QUEUED.into(), AMQPValue::LongLongInt(queued_ms));
         BasicProperties::default()
             .with_delivery_mode(PERSISTENT)
             .with_priority(self.priority.min(MAX_PRIORITY))
-            .with_headers(self.meta.table())
+            .with_headers(headers)
     }
+}
+
+/// When a delivered message became ready for consumers (epoch ms): published, or due if later.
+/// `None` for a message published without the stamp (by an older wagate).
+pub fn ready_ms(properties: &BasicProperties) -> Option<i64> {
+    let h = properties.headers().as_ref()?.inner();
+    let queued = h.get(QUEUED).and_then(int)?;
+    Some(
+        h.get(DUE)
+            .and_then(int)
+            .map_or(queued, |due| due.max(queued)),
+    )
 }
 
 /// Delivery tags count up from 1 on each channel; 48 bits of them outlast any channel.
@@ -131,6 +150,8 @@ pub fn split(id: DeliveryId) -> (u16, u64) {
 
 #[cfg(test)]
 mod tests {
+    use lapin::types::ShortString;
+
     use super::*;
 
     #[test]
@@ -146,8 +167,13 @@ mod tests {
             priority: 12,
             meta: m.clone(),
         };
-        let p = msg.properties();
+        let p = msg.properties(1_700_000_000_000);
         assert_eq!(Meta::read(&p), m);
+        assert_eq!(
+            ready_ms(&p),
+            Some(1_700_000_000_123),
+            "due after it was queued"
+        );
         assert_eq!(*p.priority(), Some(MAX_PRIORITY));
         assert_eq!(*p.delivery_mode(), Some(2));
     }
@@ -167,15 +193,14 @@ mod tests {
             priority: 0,
             meta: Meta::first(),
         };
-        assert!(
-            first
-                .properties()
-                .headers()
-                .as_ref()
-                .unwrap()
-                .inner()
-                .is_empty()
+        let p = first.properties(42);
+        let headers = p.headers().as_ref().unwrap().inner();
+        assert_eq!(
+            headers.keys().collect::<Vec<_>>(),
+            [&ShortString::from(QUEUED)]
         );
+        assert_eq!(ready_ms(&p), Some(42));
+        assert_eq!(ready_ms(&BasicProperties::default()), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Publishing and consuming use two connections, so the broker's flow control on a busy
 //! publisher never holds back consumers' acks. Both reconnect by themselves (see `link`).
 
+mod age;
 mod consumer;
 mod link;
 mod message;
@@ -63,6 +64,8 @@ impl Default for RabbitOptions {
 /// State shared by the queue handle and its consumers.
 struct Shared {
     topology: Topology,
+    /// What counts and consumers saw, for the queues' ages.
+    ages: age::Ages,
     max_attempts: u32,
     /// Publishes, declares, counts and redrives.
     publish: Slot,
@@ -92,6 +95,7 @@ impl RabbitQueue {
         Ok(RabbitQueue {
             shared: Arc::new(Shared {
                 topology: Topology::new(options.prefix, options.queue_expires),
+                ages: age::Ages::default(),
                 max_attempts: options.max_attempts,
                 publish,
                 consume,
@@ -157,7 +161,17 @@ impl Queue for RabbitQueue {
     /// Ready messages in the work queue: not those in flight to consumers or waiting in delay
     /// queues (the broker counts neither in a declare).
     async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
-        self.count(queue, Target::Work).await
+        let ready = self.count(queue, Target::Work).await?;
+        let now = Timestamp::now().millis();
+        self.shared.ages.of(queue).counted(ready, now);
+        Ok(ready)
+    }
+
+    /// An upper bound from this process's counts and consumers (see `age`).
+    async fn oldest_ready(&self, queue: &str) -> Result<Option<Duration>, QueueError> {
+        let ready = self.depth(queue).await?;
+        let now = Timestamp::now().millis();
+        Ok(self.shared.ages.of(queue).oldest(ready, now))
     }
 
     async fn dead_count(&self, queue: &str) -> Result<u64, QueueError> {

@@ -13,6 +13,7 @@ use lapin::types::ShortString;
 use super::link::{Link, unavailable};
 use super::message::Message;
 use super::topology::{Target, Topology, short};
+use crate::domain::time::Timestamp;
 use crate::ports::QueueError;
 
 /// Publishes `messages` (for the logical `queue`) and returns once the broker has confirmed every
@@ -48,6 +49,7 @@ pub async fn publish(
         mandatory: true,
         immediate: false,
     };
+    let now = Timestamp::now().millis();
     let sends: Vec<_> = messages
         .iter()
         .map(|m| {
@@ -56,7 +58,7 @@ pub async fn publish(
                 .find(|(t, _)| *t == m.target)
                 .map(|(_, k)| k.clone())
                 .expect("every target was declared above");
-            channel.basic_publish("".into(), key, options, m.payload, m.properties())
+            channel.basic_publish("".into(), key, options, m.payload, m.properties(now))
         })
         .collect();
     let mut failure = None;

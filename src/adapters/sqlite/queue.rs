@@ -145,6 +145,21 @@ impl Queue for LocalQueue {
         Ok(n as u64)
     }
 
+    /// Exact: the earliest `visible_at` already passed (a lease that ran out is ready again).
+    async fn oldest_ready(&self, queue: &str) -> Result<Option<Duration>, QueueError> {
+        let now = now_ms();
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(visible_at) FROM queue_jobs WHERE queue = ? AND visible_at <= ?",
+        )
+        .bind(queue)
+        .bind(now)
+        .fetch_one(&self.db.read)
+        .await
+        .map_err(unavailable)?;
+        let waited = oldest.map_or(0, |t| u64::try_from(now - t).unwrap_or(0));
+        Ok(Some(Duration::from_millis(waited)))
+    }
+
     async fn dead_count(&self, queue: &str) -> Result<u64, QueueError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_dead WHERE queue = ?")
             .bind(queue)
