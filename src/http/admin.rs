@@ -32,7 +32,7 @@ pub struct QuarantineQuery {
 /// Quarantined webhook parts
 ///
 /// Newest first, bodies as the provider sent them.
-#[utoipa::path(get, path = "/v1/admin/quarantine", tag = "admin", security(("admin_token" = [])), params(QuarantineQuery),
+#[utoipa::path(get, path = "/v1/admin/quarantine", operation_id = "list_quarantine", tag = "admin", security(("admin_token" = [])), params(QuarantineQuery),
     responses(
         (status = 200, description = "A page of quarantined items", body = QuarantinePage),
         (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
@@ -102,7 +102,7 @@ fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
 ///
 /// Queues matching items again, oldest first. Replaying an event that was applied meanwhile
 /// changes nothing; one that still cannot be applied is quarantined again.
-#[utoipa::path(post, path = "/v1/admin/quarantine/replay", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(post, path = "/v1/admin/quarantine/replay", operation_id = "replay_quarantine", tag = "admin", security(("admin_token" = [])),
     request_body = ReplayIn,
     responses(
         (status = 200, description = "How many were queued again", body = Replayed),
@@ -164,7 +164,7 @@ fn known_queue(name: &str) -> Result<&'static str, ApiError> {
 }
 
 /// A queue's depth and dead letters
-#[utoipa::path(get, path = "/v1/admin/queues/{queue}", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(get, path = "/v1/admin/queues/{queue}", operation_id = "get_queue", tag = "admin", security(("admin_token" = [])),
     params(("queue" = String, Path, description = "`events`, `forward` or `send`", example = "events")),
     responses(
         (status = 200, description = "Messages waiting and dead letters", body = QueueDepth),
@@ -192,7 +192,7 @@ pub struct RedriveQuery {
 }
 
 /// Move dead letters back onto their queue
-#[utoipa::path(post, path = "/v1/admin/queues/{queue}/redrive", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/redrive", operation_id = "redrive_queue", tag = "admin", security(("admin_token" = [])),
     params(("queue" = String, Path, example = "events"), RedriveQuery),
     responses(
         (status = 200, description = "How many were moved", body = QueueRedriven),

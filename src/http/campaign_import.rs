@@ -274,7 +274,7 @@ pub struct UrlBody {
 ///
 /// A `text/csv` body (a `phone` column, plus the columns the template parameters name), or
 /// `{"csv_url"}` as JSON. Streamed; up to `WAGATE_CSV_MAX_BYTES`.
-#[utoipa::path(post, path = "/project/campaign/{id}/recipients", tag = "campaigns", security(("project_key" = [])),
+#[utoipa::path(post, path = "/project/campaign/{id}/recipients", operation_id = "upload_campaign_recipients", tag = "campaigns", security(("project_key" = [])),
     params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     request_body(content(
         (String = "text/csv", example = json!("phone,name\n+919812345678,Asha\n+919812345679,Ravi\n")),
@@ -321,7 +321,7 @@ pub async fn upload(
 ///
 /// One line per recipient with its message id, status (the message's merged status once
 /// sent), last change and error.
-#[utoipa::path(get, path = "/project/campaign/{id}/messages.csv", tag = "campaigns", security(("project_key" = [])),
+#[utoipa::path(get, path = "/project/campaign/{id}/messages.csv", operation_id = "export_campaign_messages", tag = "campaigns", security(("project_key" = [])),
     params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     responses(
         (status = 200, description = "The results", content_type = "text/csv", body = String,

@@ -98,7 +98,7 @@ async fn full_view(s: &AppState, c: &Campaign) -> Result<Value, ApiError> {
 /// Create a campaign
 ///
 /// A new campaign in `draft`: load its recipients, then start it.
-#[utoipa::path(post, path = "/project/campaign", tag = "campaigns", security(("project_key" = [])),
+#[utoipa::path(post, path = "/project/campaign", operation_id = "create_campaign", tag = "campaigns", security(("project_key" = [])),
     request_body = CampaignInDoc,
     responses(
         (status = 201, description = "The draft campaign", body = CampaignOut),
@@ -162,7 +162,7 @@ pub struct ListQuery {
 /// List campaigns
 ///
 /// Newest first, each with its counts.
-#[utoipa::path(get, path = "/project/campaign", tag = "campaigns", security(("project_key" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/project/campaign", operation_id = "list_campaigns", tag = "campaigns", security(("project_key" = [])), params(ListQuery),
     responses(
         (status = 200, description = "A page of campaigns", body = CampaignPage),
         (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
@@ -192,7 +192,7 @@ pub async fn list(
 /// A campaign
 ///
 /// State, counts per status, send rate, times.
-#[utoipa::path(get, path = "/project/campaign/{id}", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+#[utoipa::path(get, path = "/project/campaign/{id}", operation_id = "get_campaign", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     responses(
         (status = 200, description = "The campaign", body = CampaignOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -239,7 +239,7 @@ async fn reread(s: &AppState, project: &ProjectId, c: &Campaign) -> Result<Json<
 /// Pause a campaign
 ///
 /// Senders stop claiming its recipients at once; requests already in flight finish.
-#[utoipa::path(post, path = "/project/campaign/{id}/pause", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+#[utoipa::path(post, path = "/project/campaign/{id}/pause", operation_id = "pause_campaign", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     responses(
         (status = 200, description = "The campaign", body = CampaignOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -258,7 +258,7 @@ pub async fn pause(
 /// Resume a campaign
 ///
 /// Its queued recipients are due again at once.
-#[utoipa::path(post, path = "/project/campaign/{id}/resume", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+#[utoipa::path(post, path = "/project/campaign/{id}/resume", operation_id = "resume_campaign", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     responses(
         (status = 200, description = "The campaign", body = CampaignOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -279,7 +279,7 @@ pub async fn resume(
 /// Cancel a campaign
 ///
 /// Its queued recipients become `cancelled`.
-#[utoipa::path(post, path = "/project/campaign/{id}/cancel", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+#[utoipa::path(post, path = "/project/campaign/{id}/cancel", operation_id = "cancel_campaign", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     responses(
         (status = 200, description = "The campaign", body = CampaignOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -300,7 +300,7 @@ pub async fn cancel(
 /// Queue the unknown sends again
 ///
 /// The recipients whose send is `unknown` (no answer, no webhook) are queued again. They may have received the message already, which is why this is never automatic.
-#[utoipa::path(post, path = "/project/campaign/{id}/retry-unknown", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+#[utoipa::path(post, path = "/project/campaign/{id}/retry-unknown", operation_id = "retry_unknown_recipients", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     responses(
         (status = 200, description = "The campaign, with `requeued`", body = CampaignOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -324,7 +324,7 @@ pub async fn retry_unknown(
 /// Queue the retryable failures again
 ///
 /// The recipients that failed for a cause that may go otherwise next time are queued again with a fresh attempt budget; none of them reached the BSP.
-#[utoipa::path(post, path = "/project/campaign/{id}/retry-failed", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
+#[utoipa::path(post, path = "/project/campaign/{id}/retry-failed", operation_id = "retry_failed_recipients", tag = "campaigns", security(("project_key" = [])), params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF")),
     responses(
         (status = 200, description = "The campaign, with `requeued`", body = CampaignOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -400,7 +400,7 @@ pub struct SendBody {
 ///
 /// Loads recipients from `csv_url` when given, then starts the campaign, or schedules it when
 /// its start time is ahead.
-#[utoipa::path(post, path = "/project/campaign/event/send", tag = "campaigns", security(("project_key" = [])),
+#[utoipa::path(post, path = "/project/campaign/event/send", operation_id = "start_campaign", tag = "campaigns", security(("project_key" = [])),
     request_body = SendBody,
     responses(
         (status = 202, description = "Started or scheduled", body = CampaignOut),
@@ -530,7 +530,7 @@ pub struct RecipientsQuery {
 ///
 /// The recipients the counts put under `status` (default `unknown`), in id order. A sent recipient is under
 /// its message's merged status, so `failed` lists refused sends and failed messages both.
-#[utoipa::path(get, path = "/project/campaign/{id}/recipients", tag = "campaigns", security(("project_key" = [])),
+#[utoipa::path(get, path = "/project/campaign/{id}/recipients", operation_id = "list_campaign_recipients", tag = "campaigns", security(("project_key" = [])),
     params(("id" = String, Path, description = "The campaign id", example = "cmp_01JABCDEF"), RecipientsQuery),
     responses(
         (status = 200, description = "A page of recipients", body = RecipientPage),

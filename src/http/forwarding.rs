@@ -33,7 +33,7 @@ pub const PING: &str = "webhook.test";
 /// came back: the status code and the latency, never the body (the receiver's answer is the
 /// customer's own, and could be anything). A 2xx closes the URL's breaker (the endpoint is
 /// back: what it held goes now); `breaker` is its state after.
-#[utoipa::path(post, path = "/webhook/config/{id}/test", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+#[utoipa::path(post, path = "/webhook/config/{id}/test", operation_id = "test_webhook_endpoint", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     responses(
         (status = 200, description = "What the endpoint answered", body = TestPing),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -89,7 +89,7 @@ pub async fn test(
 ///
 /// Closes the endpoint URL's breaker in every forwarder; the deliveries it held (and retries
 /// waiting out a backoff) are due now.
-#[utoipa::path(post, path = "/webhook/config/{id}/breaker/reset", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+#[utoipa::path(post, path = "/webhook/config/{id}/breaker/reset", operation_id = "reset_endpoint_breaker", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     responses(
         (status = 200, description = "The breaker, closed", body = BreakerOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -135,7 +135,7 @@ pub(super) fn breaker_json(b: &BreakerView) -> Value {
 ///
 /// The delivery is due again now, with a fresh retry budget, whatever its status (a delivered
 /// one is sent once more: the customer asked).
-#[utoipa::path(post, path = "/webhook/deliveries/{id}/retry", tag = "webhooks", security(("project_key" = [])),
+#[utoipa::path(post, path = "/webhook/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "webhooks", security(("project_key" = [])),
     params(("id" = String, Path, description = "The delivery id")),
     responses(
         (status = 200, description = "The delivery, pending again", body = DeliveryOut),
@@ -161,7 +161,7 @@ pub async fn retry(
 ///
 /// Every dead delivery of the endpoint is due again now, with a fresh retry budget; the
 /// forwarders' sweeper queues them within a second.
-#[utoipa::path(post, path = "/webhook/config/{id}/redrive", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+#[utoipa::path(post, path = "/webhook/config/{id}/redrive", operation_id = "redrive_endpoint_deliveries", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     responses(
         (status = 200, description = "How many are due again", body = EndpointRedriven),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -205,7 +205,7 @@ pub struct ReplayIn {
 /// every stored event received in it that the endpoint subscribes to and has none for (events
 /// that arrived while it was disabled), all due now. Replaying a window again creates nothing
 /// new. The endpoint is read from the store, not a cache: a replay often follows re-enabling it.
-#[utoipa::path(post, path = "/webhook/config/{id}/replay", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+#[utoipa::path(post, path = "/webhook/config/{id}/replay", operation_id = "replay_endpoint_events", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     request_body = ReplayIn,
     responses(
         (status = 200, description = "How many deliveries are due now", body = ReplayOut),

@@ -24,7 +24,7 @@ use crate::ports::store::Quarantined;
 ///
 /// One Karix event object, or an array of them (a batch). Answers once every event is durably
 /// queued; parts that cannot be read are quarantined, not refused.
-#[utoipa::path(post, path = "/datagen-webhook", tag = "ingress",
+#[utoipa::path(post, path = "/datagen-webhook", operation_id = "ingest_datagen_webhook", tag = "ingress",
     security((), ("ingress_token" = []), ("ingress_token_query" = [])),
     request_body(content = Value, description = "A Karix event object, or an array of them",
         content_type = "application/json", example = json!({"events": {"mid": "410123751001143816805212",
@@ -48,7 +48,7 @@ pub async fn datagen(
 /// Datagen/Karix status webhooks
 ///
 /// The same as `POST /datagen-webhook`, under `/v1/ingest/{provider}`.
-#[utoipa::path(post, path = "/v1/ingest/datagen", tag = "ingress",
+#[utoipa::path(post, path = "/v1/ingest/datagen", operation_id = "ingest_datagen", tag = "ingress",
     security((), ("ingress_token" = []), ("ingress_token_query" = [])),
     request_body(content = Value, description = "A Karix event object, or an array of them",
         content_type = "application/json", example = json!([{"events": {"mid": "410123751001143816805212",
@@ -70,7 +70,7 @@ pub async fn datagen_v1(
 ///
 /// `entry[].changes[].value` with `statuses` and `messages`. With `WAGATE_META_APP_SECRET`
 /// set, `X-Hub-Signature-256` must be the HMAC of the body.
-#[utoipa::path(post, path = "/v1/ingest/meta", tag = "ingress",
+#[utoipa::path(post, path = "/v1/ingest/meta", operation_id = "ingest_meta", tag = "ingress",
     security((), ("ingress_token" = []), ("ingress_token_query" = [])),
     params(("X-Hub-Signature-256" = Option<String>, Header,
         description = "`sha256=<hex HMAC-SHA256 of the body>`, keyed with the app secret; required when one is configured")),
@@ -121,7 +121,7 @@ pub struct Handshake {
 ///
 /// Echoes `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` is
 /// `WAGATE_META_VERIFY_TOKEN`.
-#[utoipa::path(get, path = "/v1/ingest/meta", tag = "ingress", params(Handshake),
+#[utoipa::path(get, path = "/v1/ingest/meta", operation_id = "verify_meta_webhook", tag = "ingress", params(Handshake),
     responses(
         (status = 200, description = "The challenge, as sent", content_type = "text/plain",
             body = String, example = json!("1158201444")),
@@ -155,7 +155,7 @@ pub async fn meta_handshake(
 }
 
 /// Any other provider: 404 naming the known ones
-#[utoipa::path(post, path = "/v1/ingest/{provider}", tag = "ingress",
+#[utoipa::path(post, path = "/v1/ingest/{provider}", operation_id = "ingest_unknown_provider", tag = "ingress",
     params(("provider" = String, Path, description = "Not `datagen` or `meta`, which have their own routes")),
     responses((status = 404, description = "Unknown provider", body = ErrorBody,
         example = json!({"error": {"code": "not_found", "message": "unknown provider `karix` (known: datagen, meta)"}}))))]

@@ -37,7 +37,7 @@ pub fn message_json(m: &MessageView) -> Value {
 /// A message with its history
 ///
 /// 404 when the message does not exist *or* is another project's.
-#[utoipa::path(get, path = "/v1/messages/{wamid}", tag = "messages", security(("project_key" = [])),
+#[utoipa::path(get, path = "/v1/messages/{wamid}", operation_id = "get_message", tag = "messages", security(("project_key" = [])),
     params(("wamid" = String, Path, example = "wamid.HBgM")),
     responses(
         (status = 200, description = "The message, events oldest first", body = MessageOut),
@@ -70,7 +70,7 @@ pub struct ListQuery {
 /// List messages
 ///
 /// Ordered by wamid; filtered by campaign and merged status.
-#[utoipa::path(get, path = "/v1/messages", tag = "messages", security(("project_key" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/v1/messages", operation_id = "list_messages", tag = "messages", security(("project_key" = [])), params(ListQuery),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
@@ -108,7 +108,7 @@ fn parse_status(word: &str) -> Result<Status, ApiError> {
 }
 
 /// Counts for the caller's project
-#[utoipa::path(get, path = "/v1/stats", tag = "messages", security(("project_key" = [])),
+#[utoipa::path(get, path = "/v1/stats", operation_id = "get_stats", tag = "messages", security(("project_key" = [])),
     responses(
         (status = 200, description = "Messages per status, history events, inbound messages", body = Stats),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
@@ -161,7 +161,7 @@ fn inbound_json(m: &InboundView) -> Value {
 /// Inbound user messages
 ///
 /// In arrival order.
-#[utoipa::path(get, path = "/v1/inbound", tag = "messages", security(("project_key" = [])), params(InboundQuery),
+#[utoipa::path(get, path = "/v1/inbound", operation_id = "list_inbound_messages", tag = "messages", security(("project_key" = [])), params(InboundQuery),
     responses(
         (status = 200, description = "A page of inbound messages", body = InboundPage),
         (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),

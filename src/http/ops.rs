@@ -14,7 +14,7 @@ use super::extract::holds_admin_token;
 use super::openapi::schemas::{Health, Readiness};
 
 /// The process is up and serving HTTP
-#[utoipa::path(get, path = "/healthz", tag = "ops",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "ops",
     responses((status = 200, description = "Up", body = Health)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -37,7 +37,7 @@ async fn probe<E: std::fmt::Display>(
 /// 200 when the store and the queue answer; 503 naming the one that does not. Redis is
 /// reported but never makes the process unready: without it wagate reads through to the store.
 /// A backend's own error text (hosts, users, versions) is shown only to the admin token.
-#[utoipa::path(get, path = "/readyz", tag = "ops", security((), ("admin_token" = [])),
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "ops", security((), ("admin_token" = [])),
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "A backend is down", body = Readiness, example = json!({
@@ -100,7 +100,7 @@ pub async fn readyz(State(s): State<AppState>, headers: HeaderMap) -> Response {
 /// Prometheus metrics
 ///
 /// OpenMetrics text: requests, ingress, queues, deliveries, sends.
-#[utoipa::path(get, path = "/metrics", tag = "ops",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops",
     responses((status = 200, description = "OpenMetrics text",
         content_type = "application/openmetrics-text", body = String,
         example = json!("# TYPE wagate_http_requests counter\n# EOF\n"))))]

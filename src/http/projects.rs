@@ -115,7 +115,7 @@ fn replayer(s: &AppState) -> Replayer {
 ///
 /// The API key is in this response only. Events that were quarantined because they named one
 /// of the numbers before it was registered are replayed.
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", security(("admin_token" = [])),
+#[utoipa::path(post, path = "/v1/projects", operation_id = "create_project", tag = "projects", security(("admin_token" = [])),
     request_body = ProjectIn,
     responses(
         (status = 201, description = "Created, with its API key", body = ProjectCreated),
@@ -169,7 +169,7 @@ pub struct ListQuery {
 /// List projects
 ///
 /// Ordered by id.
-#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("admin_token" = [])),
+#[utoipa::path(get, path = "/v1/projects", operation_id = "list_projects", tag = "projects", security(("admin_token" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page of projects", body = ProjectPage),
@@ -199,7 +199,7 @@ async fn found(s: &AppState, id: &ProjectId) -> Result<Project, ApiError> {
 }
 
 /// A project
-#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", security(("admin_token" = [])),
+#[utoipa::path(get, path = "/v1/projects/{id}", operation_id = "get_project", tag = "projects", security(("admin_token" = [])),
     params(("id" = String, Path, example = "acme")),
     responses(
         (status = 200, description = "The project", body = ProjectOut),
@@ -218,7 +218,7 @@ pub async fn one(
 ///
 /// Adds the number, or sets its Meta id if the project has it already; 409 if another project
 /// has it. Events quarantined because they named it are replayed.
-#[utoipa::path(post, path = "/v1/projects/{id}/numbers", tag = "projects", security(("admin_token" = [])),
+#[utoipa::path(post, path = "/v1/projects/{id}/numbers", operation_id = "add_project_number", tag = "projects", security(("admin_token" = [])),
     params(("id" = String, Path, example = "acme")),
     request_body = NumberDetail,
     responses(
@@ -256,7 +256,7 @@ pub async fn add_number(
 ///
 /// Events naming the number are quarantined from then on; messages already recorded stay the
 /// project's.
-#[utoipa::path(delete, path = "/v1/projects/{id}/numbers/{number}", tag = "projects",
+#[utoipa::path(delete, path = "/v1/projects/{id}/numbers/{number}", operation_id = "remove_project_number", tag = "projects",
     security(("admin_token" = [])),
     params(("id" = String, Path, example = "acme"),
         ("number" = String, Path, description = "E.164, `+` percent-encoded or not", example = "+918000000002")),
@@ -291,7 +291,7 @@ pub async fn remove_number(
 /// Rotate a project's API key
 ///
 /// The new key is in this response only; the old one stops working at once.
-#[utoipa::path(post, path = "/v1/projects/{id}/rotate-key", tag = "projects",
+#[utoipa::path(post, path = "/v1/projects/{id}/rotate-key", operation_id = "rotate_project_key", tag = "projects",
     security(("admin_token" = [])),
     params(("id" = String, Path, example = "acme")),
     responses(
@@ -314,7 +314,7 @@ pub async fn rotate_key(
 }
 
 /// The project the API key belongs to
-#[utoipa::path(get, path = "/v1/project", tag = "projects", security(("project_key" = [])),
+#[utoipa::path(get, path = "/v1/project", operation_id = "get_current_project", tag = "projects", security(("project_key" = [])),
     responses(
         (status = 200, description = "The key's project", body = Me),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]

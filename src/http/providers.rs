@@ -64,7 +64,7 @@ fn view(p: SendProvider, own: &ProviderSettings) -> Value {
 ///
 /// Replaces them; absent fields fall back to the server's. The server's credential only goes
 /// to the server's base URL: another `base_url` needs the project's own credential.
-#[utoipa::path(put, path = "/v1/providers/{provider}", tag = "providers", security(("project_key" = [])), params(("provider" = String, Path, description = "`aisensy`, `datagen`, `aisensy_direct` or `meta`", example = "meta")),
+#[utoipa::path(put, path = "/v1/providers/{provider}", operation_id = "put_provider_settings", tag = "providers", security(("project_key" = [])), params(("provider" = String, Path, description = "`aisensy`, `datagen`, `aisensy_direct` or `meta`", example = "meta")),
     request_body = SettingsBody,
     responses(
         (status = 200, description = "The settings, without the credential", body = ProviderSettingsOut),
@@ -121,7 +121,7 @@ pub async fn put(
 /// The project's settings for a BSP
 ///
 /// Without the credential: `credential_set` says whether there is one.
-#[utoipa::path(get, path = "/v1/providers/{provider}", tag = "providers", security(("project_key" = [])), params(("provider" = String, Path, description = "`aisensy`, `datagen`, `aisensy_direct` or `meta`", example = "meta")),
+#[utoipa::path(get, path = "/v1/providers/{provider}", operation_id = "get_provider_settings", tag = "providers", security(("project_key" = [])), params(("provider" = String, Path, description = "`aisensy`, `datagen`, `aisensy_direct` or `meta`", example = "meta")),
     responses(
         (status = 200, description = "The settings", body = ProviderSettingsOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),

@@ -155,7 +155,7 @@ pub struct EndpointBody {
 /// Register a webhook endpoint
 ///
 /// 201 with the endpoint and its `shared_secret` (shown here and at rotation only).
-#[utoipa::path(post, path = "/webhook/config", tag = "webhooks", security(("project_key" = [])),
+#[utoipa::path(post, path = "/webhook/config", operation_id = "create_webhook_endpoint", tag = "webhooks", security(("project_key" = [])),
     request_body = EndpointBody,
     responses(
         (status = 201, description = "Created, with its secret", body = EndpointCreated),
@@ -195,7 +195,7 @@ pub struct ListQuery {
 /// List webhook endpoints
 ///
 /// Oldest first, without secrets.
-#[utoipa::path(get, path = "/webhook/config", tag = "webhooks", security(("project_key" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/webhook/config", operation_id = "list_webhook_endpoints", tag = "webhooks", security(("project_key" = [])), params(ListQuery),
     responses(
         (status = 200, description = "A page of endpoints", body = EndpointPage),
         (status = 400, description = "A bad query parameter (`invalid_query`)", body = ErrorBody),
@@ -226,7 +226,7 @@ pub async fn list(
 }
 
 /// A webhook endpoint and its state
-#[utoipa::path(get, path = "/webhook/config/{id}", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+#[utoipa::path(get, path = "/webhook/config/{id}", operation_id = "get_webhook_endpoint", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     responses(
         (status = 200, description = "The endpoint, with its breaker", body = EndpointOut),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -258,7 +258,7 @@ pub struct PatchBody {
 /// Change a webhook endpoint
 ///
 /// Changes the fields given; `"enabled": true` re-enables an endpoint the forwarder disabled.
-#[utoipa::path(put, path = "/webhook/config/{id}", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+#[utoipa::path(put, path = "/webhook/config/{id}", operation_id = "update_webhook_endpoint", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     request_body = PatchBody,
     responses(
         (status = 200, description = "The endpoint", body = EndpointOut),
@@ -300,7 +300,7 @@ pub async fn update(
 /// Delete a webhook endpoint
 ///
 /// Its deliveries go with it.
-#[utoipa::path(delete, path = "/webhook/config/{id}", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
+#[utoipa::path(delete, path = "/webhook/config/{id}", operation_id = "delete_webhook_endpoint", tag = "webhooks", security(("project_key" = [])), params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
@@ -335,7 +335,7 @@ pub struct RotateBody {
 ///
 /// A new secret (shown in this response only); the old one keeps signing beside it for
 /// `overlap_secs` (default a day). The body is optional.
-#[utoipa::path(post, path = "/webhook/config/{id}/rotate-secret", tag = "webhooks", security(("project_key" = [])),
+#[utoipa::path(post, path = "/webhook/config/{id}/rotate-secret", operation_id = "rotate_endpoint_secret", tag = "webhooks", security(("project_key" = [])),
     params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF")),
     request_body(content = Option<RotateBody>, content_type = "application/json",
         example = json!({"overlap_secs": 3600})),
@@ -428,7 +428,7 @@ fn attempt_json(a: &AttemptView) -> Value {
 /// An endpoint's delivery log
 ///
 /// In creation order.
-#[utoipa::path(get, path = "/webhook/config/{id}/deliveries", tag = "webhooks", security(("project_key" = [])),
+#[utoipa::path(get, path = "/webhook/config/{id}/deliveries", operation_id = "list_endpoint_deliveries", tag = "webhooks", security(("project_key" = [])),
     params(("id" = String, Path, description = "The endpoint id", example = "ep_01JABCDEF"), DeliveriesQuery),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPage),
@@ -486,7 +486,7 @@ pub struct DeliveryOut {
 }
 
 /// A delivery with its body and attempts
-#[utoipa::path(get, path = "/webhook/deliveries/{id}", tag = "webhooks", security(("project_key" = [])),
+#[utoipa::path(get, path = "/webhook/deliveries/{id}", operation_id = "get_delivery", tag = "webhooks", security(("project_key" = [])),
     params(("id" = String, Path, description = "The delivery id")),
     responses(
         (status = 200, description = "The delivery", body = DeliveryDetail),

@@ -135,6 +135,87 @@ async fn docs_page_lists_every_operation(app: &TestApp) {
     }
 }
 
+/// Client generators name their methods by `operationId`, and OpenAPI requires each to be
+/// unique: one per operation, a snake_case identifier, none used twice (before, `list`, `one`
+/// and `create` each named three or four operations).
+#[test]
+fn every_operation_has_its_own_operation_id() {
+    let doc = wagate::http::document(&wagate::config::Role::ALL.into_iter().collect());
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut count = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in METHODS {
+            let Some(op) = item.get(m) else { continue };
+            count += 1;
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{m} {path} has no operationId"));
+            assert!(
+                !id.is_empty()
+                    && id.starts_with(|c: char| c.is_ascii_lowercase())
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{m} {path}: operationId {id:?} is not snake_case"
+            );
+            assert!(
+                seen.insert(id.to_owned()),
+                "{m} {path}: operationId {id:?} used twice"
+            );
+        }
+    }
+    assert!(count >= 50, "{count} operations");
+}
+
+/// Links lead from a created (or listed) resource to the operations on it: each names an
+/// operation the document has and sets a path parameter that operation takes from the body.
+#[test]
+fn links_lead_from_a_resource_to_the_operations_on_it() {
+    let doc = wagate::http::document(&wagate::config::Role::ALL.into_iter().collect());
+    let mut by_id = std::collections::BTreeMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for m in METHODS {
+            if let Some(op) = item.get(m) {
+                by_id.insert(op["operationId"].as_str().unwrap().to_owned(), op.clone());
+            }
+        }
+    }
+    let mut count = 0;
+    for (id, op) in &by_id {
+        for (status, response) in op["responses"].as_object().unwrap() {
+            let Some(links) = response.get("links").and_then(Value::as_object) else {
+                continue;
+            };
+            for (name, link) in links {
+                let target_id = link["operationId"].as_str().unwrap();
+                let target = by_id
+                    .get(target_id)
+                    .unwrap_or_else(|| panic!("{id} {status} links to unknown {target_id}"));
+                for (param, expression) in link["parameters"].as_object().unwrap() {
+                    let takes = target["parameters"].as_array().is_some_and(|ps| {
+                        ps.iter().any(|p| p["name"] == *param && p["in"] == "path")
+                    });
+                    assert!(
+                        takes,
+                        "{id} {status} → {name}: {target_id} has no path `{param}`"
+                    );
+                    assert!(
+                        expression.as_str().unwrap().starts_with("$response.body#/"),
+                        "{expression}"
+                    );
+                }
+                count += 1;
+            }
+        }
+    }
+    assert!(count >= 30, "{count} links");
+    let created = &by_id["create_campaign"]["responses"]["201"]["links"];
+    assert_eq!(
+        created["pause_campaign"]["parameters"]["id"],
+        "$response.body#/id"
+    );
+}
+
 /// Every body and response has a schema and an example; errors are the `ErrorBody`; the
 /// security schemes are the ones the code checks.
 #[test]

@@ -1,10 +1,11 @@
 //! The OpenAPI 3.1 document: gathered from the handlers' `#[utoipa::path]` annotations as the
 //! router registers them (`routes!`), then completed here with what every operation shares (the
-//! security schemes, the error shape and its examples), served at `/openapi.json` and rendered
-//! at `/docs`.
+//! security schemes, the error shape and its examples, the links between operations), served at
+//! `/openapi.json` and rendered at `/docs`.
 
 pub mod campaign_schemas;
 mod docs;
+mod links;
 pub mod schemas;
 
 use std::sync::Arc;
@@ -68,7 +69,7 @@ impl Published {
 }
 
 /// The OpenAPI document of this process's routes
-#[utoipa::path(get, path = "/openapi.json", tag = "ops",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi_document", tag = "ops",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json",
         body = Object, example = json!({"openapi": "3.1.0", "info": {"title": "wagate", "version": "0.1.0"}, "paths": {}}))))]
 pub async fn openapi_json(Extension(p): Extension<Arc<Published>>) -> Response {
@@ -78,7 +79,7 @@ pub async fn openapi_json(Extension(p): Extension<Arc<Published>>) -> Response {
 /// The OpenAPI document as a page: operations, schemas and examples
 ///
 /// Server-rendered HTML, no script, nothing fetched from elsewhere.
-#[utoipa::path(get, path = "/docs", tag = "ops",
+#[utoipa::path(get, path = "/docs", operation_id = "api_docs", tag = "ops",
     responses((status = 200, description = "An HTML page", content_type = "text/html",
         body = String, example = json!("<!doctype html><title>wagate API</title>…"))))]
 pub async fn docs(Extension(p): Extension<Arc<Published>>) -> Response {
@@ -189,6 +190,7 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
             }
         }
     }
+    links::add(&mut v);
     v
 }
 
