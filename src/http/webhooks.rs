@@ -142,10 +142,12 @@ async fn view(s: &AppState, e: &Endpoint, now: Timestamp) -> Value {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"webhook_url": "https://example.com/hooks/wagate",
-    "topics": ["message.status", "message.inbound"], "description": "CRM"}))]
+    "topics": ["meta.delivery", "meta.user_message"], "description": "CRM"}))]
 pub struct EndpointBody {
     /// `https://` (or `http://`), to a host with public addresses only.
     webhook_url: String,
+    /// 1 to 10.
+    #[schema(value_type = Vec<super::openapi::schemas::Topic>, min_items = 1, max_items = 10)]
     topics: Vec<String>,
     /// Chosen by the customer; else a `whsec_` secret is generated.
     shared_secret: Option<String>,
@@ -243,9 +245,11 @@ pub async fn one(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"topics": ["message.status"], "enabled": true}))]
+#[schema(example = json!({"topics": ["meta.delivery"], "enabled": true}))]
 pub struct PatchBody {
     webhook_url: Option<String>,
+    /// 1 to 10.
+    #[schema(value_type = Option<Vec<super::openapi::schemas::Topic>>, min_items = 1, max_items = 10)]
     topics: Option<Vec<String>>,
     /// `""` clears it.
     description: Option<String>,

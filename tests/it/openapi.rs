@@ -216,6 +216,33 @@ fn links_lead_from_a_resource_to_the_operations_on_it() {
     );
 }
 
+/// The document's topic and event-type enums are the ones the code accepts and sends (before,
+/// its examples subscribed to `message.status`, which the API refuses as `invalid_topic`).
+#[test]
+fn topics_and_event_types_are_the_codes_own() {
+    let doc = wagate::http::document(&wagate::config::Role::ALL.into_iter().collect());
+    let listed = |name: &str| -> Vec<String> {
+        doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is not an enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let topics: Vec<String> = wagate::domain::endpoint::Topic::ALL
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    assert_eq!(listed("Topic"), topics);
+    assert_eq!(listed("EventType"), wagate::domain::delivery::EVENT_TYPES);
+    let body =
+        &doc["paths"]["/webhook/config"]["post"]["requestBody"]["content"]["application/json"];
+    assert_eq!(body["schema"]["$ref"], "#/components/schemas/EndpointBody");
+    for topic in body["example"]["topics"].as_array().unwrap() {
+        wagate::domain::endpoint::Topic::parse(topic.as_str().unwrap()).unwrap();
+    }
+}
+
 /// Every body and response has a schema and an example; errors are the `ErrorBody`; the
 /// security schemes are the ones the code checks.
 #[test]

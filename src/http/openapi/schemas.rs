@@ -293,6 +293,36 @@ pub struct QueueRedriven {
 
 // ---- webhooks ----
 
+// Mirrors `domain::endpoint::Topic` and `domain::delivery::EVENT_TYPES`; `tests/it/openapi.rs`
+// keeps them the same.
+/// What an endpoint subscribes to: an event type, or `*` for every one.
+#[derive(serde::Serialize, ToSchema)]
+pub enum Topic {
+    #[serde(rename = "datagen.delivery")]
+    DatagenDelivery,
+    #[serde(rename = "datagen.user_message")]
+    DatagenUserMessage,
+    #[serde(rename = "meta.delivery")]
+    MetaDelivery,
+    #[serde(rename = "meta.user_message")]
+    MetaUserMessage,
+    #[serde(rename = "*")]
+    All,
+}
+
+/// The type of a forwarded event: its BSP and whether it is a status or an inbound message.
+#[derive(serde::Serialize, ToSchema)]
+pub enum EventType {
+    #[serde(rename = "datagen.delivery")]
+    DatagenDelivery,
+    #[serde(rename = "datagen.user_message")]
+    DatagenUserMessage,
+    #[serde(rename = "meta.delivery")]
+    MetaDelivery,
+    #[serde(rename = "meta.user_message")]
+    MetaUserMessage,
+}
+
 #[derive(ToSchema)]
 pub struct Breaker {
     /// `closed`, `open` or `half_open`.
@@ -303,13 +333,13 @@ pub struct Breaker {
 
 #[derive(ToSchema)]
 #[schema(example = json!({"id": "ep_01J…", "webhook_url": "https://example.com/hooks/wagate",
-    "topics": ["message.status"], "description": "CRM", "enabled": true, "disabled_reason": null,
+    "topics": ["meta.delivery"], "description": "CRM", "enabled": true, "disabled_reason": null,
     "breaker": {"state": "closed", "consecutive_failures": 0, "open_until": null},
     "previous_secret_expires_at": null, "created_at": "2026-01-31T09:00:00Z", "updated_at": "2026-01-31T09:00:00Z"}))]
 pub struct EndpointOut {
     id: String,
     webhook_url: String,
-    topics: Vec<String>,
+    topics: Vec<Topic>,
     description: Option<String>,
     enabled: bool,
     disabled_reason: Option<String>,
@@ -322,14 +352,14 @@ pub struct EndpointOut {
 /// The endpoint with its shared secret, shown here and at rotation only.
 #[derive(ToSchema)]
 #[schema(example = json!({"id": "ep_01J…", "webhook_url": "https://example.com/hooks/wagate",
-    "topics": ["message.status"], "description": null, "enabled": true, "disabled_reason": null,
+    "topics": ["meta.delivery"], "description": null, "enabled": true, "disabled_reason": null,
     "breaker": {"state": "closed", "consecutive_failures": 0, "open_until": null},
     "previous_secret_expires_at": null, "created_at": "2026-01-31T09:00:00Z", "updated_at": "2026-01-31T09:00:00Z",
     "shared_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))]
 pub struct EndpointCreated {
     id: String,
     webhook_url: String,
-    topics: Vec<String>,
+    topics: Vec<Topic>,
     description: Option<String>,
     enabled: bool,
     disabled_reason: Option<String>,
@@ -382,14 +412,14 @@ pub struct BreakerOut {
 
 #[derive(ToSchema)]
 #[schema(example = json!({"id": "dl_01J…", "event_id": "evt_01J…", "endpoint_id": "ep_01J…",
-    "event_type": "message.status", "status": "dead", "attempt_count": 8, "next_attempt_at": null,
+    "event_type": "meta.delivery", "status": "dead", "attempt_count": 8, "next_attempt_at": null,
     "last_status_code": 500, "last_error": "HTTP 500", "created_at": "2026-01-31T09:00:00Z",
     "updated_at": "2026-01-31T10:00:00Z"}))]
 pub struct DeliveryOut {
     id: String,
     event_id: String,
     endpoint_id: String,
-    event_type: String,
+    event_type: EventType,
     /// `pending`, `succeeded` or `dead`.
     status: String,
     attempt_count: u64,
@@ -420,16 +450,16 @@ pub struct Attempt {
 /// A delivery with the exact body it sends and its attempts.
 #[derive(ToSchema)]
 #[schema(example = json!({"id": "dl_01J…", "event_id": "evt_01J…", "endpoint_id": "ep_01J…",
-    "event_type": "message.status", "status": "succeeded", "attempt_count": 1, "next_attempt_at": null,
+    "event_type": "meta.delivery", "status": "succeeded", "attempt_count": 1, "next_attempt_at": null,
     "last_status_code": 200, "last_error": null, "created_at": "2026-01-31T09:00:00Z",
-    "updated_at": "2026-01-31T09:00:01Z", "payload": {"event_type": "message.status"},
+    "updated_at": "2026-01-31T09:00:01Z", "payload": {"event_type": "meta.delivery"},
     "attempts": [{"attempt": 1, "status_code": 200, "latency_ms": 40, "error": null,
         "response_snippet": "ok", "attempted_at": "2026-01-31T09:00:01Z"}]}))]
 pub struct DeliveryDetail {
     id: String,
     event_id: String,
     endpoint_id: String,
-    event_type: String,
+    event_type: EventType,
     status: String,
     attempt_count: u64,
     next_attempt_at: Option<String>,
