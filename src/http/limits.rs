@@ -71,6 +71,52 @@ pub fn apply(router: Router, bulk: Router, limits: &HttpLimits, metrics: Metrics
         .layer(middleware::from_fn_with_state(shared, edge))
 }
 
+/// The dashboard's edge: the API's URI limit, time limits, access log and request metrics, but
+/// not its cap on requests at once. A page makes its own calls into the API, which take their
+/// places under that cap; a page holding one as well could leave a full process waiting on
+/// itself. `uploads` (a CSV streamed on to the API's bulk route) get [`BULK_TIMEOUT`].
+pub fn apply_ui(pages: Router, uploads: Router, limits: &HttpLimits, metrics: Metrics) -> Router {
+    let observer = Arc::new(Observer {
+        metrics,
+        access_info: limits.access_log,
+    });
+    pages
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .merge(uploads.layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            BULK_TIMEOUT,
+        )))
+        .layer(middleware::from_fn_with_state(observer, ui_edge))
+}
+
+async fn ui_edge(State(observer): State<Arc<Observer>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let resp = match uri_too_long(&req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    };
+    observer.record(&method, route.as_ref(), &resp, started);
+    observe::end_json_with_newline(resp)
+}
+
+/// The 414 for a request target over [`MAX_URI_BYTES`].
+fn uri_too_long(req: &Request) -> Option<Response> {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    (len > MAX_URI_BYTES).then(|| {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request path and query exceed {MAX_URI_BYTES} bytes"),
+        )
+        .into_response()
+    })
+}
+
 /// What the edge middleware holds.
 struct Edge {
     permits: Semaphore,
@@ -98,14 +144,8 @@ async fn edge(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Respon
 }
 
 async fn limited(permits: &Semaphore, req: Request, next: Next) -> Response {
-    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if len > MAX_URI_BYTES {
-        return ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            format!("the request path and query exceed {MAX_URI_BYTES} bytes"),
-        )
-        .into_response();
+    if let Some(refused) = uri_too_long(&req) {
+        return refused;
     }
     // Over the cap, a request is refused at once: queueing it would only move the wait into
     // memory. `/healthz` is exempt, so a busy process is not mistaken for a dead one.

@@ -204,7 +204,7 @@ pub fn router(state: AppState, roles: &BTreeSet<Role>, limits: &HttpLimits) -> R
         return api;
     }
     api.clone()
-        .nest("/ui", ui::router(state_for_ui, api))
+        .nest("/ui", ui::router(state_for_ui, api, limits))
         .route("/", get(ui::to_dashboard))
         .route("/ui/", get(ui::to_dashboard))
 }

@@ -1,7 +1,8 @@
 //! The dashboard at `/ui/`: sign-in into a signed, `HttpOnly`, `SameSite=Strict` cookie,
 //! sign-out, CSRF refusal, another project's campaign is a 404, hostile data is escaped, and
 //! every page carries the security headers; a webhook page's actions (the breaker reset among
-//! them) reach only the project's own endpoints.
+//! them) reach only the project's own endpoints; its requests are counted, logged and bounded
+//! at the edge as the API's are.
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -17,6 +18,7 @@ on_both_backends!(
     a_rotated_key_ends_the_session,
     admin_token_opens_the_admin_page,
     webhook_actions_reach_only_the_projects_own_endpoints,
+    dashboard_requests_are_counted_and_bounded_like_the_apis,
 );
 
 /// A browser-like client that shows redirects rather than following them.
@@ -329,4 +331,53 @@ async fn webhook_actions_reach_only_the_projects_own_endpoints(app: &TestApp) {
     let (status, still) = app.get(&format!("/webhook/config/{id}"), &acme).await;
     assert_eq!(status, StatusCode::OK, "{still}");
     assert_eq!(still["enabled"], true, "{still}");
+}
+
+/// Dashboard requests pass the edge the API's do (its cap on requests at once aside): counted
+/// by route in `/metrics` (so a flood of sign-in attempts shows), and a request target over
+/// 8 KiB refused with the API's JSON 414. Before, `/ui` was outside that edge: no metrics, no
+/// access log line, no time limit.
+async fn dashboard_requests_are_counted_and_bounded_like_the_apis(app: &TestApp) {
+    let key = app.create_project("acme", &["+15550001111"]).await;
+    let (cookie, _) = sign_in(app, &key).await;
+    let (status, _, _) = page(app, "/ui/campaigns", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = client()
+        .post(app.url("/ui/sign-in"))
+        .header("content-type", FORM)
+        .body(form_body(&[("key", "wg_live_wrong")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let metrics = app.metrics().await;
+    let count = |route: &str, status: u16| {
+        let line = format!("wagate_http_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map(|n| n.trim().to_owned())
+    };
+    assert_eq!(
+        count("/ui/campaigns", 200).as_deref(),
+        Some("1"),
+        "{metrics}"
+    );
+    assert_eq!(count("/ui/sign-in", 303).as_deref(), Some("1"), "{metrics}");
+    assert_eq!(
+        count("/ui/sign-in", 401).as_deref(),
+        Some("1"),
+        "a refused sign-in is counted too"
+    );
+
+    let long = format!("/ui/campaigns?q={}", "x".repeat(9000));
+    let resp = client()
+        .get(app.url(&long))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::URI_TOO_LONG);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "uri_too_long");
 }

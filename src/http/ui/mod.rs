@@ -22,6 +22,7 @@ use axum::response::Redirect;
 use axum::routing::{get, post};
 
 use super::AppState;
+use super::limits::{self, HttpLimits};
 use api::Api;
 use session::SessionKey;
 
@@ -38,15 +39,17 @@ pub async fn to_dashboard() -> Redirect {
     Redirect::to("/ui")
 }
 
-/// The dashboard's routes; `api` is the API router its pages call in-process.
-pub fn router(app: AppState, api: Router) -> Router {
+/// The dashboard's routes; `api` is the API router its pages call in-process. A recipients CSV
+/// up or down takes the bulk time limit (see `limits::apply_ui`).
+pub fn router(app: AppState, api: Router, limits: &HttpLimits) -> Router {
+    let metrics = app.metrics.clone();
     let key = SessionKey::new(app.secret_key.as_deref());
     let ui = Ui {
         app,
         api: Api::new(api),
         key,
     };
-    Router::new()
+    let pages = Router::new()
         .route("/", get(signin::home))
         .route("/sign-in", get(signin::form).post(signin::sign_in))
         .route("/sign-out", post(signin::sign_out))
@@ -58,8 +61,6 @@ pub fn router(app: AppState, api: Router) -> Router {
         )
         .route("/campaigns/{id}", get(campaigns::one))
         .route("/campaigns/{id}/progress", get(campaigns::progress))
-        .route("/campaigns/{id}/recipients", post(campaign_new::upload))
-        .route("/campaigns/{id}/results.csv", get(campaigns::results))
         .route("/campaigns/{id}/do/{action}", post(campaigns::act))
         .route("/messages", get(messages::search))
         .route("/messages/{wamid}", get(messages::one))
@@ -68,8 +69,14 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/webhooks/{id}/do/{action}", post(webhooks::act))
         .route("/deliveries/{id}", get(webhooks::delivery))
         .route("/admin", get(admin::overview))
-        .route("/admin/do/{action}", post(admin::act))
-        .layer(middleware::from_fn(guard::same_origin))
-        .layer(middleware::from_fn(guard::headers))
-        .with_state(ui)
+        .route("/admin/do/{action}", post(admin::act));
+    let bulk = Router::new()
+        .route("/campaigns/{id}/recipients", post(campaign_new::upload))
+        .route("/campaigns/{id}/results.csv", get(campaigns::results));
+    let guarded = |r: Router<Ui>| {
+        r.layer(middleware::from_fn(guard::same_origin))
+            .layer(middleware::from_fn(guard::headers))
+            .with_state(ui.clone())
+    };
+    limits::apply_ui(guarded(pages), guarded(bulk), limits, metrics)
 }
