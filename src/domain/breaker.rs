@@ -54,6 +54,12 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    pub const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
+
     /// The word shown in an endpoint's state and used as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -216,10 +216,11 @@ fn links_lead_from_a_resource_to_the_operations_on_it() {
     );
 }
 
-/// The document's topic and event-type enums are the ones the code accepts and sends (before,
-/// its examples subscribed to `message.status`, which the API refuses as `invalid_topic`).
+/// The document's enums (topics, event types, states and statuses) are the words the code
+/// accepts and sends (before, they were free strings, and the examples subscribed to
+/// `message.status`, which the API refuses as `invalid_topic`).
 #[test]
-fn topics_and_event_types_are_the_codes_own() {
+fn enums_are_the_codes_own_words() {
     let doc = wagate::http::document(&wagate::config::Role::ALL.into_iter().collect());
     let listed = |name: &str| -> Vec<String> {
         doc["components"]["schemas"][name]["enum"]
@@ -235,6 +236,25 @@ fn topics_and_event_types_are_the_codes_own() {
         .collect();
     assert_eq!(listed("Topic"), topics);
     assert_eq!(listed("EventType"), wagate::domain::delivery::EVENT_TYPES);
+    // The other words a response carries come from the same domain enums.
+    for (schema, field, words) in [
+        ("CampaignOut", "state", "CampaignState"),
+        ("CampaignOut", "provider", "SendProvider"),
+        ("CampaignOut", "unknown_policy", "UnknownPolicy"),
+        ("RecipientOut", "status", "RecipientStatus"),
+        ("MessageOut", "status", "MessageStatus"),
+        ("BreakerOut", "state", "BreakerState"),
+        ("DeliveryOut", "status", "DeliveryStatus"),
+    ] {
+        let field = &doc["components"]["schemas"][schema]["properties"][field];
+        assert_eq!(
+            field["$ref"],
+            format!("#/components/schemas/{words}"),
+            "{schema}"
+        );
+        assert!(!listed(words).is_empty());
+    }
+    assert_eq!(listed("BreakerState"), ["closed", "open", "half_open"]);
     let body =
         &doc["paths"]["/webhook/config"]["post"]["requestBody"]["content"]["application/json"];
     assert_eq!(body["schema"]["$ref"], "#/components/schemas/EndpointBody");

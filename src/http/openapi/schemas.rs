@@ -5,7 +5,14 @@
 
 #![allow(dead_code)]
 
+use std::borrow::Cow;
+
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+use crate::domain::providers::send;
+use crate::domain::{breaker, campaign, delivery, endpoint, status};
 
 /// Every error: `{"error":{"code","message"}}`, with a snake_case code and a human sentence.
 #[derive(ToSchema)]
@@ -188,8 +195,7 @@ pub struct MessageOut {
     business_number: Option<String>,
     campaign_id: Option<String>,
     provider: Option<String>,
-    /// The merged status: `sent < failed < delivered < read`.
-    status: String,
+    status: MessageStatus,
     created_at: String,
     updated_at: String,
     /// The history, oldest first.
@@ -293,40 +299,71 @@ pub struct QueueRedriven {
 
 // ---- webhooks ----
 
-// Mirrors `domain::endpoint::Topic` and `domain::delivery::EVENT_TYPES`; `tests/it/openapi.rs`
-// keeps them the same.
-/// What an endpoint subscribes to: an event type, or `*` for every one.
-#[derive(serde::Serialize, ToSchema)]
-pub enum Topic {
-    #[serde(rename = "datagen.delivery")]
-    DatagenDelivery,
-    #[serde(rename = "datagen.user_message")]
-    DatagenUserMessage,
-    #[serde(rename = "meta.delivery")]
-    MetaDelivery,
-    #[serde(rename = "meta.user_message")]
-    MetaUserMessage,
-    #[serde(rename = "*")]
-    All,
+/// A string schema whose values are a domain enum's words, read from the domain itself, so the
+/// document cannot name a value the code does not (or miss one it does).
+macro_rules! words {
+    ($(#[doc = $doc:literal])+ $name:ident = $values:expr) => {
+        $(#[doc = $doc])+
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(concat!($($doc),+).trim()))
+                    .enum_values(Some($values))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
 }
 
-/// The type of a forwarded event: its BSP and whether it is a status or an inbound message.
-#[derive(serde::Serialize, ToSchema)]
-pub enum EventType {
-    #[serde(rename = "datagen.delivery")]
-    DatagenDelivery,
-    #[serde(rename = "datagen.user_message")]
-    DatagenUserMessage,
-    #[serde(rename = "meta.delivery")]
-    MetaDelivery,
-    #[serde(rename = "meta.user_message")]
-    MetaUserMessage,
-}
+words!(
+    /// What an endpoint subscribes to: an event type, or `*` for every one.
+    Topic = endpoint::Topic::ALL.map(endpoint::Topic::as_str)
+);
+words!(
+    /// The type of a forwarded event: its BSP and whether it is a status or an inbound message.
+    EventType = delivery::EVENT_TYPES
+);
+words!(
+    /// A webhook URL's circuit breaker.
+    BreakerState = breaker::BreakerState::ALL.map(breaker::BreakerState::as_str)
+);
+words!(
+    /// Where a webhook delivery stands.
+    DeliveryStatus = endpoint::DeliveryStatus::ALL.map(endpoint::DeliveryStatus::as_str)
+);
+words!(
+    /// A message's merged status: `sent < failed < delivered < read`.
+    MessageStatus = status::Status::ALL.map(status::Status::as_str)
+);
+words!(
+    /// A campaign's state.
+    CampaignState = campaign::CampaignState::ALL.map(campaign::CampaignState::as_str)
+);
+words!(
+    /// A campaign recipient's state.
+    RecipientStatus = campaign::RecipientStatus::ALL.map(campaign::RecipientStatus::as_str)
+);
+words!(
+    /// What becomes of a send left without an answer.
+    UnknownPolicy = campaign::UnknownPolicy::ALL.map(campaign::UnknownPolicy::as_str)
+);
+words!(
+    /// The BSP a campaign sends through.
+    SendProvider = send::SendProvider::ALL.map(send::SendProvider::as_str)
+);
 
 #[derive(ToSchema)]
 pub struct Breaker {
-    /// `closed`, `open` or `half_open`.
-    state: String,
+    state: BreakerState,
     consecutive_failures: u64,
     open_until: Option<String>,
 }
@@ -403,8 +440,7 @@ pub struct TestPing {
 #[derive(ToSchema)]
 #[schema(example = json!({"state": "closed", "consecutive_failures": 0, "open_until": null}))]
 pub struct BreakerOut {
-    /// `closed`, `open` or `half_open`.
-    state: String,
+    state: BreakerState,
     consecutive_failures: u32,
     /// While open: when one probe may go (RFC 3339).
     open_until: Option<String>,
@@ -420,8 +456,7 @@ pub struct DeliveryOut {
     event_id: String,
     endpoint_id: String,
     event_type: EventType,
-    /// `pending`, `succeeded` or `dead`.
-    status: String,
+    status: DeliveryStatus,
     attempt_count: u64,
     next_attempt_at: Option<String>,
     last_status_code: Option<u16>,
@@ -460,7 +495,7 @@ pub struct DeliveryDetail {
     event_id: String,
     endpoint_id: String,
     event_type: EventType,
-    status: String,
+    status: DeliveryStatus,
     attempt_count: u64,
     next_attempt_at: Option<String>,
     last_status_code: Option<u16>,
