@@ -69,9 +69,13 @@ impl NumberIn {
     {"number": "+918000000002", "meta_phone_number_id": "106540352242922"}]}))]
 pub struct ProjectIn {
     /// Lowercase letters, digits, `-` and `_`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     id: String,
+    /// 1 to 200 characters once trimmed, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
-    #[schema(value_type = Vec<super::openapi::schemas::NumberIn>)]
+    /// 1 to 100.
+    #[schema(value_type = Vec<super::openapi::schemas::NumberIn>, min_items = 1, max_items = 100)]
     phone_numbers: Vec<NumberIn>,
 }
 
