@@ -1,8 +1,8 @@
 //! The dashboard at `/ui/`: sign-in into a signed, `HttpOnly`, `SameSite=Strict` cookie,
-//! sign-out, CSRF refusal, another project's campaign is a 404, hostile data is escaped, and
-//! every page carries the security headers; a webhook page's actions (the breaker reset among
-//! them) reach only the project's own endpoints; its requests are counted, logged and bounded
-//! at the edge as the API's are.
+//! sign-out (which ends copies of the cookie too), CSRF refusal, another project's campaign is
+//! a 404, hostile data is escaped, and every page carries the security headers; a webhook
+//! page's actions (the breaker reset among them) reach only the project's own endpoints; its
+//! requests are counted, logged and bounded at the edge as the API's are.
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -171,6 +171,15 @@ async fn sign_in_and_out(app: &TestApp) {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let cleared = resp.headers()[SET_COOKIE].to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // A copy of the cookie kept from before (a shared machine, a proxy's log) is no session
+    // either: before, it stayed valid for its 8 hours.
+    let (status, headers, _) = page(app, "/ui/campaigns", &cookie).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/ui/sign-in");
+    // Another session of the same key is not ended by it.
+    let (other, _) = sign_in(app, &key).await;
+    let (status, ..) = page(app, "/ui/campaigns", &other).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 async fn csrf_and_foreign_origin_are_refused(app: &TestApp) {
@@ -380,4 +389,46 @@ async fn dashboard_requests_are_counted_and_bounded_like_the_apis(app: &TestApp)
     assert_eq!(resp.status(), StatusCode::URI_TOO_LONG);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "uri_too_long");
+}
+
+/// On the distributed set a sign-out is kept in Redis: after a restart (or on another process
+/// of the set, which shares `WAGATE_SECRET_KEY`), the signed-out cookie is still refused while
+/// one that was not signed out still works. (On the embedded set the record is the process's,
+/// and a restart forgets it: the README says so.)
+#[tokio::test]
+async fn a_sign_out_outlives_a_restart_on_the_distributed_set() {
+    use crate::support::app::Backend;
+    let secret = "d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5";
+    let Some(app) = TestApp::spawn_with(Backend::Distributed, |c| {
+        c.secret_key = Some(secret.into());
+    })
+    .await
+    else {
+        return;
+    };
+    let key = app.create_project("acme", &["+15550001111"]).await;
+    let (ended, _) = sign_in(&app, &key).await;
+    let (kept, _) = sign_in(&app, &key).await;
+    let (_, _, html) = page(&app, "/ui/campaigns", &ended).await;
+    let resp = post(
+        &app,
+        "/ui/sign-out",
+        &ended,
+        &[("csrf", &csrf_of(&html))],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+
+    let app = app.restart().await;
+    let (status, ..) = page(&app, "/ui/campaigns", &kept).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the key and session key survive the restart"
+    );
+    let (status, headers, _) = page(&app, "/ui/campaigns", &ended).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/ui/sign-in");
+    app.stop().await;
 }

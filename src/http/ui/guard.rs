@@ -1,6 +1,6 @@
 //! What stands between a browser and the dashboard's handlers: security headers on every
 //! answer, the Origin check on every form post, the session (checked against the current key
-//! on each request), and the CSRF token of each post.
+//! and the sign-outs on each request), and the CSRF token of each post.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -111,6 +111,9 @@ pub async fn session_of(headers: &HeaderMap, ui: &Ui) -> Option<Session> {
     let value = cookie_value(headers, COOKIE)?;
     let now = crate::domain::time::Timestamp::now().millis() / 1000;
     let session = Session::decode(value, &ui.key, now)?;
+    if ui.signed_out.contains(&session).await {
+        return None;
+    }
     let current = match &session.who {
         Who::Admin => constant_time_eq(
             session.key_hash.as_bytes(),

@@ -12,9 +12,12 @@ mod guard;
 mod messages;
 mod page;
 mod session;
+mod signed_out;
 mod signin;
 mod view;
 mod webhooks;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
@@ -25,6 +28,7 @@ use super::AppState;
 use super::limits::{self, HttpLimits};
 use api::Api;
 use session::SessionKey;
+use signed_out::SignedOut;
 
 /// What the dashboard's handlers share.
 #[derive(Clone)]
@@ -32,6 +36,7 @@ pub struct Ui {
     app: AppState,
     api: Api,
     key: SessionKey,
+    signed_out: Arc<SignedOut>,
 }
 
 /// `GET /` and `GET /ui/`: the dashboard (a router nested at `/ui` answers `/ui` itself).
@@ -45,6 +50,7 @@ pub fn router(app: AppState, api: Router, limits: &HttpLimits) -> Router {
     let metrics = app.metrics.clone();
     let key = SessionKey::new(app.secret_key.as_deref());
     let ui = Ui {
+        signed_out: Arc::new(SignedOut::new(app.shared_cache.clone())),
         app,
         api: Api::new(api),
         key,

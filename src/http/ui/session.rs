@@ -1,6 +1,7 @@
 //! The dashboard's session cookie: who signed in (a project, or the admin), until when, the
 //! hash of the key they signed in with, and a nonce, signed with HMAC-SHA256. Nothing is kept
-//! on the server, so any process of a set that shares `WAGATE_SECRET_KEY` accepts it.
+//! on the server but sign-outs (`signed_out`), so any process of a set that shares
+//! `WAGATE_SECRET_KEY` accepts it.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

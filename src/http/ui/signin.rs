@@ -103,6 +103,8 @@ pub async fn sign_out(
     if !signed.0.csrf_ok(&ui.key, &form.csrf) {
         return csrf_refused(Some(signed.chrome(&ui)));
     }
+    let now = crate::domain::time::Timestamp::now().millis() / 1000;
+    ui.signed_out.record(&signed.0, now).await;
     let mut resp = Redirect::to("/ui/sign-in").into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, HeaderValue::from_static(clear_cookie()));
