@@ -12,6 +12,7 @@ on_both_backends!(
     quarantine_replay_by_filter,
     ingress_quarantine_keeps_a_retried_body_once,
     retention_empties_raw_payloads_and_keeps_the_history,
+    a_meta_phone_number_id_names_one_number,
 );
 
 const WAMID: &str = "wamid.HBgMOTE5ODc2NTQzMjEwFQIAERgSM0E1RjQyNUE3QjE5QzA0RDQ2AA%3D%3D";
@@ -367,4 +368,70 @@ async fn retention_empties_raw_payloads_and_keeps_the_history(app: &TestApp) {
     );
     let (_, after) = app.get(&path, &key).await;
     assert_eq!(after, before, "the normalized message and history are kept");
+}
+
+/// A Meta phone-number id names one number: registering it for another number (of another
+/// project, or the same one; at creation or later) is a 409, and the refused call changes
+/// nothing. Before, both were stored, and Meta's webhooks for it no longer found a project by it.
+async fn a_meta_phone_number_id_names_one_number(app: &TestApp) {
+    use reqwest::Method;
+    const ID: &str = "106540352242922";
+    let numbers = |n: &str| json!([{"number": n, "meta_phone_number_id": ID}]);
+    let (status, body) = admin(
+        app,
+        Method::POST,
+        "/v1/projects",
+        Some(json!({"id": "acme", "name": "Acme", "phone_numbers": numbers("+918000000001")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, err) = admin(
+        app,
+        Method::POST,
+        "/v1/projects",
+        Some(json!({"id": "rival", "name": "Rival", "phone_numbers": numbers("+918000000002")})),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains(ID),
+        "{err}"
+    );
+    let (status, _) = admin(app, Method::GET, "/v1/projects/rival", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the refused project was not half made"
+    );
+    for project in ["acme", "other"] {
+        if project == "other" {
+            admin(
+                app,
+                Method::POST,
+                "/v1/projects",
+                Some(json!({"id": "other", "name": "Other", "phone_numbers": ["+918000000003"]})),
+            )
+            .await;
+        }
+        let (status, err) = admin(
+            app,
+            Method::POST,
+            &format!("/v1/projects/{project}/numbers"),
+            Some(json!({"number": "+918000000004", "meta_phone_number_id": ID})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{project}: {err}");
+    }
+    // The number that has it may be given it again (an idempotent re-registration).
+    let (status, body) = admin(
+        app,
+        Method::POST,
+        "/v1/projects/acme/numbers",
+        Some(json!({"number": "+918000000001", "meta_phone_number_id": ID})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

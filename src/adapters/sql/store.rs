@@ -195,6 +195,7 @@ macro_rules! shared_queries {
             .await
             .map_err(sql::or_conflict(|| format!("project `{}` already exists", p.id)))?;
             for n in &p.numbers {
+                meta_id_free(&mut *tx, n).await?;
                 sqlx::query(
                     "INSERT INTO business_numbers (number, project_id, meta_phone_number_id) \
                      VALUES ($1, $2, $3)",
@@ -209,6 +210,34 @@ macro_rules! shared_queries {
                 }))?;
             }
             Ok(())
+        }
+
+        /// `Conflict` when another number (of any project) has `n`'s Meta phone-number id: the
+        /// id names one number, and Meta's webhooks find their project by it. (Two concurrent
+        /// registrations of one id can both pass; the lookup then treats the id as ambiguous and
+        /// falls back to the display number.)
+        async fn meta_id_free(
+            tx: &mut $conn,
+            n: &BusinessNumber,
+        ) -> Result<(), crate::ports::StoreError> {
+            let Some(id) = n.meta_phone_number_id.as_deref() else {
+                return Ok(());
+            };
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT number FROM business_numbers \
+                 WHERE meta_phone_number_id = $1 AND number <> $2 LIMIT 1",
+            )
+            .bind(id)
+            .bind(n.number.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(sql::classify)?;
+            match holder {
+                Some(number) => Err(crate::ports::StoreError::Conflict(format!(
+                    "Meta phone-number id {id} is registered for {number} already"
+                ))),
+                None => Ok(()),
+            }
         }
 
         /// `Ok(false)`: no such project; `Conflict`: another project has the number.
@@ -226,6 +255,7 @@ macro_rules! shared_queries {
             if exists.is_none() {
                 return Ok(false);
             }
+            meta_id_free(&mut *tx, n).await?;
             // The update applies only when the number is already this project's: a number
             // another project holds comes back as no row.
             let owner: Option<String> = sqlx::query_scalar(
