@@ -22,8 +22,9 @@
 //!   quarantine replay, retention, the shared circuit breakers, the endpoint config cache, the
 //!   sender's rate limits, the sealer the stores keep secrets with).
 //! - [`http`]: axum routers: ops probes, BSP ingress, the project API, webhook endpoints and
-//!   their deliveries (test ping, retry, redrive), campaigns (CSV in, results out) and the
-//!   project's BSP settings.
+//!   their deliveries (test ping, retry, redrive, replay, breaker reset), campaigns (CSV in,
+//!   results out) and the project's BSP settings; the OpenAPI document made from them
+//!   (`/openapi.json`, `/docs`) and the `/ui` dashboard that calls them in-process.
 //! - [`workers`]: the ingress micro-batcher, the processor, the forwarder with its attempt
 //!   recorder, the sweeper that queues due deliveries, the campaign sender, and the campaign
 //!   runner (scheduled starts, due recipients, unknown sends, finished campaigns).
