@@ -17,7 +17,7 @@
 //! - [`adapters`]: one folder per backend: `sqlite/` (store + local queue, the embedded
 //!   default), `postgres/`, `rabbitmq/`, with the SQL both stores share in `sql/`; the memory
 //!   and Redis caches; `outbound` (reqwest on rustls, no redirects, the connect-time address
-//!   guard); [`adapters::build`] picks them from the config.
+//!   guard); [`adapters::build()`] picks them from the config.
 //! - [`services`]: logic shared by several roles on top of the ports (project lookup, dedupe,
 //!   quarantine replay, retention, the shared circuit breakers, the endpoint config cache, the
 //!   sender's rate limits, the sealer the stores keep secrets with).
@@ -32,7 +32,7 @@
 //! - [`config`]: layered configuration; [`metrics`]: every exported metric, process and cache
 //!   sizes included; [`telemetry`]: logs; [`health_check`]: `wagate health`, the container's
 //!   health probe.
-//! - [`bench`]: the `wagate bench` load tool and `wagate mock-bsp`, the BSPs' stand-in.
+//! - [`mod@bench`]: the `wagate bench` load tool and `wagate mock-bsp`, the BSPs' stand-in.
 
 pub mod adapters;
 pub mod app;

@@ -93,7 +93,7 @@ pub struct ForwardArgs {
     #[arg(long, default_value_t = 20)]
     pub slow_hold_secs: u64,
     /// Where the receiver listens (an address the gateway can reach: its endpoint URLs are
-    /// http://<this address>/e/<n>).
+    /// `http://<this address>/e/<n>`).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub receiver_listen: std::net::SocketAddr,
     /// Admin token, to create the run's projects.

@@ -71,7 +71,7 @@ impl Default for EndpointCacheConfig {
 }
 
 impl EndpointCacheConfig {
-    /// The memory TTL this setup can afford (see [`UNSHARED_MEMORY_TTL`]).
+    /// The memory TTL this setup can afford (see `UNSHARED_MEMORY_TTL`).
     pub fn effective_memory_ttl(&self, has_shared: bool) -> Duration {
         if has_shared || self.single_process {
             self.memory_ttl

@@ -4,7 +4,7 @@
 //! in its own task, so a slow endpoint holds only the messages that name it, and each
 //! delivery inside it runs on its own: past the endpoint's circuit breaker, within the
 //! endpoint's in-flight cap, then its host's, then the process's global cap (the excess at
-//! each is deferred in the store after a short wait, not held in a slot; see [`super::lanes`]).
+//! each is deferred in the store after a short wait, not held in a slot; see `workers::lanes`).
 //! The attempt and its follow-up (delivered, retry at, dead) are committed through the
 //! [`Recorder`] before the message is acked.
 
@@ -146,7 +146,7 @@ impl Forwarder {
     }
 
     /// Consumes the forward queue until shutdown, then lets its messages finish (see
-    /// [`super::consume::serve`]).
+    /// `workers::consume::serve`).
     pub fn spawn(self: Arc<Self>, tracker: &TaskTracker) {
         let inner = tracker.clone();
         tracker.spawn(async move {

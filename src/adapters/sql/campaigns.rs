@@ -242,7 +242,7 @@ impl<'a> RecordColumns<'a> {
         c
     }
 
-    /// The row as a JSON array, for SQLite's `json_each` (see [`sqlite_rows`]).
+    /// The row as a JSON array, for SQLite's `json_each` (see `sqlite_rows`).
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!([
             self.id,

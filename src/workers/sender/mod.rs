@@ -123,7 +123,7 @@ impl Sender {
         }
     }
 
-    /// Consumes the send queue until shutdown (see [`super::consume::serve`]).
+    /// Consumes the send queue until shutdown (see `workers::consume::serve`).
     pub fn spawn(self: Arc<Self>, tracker: &TaskTracker) {
         let inner = tracker.clone();
         tracker.spawn(async move {
