@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, ProjectAuth};
 use super::openapi::ErrorBody;
 use super::openapi::schemas::{BreakerOut, DeliveryOut, EndpointRedriven, ReplayOut, TestPing};
-use super::webhooks::{delivery_json, endpoint_id, not_found};
+use super::webhooks::{delivery_json, endpoint_id, not_found, owned};
 use crate::domain::delivery::headers;
 use crate::domain::endpoint::{Endpoint, WebhookDeliveryId};
 use crate::domain::signing::SigningSecret;
@@ -43,11 +43,7 @@ pub async fn test(
     ProjectAuth(project): ProjectAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let endpoint = s
-        .endpoints
-        .get(&project, &endpoint_id(&id)?)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let endpoint = owned(&s, &project, &id).await?;
     let now = Timestamp::now();
     let event_id = format!("evt_test_{}", uuid::Uuid::now_v7().simple());
     let body = serde_json::to_vec(&json!({
@@ -99,11 +95,7 @@ pub async fn reset_breaker(
     ProjectAuth(project): ProjectAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let endpoint = s
-        .endpoints
-        .get(&project, &endpoint_id(&id)?)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let endpoint = owned(&s, &project, &id).await?;
     let view = close_breaker(&s, &endpoint).await?;
     Ok(Json(breaker_json(&view)))
 }
@@ -241,11 +233,7 @@ pub async fn replay(
             "a replay covers at most 7 days: replay a longer outage in several windows",
         ));
     }
-    let endpoint = s
-        .endpoints
-        .get(&project, &endpoint_id(&id)?)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let endpoint = owned(&s, &project, &id).await?;
     if !endpoint.enabled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -59,16 +59,15 @@ pub fn apply(router: Router, bulk: Router, limits: &HttpLimits, metrics: Metrics
             access_info: limits.access_log,
         },
     });
+    timed(router, bulk, limits).layer(middleware::from_fn_with_state(shared, edge))
+}
+
+/// `router` under the request timeout, `bulk` under [`BULK_TIMEOUT`], as one router.
+fn timed(router: Router, bulk: Router, limits: &HttpLimits) -> Router {
+    let timeout = |t| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, t);
     router
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
-        .merge(bulk.layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            BULK_TIMEOUT,
-        )))
-        .layer(middleware::from_fn_with_state(shared, edge))
+        .layer(timeout(limits.request_timeout))
+        .merge(bulk.layer(timeout(BULK_TIMEOUT)))
 }
 
 /// The dashboard's edge: the API's URI limit, time limits, access log and request metrics, but
@@ -80,16 +79,7 @@ pub fn apply_ui(pages: Router, uploads: Router, limits: &HttpLimits, metrics: Me
         metrics,
         access_info: limits.access_log,
     });
-    pages
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
-        .merge(uploads.layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            BULK_TIMEOUT,
-        )))
-        .layer(middleware::from_fn_with_state(observer, ui_edge))
+    timed(pages, uploads, limits).layer(middleware::from_fn_with_state(observer, ui_edge))
 }
 
 async fn ui_edge(State(observer): State<Arc<Observer>>, req: Request, next: Next) -> Response {

@@ -27,6 +27,7 @@ use crate::domain::endpoint::{
     DeliveryStatus, Endpoint, EndpointError, EndpointId, EndpointIn, EndpointPatch, SharedSecret,
     WebhookDeliveryId, WebhookUrl, is_forbidden_target,
 };
+use crate::domain::project::ProjectId;
 use crate::domain::time::Timestamp;
 use crate::ports::endpoints::{AttemptView, DeliveryQuery, DeliveryView};
 
@@ -114,6 +115,18 @@ pub(super) async fn vet_target(url: &WebhookUrl, allow_private: bool) -> Target 
 
 pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no webhook endpoint {id}"))
+}
+
+/// The project's endpoint `id`, or the 404 for it (another project's is not found either).
+pub(super) async fn owned(
+    s: &AppState,
+    project: &ProjectId,
+    id: &str,
+) -> Result<Endpoint, ApiError> {
+    s.endpoints
+        .get(project, &endpoint_id(id)?)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 /// An endpoint id from the path; one that cannot be an id is as absent as any other.
@@ -238,8 +251,7 @@ pub async fn one(
     ProjectAuth(project): ProjectAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = s.endpoints.get(&project, &endpoint_id(&id)?).await?;
-    let endpoint = found.ok_or_else(|| not_found(&id))?;
+    let endpoint = owned(&s, &project, &id).await?;
     Ok(Json(view(&s, &endpoint, Timestamp::now()).await))
 }
 
